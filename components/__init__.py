@@ -1,0 +1,1 @@
+"""Prefect tasks, one per pipeline step, wrapping plain ``unmixlab`` functions."""

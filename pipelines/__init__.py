@@ -1,0 +1,1 @@
+"""Prefect flows, presets and the ``unmixlab`` command line."""

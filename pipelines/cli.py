@@ -1,0 +1,50 @@
+"""The ``unmixlab`` command line: a click group whose sub-commands live in ``pipelines.commands``.
+
+Sub-command modules are imported lazily so that ``unmixlab --help`` stays fast and a
+command only pays for the libraries it uses (Prefect, MLflow, museval).
+"""
+
+import importlib
+import sys
+
+import click
+
+from unmixlab.errors import UnmixlabError
+
+# sub-command name -> "module:attribute" holding a click command or group
+COMMANDS = {
+    "data": "pipelines.commands.data:data",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each sub-command only when it is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Run, track and compare Open-Unmix source separation experiments."""
+
+
+def main() -> None:
+    """Console entry point: bad input ends with one clear line, not a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except UnmixlabError as error:
+        click.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
