@@ -14,6 +14,8 @@ from unmixlab.errors import UnmixlabError
 # sub-command name -> "module:attribute" holding a click command or group
 COMMANDS = {
     "data": "pipelines.commands.data:data",
+    "separate": "pipelines.commands.separate:separate",
+    "train": "pipelines.commands.train:train",
 }
 
 
@@ -21,9 +23,11 @@ class LazyGroup(click.Group):
     """A click group that imports each sub-command only when it is invoked."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """Names of all sub-commands."""
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """Import and return the sub-command ``name``."""
         if name not in COMMANDS:
             return None
         module, attribute = COMMANDS[name].split(":")

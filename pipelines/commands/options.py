@@ -1,0 +1,61 @@
+"""Click options generated from a pydantic model: one flag per config field, nothing else."""
+
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from pydantic import BaseModel
+
+
+def flag_name(field: str) -> str:
+    """``hidden_size`` -> ``--hidden-size``."""
+    return "--" + field.replace("_", "-")
+
+
+def config_options(model: type[BaseModel], skip: tuple[str, ...] = ()) -> Callable:
+    """Decorate a click command with one option per field of ``model`` (default: unset)."""
+
+    def decorate(command: Callable) -> Callable:
+        for name, field in reversed(model.model_fields.items()):
+            if name in skip:
+                continue
+            help_text = field.description or ""
+            default = field.default
+            shown = f"{help_text} [default: {default}]".strip()
+            annotation = field.annotation
+            if annotation is bool:
+                opt = click.option(
+                    f"{flag_name(name)}/--no-{name.replace('_', '-')}",
+                    name,
+                    default=None,
+                    help=shown,
+                )
+            elif typing.get_origin(annotation) is tuple:
+                opt = click.option(
+                    flag_name(name), name, multiple=True, help=shown + " (repeatable)"
+                )
+            else:
+                opt = click.option(
+                    flag_name(name), name, type=_click_type(annotation), default=None, help=shown
+                )
+            command = opt(command)
+        return command
+
+    return decorate
+
+
+def given(values: dict) -> dict:
+    """The options the user actually passed (unset flags are None or empty)."""
+    return {k: v for k, v in values.items() if v is not None and v != ()}
+
+
+def _click_type(annotation: object) -> click.ParamType | type:
+    if typing.get_origin(annotation) is typing.Literal:
+        return click.Choice([str(a) for a in typing.get_args(annotation)])
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if annotation is Path:
+        return click.Path(path_type=Path)
+    return annotation if annotation in (int, float, str) else str

@@ -1,0 +1,83 @@
+"""Audio files in and out (``soundfile``) and resampling (``torchaudio``).
+
+Audio arrays are ``(nb_channels, nb_timesteps)`` float32 tensors unless said otherwise.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from torch import Tensor
+
+from unmixlab.errors import UnmixlabError
+
+
+def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]:
+    """Read a whole file as ``(nb_channels, nb_timesteps)``, resampled to ``sample_rate`` if given.
+
+    Raises:
+        UnmixlabError: the file is missing, unreadable or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UnmixlabError("audio file not found", "Check the path.", path)
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+        raise UnmixlabError(
+            f"cannot read audio ({error})",
+            "The file is unreadable or truncated; re-export or re-download it.",
+            path,
+        ) from error
+    if data.shape[0] == 0:
+        raise UnmixlabError(
+            "audio file holds no samples", "Replace it with a non-empty file.", path
+        )
+    audio = torch.from_numpy(np.ascontiguousarray(data.T))
+    if sample_rate is not None and sample_rate != rate:
+        audio, rate = resample(audio, rate, sample_rate), sample_rate
+    return audio, rate
+
+
+def resample(audio: Tensor, orig_rate: int, new_rate: int) -> Tensor:
+    """Band-limited resampling along the last axis (torchaudio's windowed sinc)."""
+    if orig_rate == new_rate:
+        return audio
+    return AF.resample(audio, orig_rate, new_rate)
+
+
+def match_channels(audio: Tensor, nb_channels: int, path: Path | None = None) -> Tensor:
+    """Make ``(nb_channels, nb_timesteps)``: mono is duplicated, stereo is averaged for mono."""
+    if audio.shape[0] == nb_channels:
+        return audio
+    if audio.shape[0] == 1:
+        return audio.expand(nb_channels, -1).contiguous()
+    if nb_channels == 1:
+        return audio.mean(0, keepdim=True)
+    raise UnmixlabError(
+        f"has {audio.shape[0]} channels, expected {nb_channels}",
+        "Convert it to mono or stereo first.",
+        path,
+    )
+
+
+def write_audio(path: Path, audio: Tensor, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    """Write ``(nb_channels, nb_timesteps)`` atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = audio.detach().cpu().numpy().T
+    if subtype == "PCM_16":
+        data = np.clip(data, -1.0, 1.0)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,1 @@
+"""MUSDB18 data: track discovery and checks, the decoded cache, training and validation sets."""

@@ -1,0 +1,238 @@
+"""Find and check the tracks of a MUSDB18 folder (stems ``.mp4`` or HQ wav) through ``musdb``.
+
+Every problem a user can fix (wrong root, missing stem, mismatched lengths or sample rates,
+unreadable audio, wrong ``--is-wav``) raises one :class:`UnmixlabError` naming the file.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+
+from unmixlab.audio import match_channels, resample
+from unmixlab.config import STEMS
+from unmixlab.errors import UnmixlabError
+
+SUBSETS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Track:
+    """One MUSDB track: its name, subset, files and native format."""
+
+    name: str
+    subset: str
+    path: Path  # the track folder (HQ wav) or its .stem.mp4 file
+    is_wav: bool
+    rate: int
+    nb_timesteps: int  # at the native rate
+    nb_channels: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.nb_timesteps / self.rate
+
+    def files(self) -> list[Path]:
+        """The files holding this track's audio."""
+        if self.is_wav:
+            return [self.path / f"{stem}.wav" for stem in STEMS]
+        return [self.path]
+
+
+def discover(root: Path | None, is_wav: bool, subset: str = "train") -> list[Track]:
+    """List and check the tracks of ``root/subset``, sorted by name.
+
+    Raises:
+        UnmixlabError: the root is missing or empty, the format flag is wrong, a stem is
+            missing, unreadable or inconsistent with the others.
+    """
+    if root is None:
+        raise UnmixlabError(
+            "no data root given",
+            "Pass --root DIR (a MUSDB18 folder), or make one with `unmixlab data synth DIR`",
+        )
+    root = Path(root)
+    folder = root / subset
+    if not root.is_dir():
+        raise UnmixlabError(
+            "data root does not exist",
+            "Pass the MUSDB18 folder holding train/ and test/, or run `unmixlab data synth DIR`",
+            root,
+        )
+    if not folder.is_dir():
+        raise UnmixlabError(
+            f"no '{subset}' folder in the data root",
+            "A MUSDB18 root holds train/ and test/ folders; check --root",
+            root,
+        )
+    wav_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    stem_files = sorted(folder.glob("*.stem.mp4"))
+    if is_wav and not wav_dirs and stem_files:
+        raise UnmixlabError("holds .stem.mp4 files, not wav folders", "Drop --is-wav", folder)
+    if not is_wav and not stem_files and wav_dirs:
+        raise UnmixlabError("holds wav folders, not .stem.mp4 files", "Add --is-wav", folder)
+    if not (wav_dirs if is_wav else stem_files):
+        raise UnmixlabError(
+            "no tracks found",
+            "Point --root at a MUSDB18 folder, or create one with `unmixlab data synth DIR`",
+            folder,
+        )
+    tracks = [_wav_track(d, subset) for d in wav_dirs] if is_wav else _stem_tracks(root, subset)
+    return sorted(tracks, key=lambda track: track.name)
+
+
+def _wav_track(folder: Path, subset: str) -> Track:
+    """Check one HQ track folder: every stem present, readable, same rate, length, channels."""
+    infos = {}
+    for stem in STEMS:
+        path = folder / f"{stem}.wav"
+        if not path.is_file():
+            raise UnmixlabError(
+                f"missing stem '{stem}.wav'",
+                f"Every track folder needs {', '.join(s + '.wav' for s in STEMS)}",
+                folder,
+            )
+        try:
+            infos[stem] = sf.info(path)
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise UnmixlabError(
+                f"cannot read audio ({error})", "Re-export or re-download this file", path
+            ) from error
+    ref = infos["mixture"]
+    for stem, info in infos.items():
+        path = folder / f"{stem}.wav"
+        if info.frames == 0:
+            raise UnmixlabError("holds no samples", "Replace it with the full stem", path)
+        if info.samplerate != ref.samplerate:
+            raise UnmixlabError(
+                f"sample rate {info.samplerate} Hz differs from the mixture's {ref.samplerate} Hz",
+                "Resample all stems of a track to one rate",
+                path,
+            )
+        if info.frames != ref.frames:
+            raise UnmixlabError(
+                f"has {info.frames} samples, the mixture has {ref.frames}",
+                "All stems of a track must have the same length; re-export them",
+                path,
+            )
+        if info.channels != ref.channels:
+            raise UnmixlabError(
+                f"has {info.channels} channels, the mixture has {ref.channels}",
+                "All stems of a track must have the same channel count",
+                path,
+            )
+    return Track(folder.name, subset, folder, True, ref.samplerate, ref.frames, ref.channels)
+
+
+def _stem_tracks(root: Path, subset: str) -> list[Track]:
+    """Tracks of a MUSDB18 stems folder, read through ``musdb``/``stempeg`` (needs ffprobe)."""
+    import musdb  # imported here: stempeg needs ffmpeg at import time
+
+    tracks = []
+    for mtrack in musdb.DB(root=str(root), subsets=subset, is_wav=False):
+        path = Path(mtrack.path)
+        try:
+            info = mtrack.stems  # decodes: finds truncated or broken files
+        except Exception as error:  # noqa: BLE001 - ffmpeg reports through many types
+            raise UnmixlabError(
+                f"cannot decode stems ({error})", "Re-download this track", path
+            ) from error
+        if info.shape[0] != len(STEMS):
+            raise UnmixlabError(
+                f"has {info.shape[0]} streams, expected {len(STEMS)}",
+                "A MUSDB18 .stem.mp4 holds mixture, drums, bass, other, vocals",
+                path,
+            )
+        tracks.append(
+            Track(mtrack.name, subset, path, False, int(mtrack.rate), info.shape[1], info.shape[2])
+        )
+    return tracks
+
+
+def split_train_valid(
+    tracks: list[Track], valid_names: tuple[str, ...] = (), valid_count: int = 1
+) -> tuple[list[Track], list[Track]]:
+    """Split training tracks into (train, valid).
+
+    The validation tracks are the given names; else musdb's official list where those
+    tracks exist; else the last ``valid_count`` tracks by name. Never empty.
+    """
+    names = {track.name for track in tracks}
+    if valid_names:
+        unknown = sorted(set(valid_names) - names)
+        if unknown:
+            raise UnmixlabError(
+                f"validation tracks not in the training set: {', '.join(unknown)}",
+                "Fix --valid-tracks to name tracks of ROOT/train",
+            )
+        chosen = set(valid_names)
+    else:
+        chosen = names & set(official_validation_tracks())
+        if not chosen:
+            chosen = {track.name for track in tracks[-valid_count:]}
+    train = [track for track in tracks if track.name not in chosen]
+    valid = [track for track in tracks if track.name in chosen]
+    if not train:
+        raise UnmixlabError(
+            f"all {len(tracks)} training tracks are used for validation",
+            "Add tracks or lower --valid-count",
+        )
+    return train, valid
+
+
+def official_validation_tracks() -> list[str]:
+    """Musdb's built-in validation split of the MUSDB18 training set."""
+    import importlib.resources
+
+    import yaml
+
+    text = importlib.resources.files("musdb").joinpath("configs/mus.yaml").read_text()
+    return list(yaml.safe_load(text)["validation_tracks"])
+
+
+class MusdbDecoder:
+    """Decodes stems through ``musdb`` (ffmpeg), the way the reference data set does."""
+
+    def __init__(self, tracks: list[Track]):
+        import musdb  # imported here: stempeg needs ffmpeg at import time
+
+        self._mtracks = {}
+        for root, is_wav, subset in {(t.path.parent.parent, t.is_wav, t.subset) for t in tracks}:
+            for mtrack in musdb.DB(root=str(root), subsets=subset, is_wav=is_wav):
+                self._mtracks[(subset, mtrack.name)] = mtrack
+
+    def decode(
+        self,
+        track: Track,
+        stem: str,
+        sample_rate: int,
+        nb_channels: int,
+        start: float = 0.0,
+        duration: float | None = None,
+    ) -> Tensor:
+        """One stem as ``(nb_channels, nb_timesteps)`` float32 at ``sample_rate``.
+
+        ``start`` and ``duration`` are in seconds of the track.
+        """
+        if track.nb_channels == 1 and nb_channels == 2:
+            raise UnmixlabError(
+                "is mono, but the model expects stereo",
+                "Train with --nb-channels 1, or convert the data set to stereo",
+                track.path,
+            )
+        mtrack = self._mtracks[(track.subset, track.name)]
+        mtrack.chunk_start, mtrack.chunk_duration = start, duration
+        try:
+            data = mtrack.audio if stem == "mixture" else mtrack.sources[stem].audio
+        except Exception as error:  # noqa: BLE001 - ffmpeg fails through many types
+            raise UnmixlabError(
+                f"cannot decode '{stem}' ({error})",
+                "The file is truncated or broken; replace it",
+                track.path,
+            ) from error
+        audio = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))
+        return match_channels(resample(audio, track.rate, sample_rate), nb_channels, track.path)

@@ -1,0 +1,127 @@
+"""Model folders in the reference Open-Unmix layout.
+
+``DIR/<target>.pth`` (state_dict), ``DIR/<target>.json`` (``args`` and histories) and
+``DIR/separator.json`` (targets, sample rate, nfft, nhop, nb_channels). The reference
+``openunmix.utils.load_separator`` reads the same files.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unmixlab.errors import UnmixlabError
+from unmixlab.model import ModelConfig, OpenUnmix
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temporary name, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as stream:
+        json.dump(data, stream, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """``torch.save`` atomically (temporary name, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_separator_json(
+    folder: Path, sample_rate: int, nfft: int, nhop: int, nb_channels: int
+) -> None:
+    """(Re)write ``separator.json`` listing every target model present in ``folder``."""
+    targets = sorted(p.stem for p in Path(folder).glob("*.pth"))
+    write_json(
+        Path(folder) / "separator.json",
+        {
+            "targets": targets,
+            "sample_rate": sample_rate,
+            "nfft": nfft,
+            "nhop": nhop,
+            "nb_channels": nb_channels,
+        },
+    )
+
+
+def read_separator_json(folder: Path) -> dict[str, Any]:
+    """The separator settings of a model folder."""
+    folder = Path(folder)
+    path = folder / "separator.json"
+    if not folder.is_dir():
+        raise UnmixlabError(
+            "model folder not found", "Pass --model DIR holding a trained model", folder
+        )
+    if not path.is_file():
+        raise UnmixlabError(
+            "no separator.json in the model folder",
+            "Pass the --output folder of `unmixlab train`, or an Open-Unmix model folder",
+            folder,
+        )
+    return json.loads(path.read_text())
+
+
+def load_target_model(folder: Path, target: str) -> OpenUnmix:
+    """Load ``<target>.pth`` and ``<target>.json`` as a frozen model.
+
+    Raises:
+        UnmixlabError: files missing, or weights of another architecture.
+    """
+    folder = Path(folder)
+    weights, meta_path = folder / f"{target}.pth", folder / f"{target}.json"
+    for path in (weights, meta_path):
+        if not path.is_file():
+            raise UnmixlabError(
+                f"no model for target '{target}'",
+                "Train it first, or pick --targets among the .pth files present",
+                path,
+            )
+    meta = json.loads(meta_path.read_text())
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    config = model_config_from(meta, state, meta_path)
+    model = OpenUnmix(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise UnmixlabError(
+            f"weights do not fit the architecture in {meta_path.name} "
+            f"({str(error).splitlines()[0]})",
+            "The folder holds a model of another architecture; retrain or fix its JSON",
+            weights,
+        ) from error
+    model.freeze()
+    return model
+
+
+def model_config_from(
+    meta: dict[str, Any], state: dict[str, torch.Tensor], path: Path
+) -> ModelConfig:
+    """Rebuild the architecture from ``<target>.json`` (ours or the reference's)."""
+    if "model" in meta:
+        return ModelConfig(**meta["model"])
+    args = meta.get("args")
+    if not args or "nfft" not in args or "input_mean" not in state:
+        raise UnmixlabError(
+            "not an Open-Unmix model description",
+            "Expected a JSON with 'args' (nfft, nb_channels, hidden_size)",
+            path,
+        )
+    return ModelConfig(
+        nb_bins=args["nfft"] // 2 + 1,
+        nb_channels=args["nb_channels"],
+        hidden_size=args["hidden_size"],
+        unidirectional=bool(args.get("unidirectional", False)),
+        max_bin=state["input_mean"].shape[0],
+    )

@@ -1,0 +1,141 @@
+"""Offline separation: target models -> masks -> (optional) multichannel Wiener filter -> audio.
+
+Audio is ``(nb_channels, nb_timesteps)``; long songs are processed in segments with
+context on both sides, so memory stays bounded whatever the song's length.
+"""
+
+from pathlib import Path
+
+import norbert
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from unmixlab.audio import match_channels, resample
+from unmixlab.errors import UnmixlabError
+from unmixlab.model import OpenUnmix
+from unmixlab.model_io import load_target_model, read_separator_json
+from unmixlab.transforms import ISTFT, STFT
+
+
+class Separator(nn.Module):
+    """Separates a mixture into the targets of its models (plus an optional residual)."""
+
+    def __init__(
+        self,
+        models: dict[str, OpenUnmix],
+        sample_rate: int,
+        nfft: int,
+        nhop: int,
+        nb_channels: int,
+        niter: int = 1,
+        residual: bool = False,
+        segment_seconds: float = 30.0,
+        context_seconds: float = 3.0,
+    ):
+        super().__init__()
+        self.models = nn.ModuleDict(models)
+        self.sample_rate = sample_rate
+        self.nb_channels = nb_channels
+        self.niter = niter
+        self.residual = residual
+        self.segment = int(segment_seconds * sample_rate)
+        self.context = int(context_seconds * sample_rate)
+        self.stft = STFT(nfft, nhop)
+        self.istft = ISTFT(nfft, nhop)
+
+    @property
+    def targets(self) -> list[str]:
+        """Names of the estimates, in output order."""
+        return list(self.models) + (["residual"] if self.residual else [])
+
+    @torch.no_grad()
+    def forward(self, audio: Tensor) -> Tensor:
+        """Separate one segment.
+
+        Args:
+            audio: ``(nb_channels, nb_timesteps)`` at ``sample_rate``.
+
+        Returns:
+            ``(nb_targets, nb_channels, nb_timesteps)``.
+        """
+        spec = self.stft(audio[None])  # (1, nb_channels, nb_bins, nb_frames) complex
+        mag = spec.abs()
+        estimates = torch.stack([model(mag) for model in self.models.values()], -1)[0]
+        # estimates: (nb_channels, nb_bins, nb_frames, nb_sources)
+        if self.niter > 0 or self.residual:
+            v = (
+                estimates.permute(2, 1, 0, 3).double().numpy()
+            )  # (nb_frames, nb_bins, nb_channels, nb_sources)
+            x = (
+                spec[0].permute(2, 1, 0).numpy().astype(np.complex128)
+            )  # (nb_frames, nb_bins, nb_channels)
+            if self.residual:
+                v = np.concatenate([v, np.abs(x)[..., None]], -1)  # residual model: the mixture
+            y = norbert.wiener(v, x, iterations=self.niter, use_softmask=False)
+            if self.residual:
+                y[..., -1] = x - y[..., :-1].sum(-1)
+            complex_est = torch.from_numpy(y).permute(3, 2, 1, 0).to(spec.dtype)
+        else:  # no filtering: each estimate takes the mixture phase
+            complex_est = (estimates.permute(3, 0, 1, 2) * torch.exp(1j * spec[0].angle())).to(
+                spec.dtype
+            )
+        # complex_est: (nb_targets, nb_channels, nb_bins, nb_frames)
+        return self.istft(complex_est, length=audio.shape[-1]).float()
+
+    def separate(self, audio: Tensor, rate: int, progress: bool = True) -> dict[str, Tensor]:
+        """Separate a whole song, segment by segment.
+
+        Args:
+            audio: ``(nb_channels, nb_timesteps)`` at ``rate`` (resampled as needed).
+            rate: sample rate of ``audio``.
+            progress: show a progress bar over segments.
+
+        Returns:
+            target name -> ``(nb_channels, nb_timesteps)`` at ``rate``.
+        """
+        mixture = match_channels(resample(audio, rate, self.sample_rate), self.nb_channels)
+        length = mixture.shape[-1]
+        out = torch.zeros(len(self.targets), self.nb_channels, length)
+        starts = range(0, length, self.segment)
+        for start in tqdm(
+            starts, desc="separating", unit="segment", disable=not progress or len(starts) < 2
+        ):
+            lo, hi = max(start - self.context, 0), min(start + self.segment + self.context, length)
+            estimate = self(mixture[:, lo:hi])
+            keep = min(self.segment, length - start)
+            out[..., start : start + keep] = estimate[..., start - lo : start - lo + keep]
+        return {
+            name: resample(out[i], self.sample_rate, rate) for i, name in enumerate(self.targets)
+        }
+
+
+def load_separator(
+    folder: Path, targets: list[str] | None = None, niter: int = 1, residual: bool = False
+) -> Separator:
+    """Build a :class:`Separator` from a reference-layout model folder."""
+    meta = read_separator_json(folder)
+    targets = targets or meta["targets"]
+    if not targets:
+        raise UnmixlabError("model folder holds no target model", "Train a target first", folder)
+    models = {target: load_target_model(folder, target) for target in targets}
+    for target, model in models.items():
+        if (
+            model.config.nb_bins != meta["nfft"] // 2 + 1
+            or model.config.nb_channels != meta["nb_channels"]
+        ):
+            raise UnmixlabError(
+                f"model '{target}' does not match separator.json (nfft/nb_channels)",
+                "The folder mixes models of different trainings; keep one training per folder",
+                Path(folder) / f"{target}.pth",
+            )
+    return Separator(
+        models,
+        meta["sample_rate"],
+        meta["nfft"],
+        meta["nhop"],
+        meta["nb_channels"],
+        niter,
+        residual,
+    )
