@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny synthetic data, a tiny training config, isolated MLflow and Prefect."""
+
+from pathlib import Path
+
+import pytest
+
+from unmixlab.config import TrainConfig
+from unmixlab.synth import synthesize
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MUSDB18-HQ-format folder: 4 train + 2 test tracks of 4 s at 16 kHz (shared, read-only)."""
+    return synthesize(tmp_path_factory.mktemp("data") / "musdb", tracks=4, seconds=4.0, seed=7,
+                      sample_rate=16000, test_tracks=2)
+
+
+@pytest.fixture
+def tiny_config(synth_root: Path, tmp_path: Path) -> TrainConfig:
+    """A model and schedule small enough to train a few epochs in seconds."""
+    return TrainConfig(
+        root=synth_root, is_wav=True, target="vocals", epochs=2, batch_size=4,
+        samples_per_track=4, seq_dur=1.0, nfft=512, nhop=128, hidden_size=16,
+        sample_rate=16000, bandwidth=8000, seed=0, output=tmp_path / "model",
+        cache_dir=tmp_path / "cache",
+    )
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test tracks into its own SQLite store and artifact folder."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    monkeypatch.setenv("UNMIXLAB_ARTIFACTS", str(tmp_path / "mlartifacts"))
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the whole session (it takes ~10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
