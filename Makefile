@@ -1,0 +1,29 @@
+# unmixlab: `make help` lists the targets.
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup:  ## install ffmpeg, create .venv and install the project with its test tools
+	bash scripts/setup.sh test
+
+demo: setup  ## the main job: synthetic data -> training flow (quickstart) -> museval -> champion
+	$(VENV)/unmixlab run training --preset quickstart
+
+test: setup  ## run the whole test suite (about 15 minutes on 2 cores)
+	$(VENV)/python -m pytest
+
+lint: setup  ## ruff lint and format check
+	$(VENV)/ruff check . && $(VENV)/ruff format --check .
+
+ui: setup  ## open the MLflow UI on the local store (http://127.0.0.1:5000)
+	$(VENV)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
+
+prefect-ui: setup  ## start a local Prefect server with its UI (http://127.0.0.1:4200)
+	$(VENV)/prefect server start --host 127.0.0.1
+
+infra-up:  ## start the team services (PostgreSQL, MinIO, MLflow, Prefect) with docker compose
+	docker compose -f infra/docker-compose.yml --env-file infra/.env up -d
+
+.PHONY: help setup demo test lint ui prefect-ui infra-up
