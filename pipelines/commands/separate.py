@@ -14,7 +14,12 @@ import click
     "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="output folder"
 )
 @click.option("--targets", multiple=True, help="targets to separate (default: all in the folder)")
-@click.option("--niter", default=1, show_default=True, help="Wiener filter iterations (0: none)")
+@click.option(
+    "--niter",
+    default=1,
+    show_default=True,
+    help="Wiener filter iterations (0: none; one target without --residual is not filtered)",
+)
 @click.option("--residual", is_flag=True, help="also write everything else as 'residual'")
 def separate(
     songs: tuple[Path, ...],

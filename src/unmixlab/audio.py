@@ -25,6 +25,7 @@ def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]
     path = Path(path)
     if not path.is_file():
         raise UnmixlabError("audio file not found", "Check the path.", path)
+    check_not_truncated(path)
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as error:
@@ -41,6 +42,34 @@ def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]
     if sample_rate is not None and sample_rate != rate:
         audio, rate = resample(audio, rate, sample_rate), sample_rate
     return audio, rate
+
+
+def check_not_truncated(path: Path) -> None:
+    """Refuse a RIFF WAV file whose data chunk claims more bytes than the file holds.
+
+    libsndfile reads such a file up to where it was cut, without complaint. Other formats
+    (and WAV headers with a placeholder size, as streaming writers leave) pass unchecked.
+
+    Raises:
+        UnmixlabError: the file is truncated.
+    """
+    with open(path, "rb") as stream:
+        head = stream.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return
+        file_size = os.fstat(stream.fileno()).st_size
+        while len(chunk := stream.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                if size not in (0, 0xFFFFFFFF) and stream.tell() + size > file_size:
+                    raise UnmixlabError(
+                        f"is truncated: it holds {file_size - stream.tell()} of its "
+                        f"{size} bytes of audio",
+                        "Re-export or re-download it",
+                        path,
+                    )
+                return
+            stream.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to even sizes
 
 
 def resample(audio: Tensor, orig_rate: int, new_rate: int) -> Tensor:

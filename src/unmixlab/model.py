@@ -9,7 +9,7 @@ Shapes: ``nb_samples`` is the batch; a magnitude spectrogram is
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import Tensor, nn
 
 
@@ -24,6 +24,15 @@ class ModelConfig(BaseModel):
     nb_layers: int = 3
     unidirectional: bool = False
     max_bin: int = 1487  # bins kept at the input: bandwidth 16 kHz at 44.1 kHz, nfft 4096
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if not self.unidirectional and self.hidden_size % 2:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must be even for a bidirectional LSTM "
+                "(each direction gets half)"
+            )
+        return self
 
 
 class OpenUnmix(nn.Module):

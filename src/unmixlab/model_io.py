@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import ModelConfig, OpenUnmix
@@ -24,6 +25,20 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as stream:
         json.dump(data, stream, indent=2, default=str)
     os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object.
+
+    Raises:
+        UnmixlabError: the file is not valid JSON.
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UnmixlabError(
+            f"invalid JSON ({error})", "Restore or rewrite this file", path
+        ) from error
 
 
 def save_torch(obj: Any, path: Path) -> None:
@@ -70,7 +85,7 @@ def read_separator_json(folder: Path) -> dict[str, Any]:
             "Pass the --output folder of `unmixlab train`, or an Open-Unmix model folder",
             folder,
         )
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def load_target_model(folder: Path, target: str) -> OpenUnmix:
@@ -88,8 +103,15 @@ def load_target_model(folder: Path, target: str) -> OpenUnmix:
                 "Train it first, or pick --targets among the .pth files present",
                 path,
             )
-    meta = json.loads(meta_path.read_text())
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    meta = read_json(meta_path)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch fails through many types on a bad file
+        raise UnmixlabError(
+            f"cannot load the weights ({str(error).splitlines()[0]})",
+            "The file is damaged or not a state_dict; retrain or copy it again",
+            weights,
+        ) from error
     config = model_config_from(meta, state, meta_path)
     model = OpenUnmix(config)
     try:
@@ -109,19 +131,26 @@ def model_config_from(
     meta: dict[str, Any], state: dict[str, torch.Tensor], path: Path
 ) -> ModelConfig:
     """Rebuild the architecture from ``<target>.json`` (ours or the reference's)."""
-    if "model" in meta:
-        return ModelConfig(**meta["model"])
-    args = meta.get("args")
-    if not args or "nfft" not in args or "input_mean" not in state:
+    args = meta.get("args") or {}
+    try:
+        if "model" in meta:
+            return ModelConfig(**meta["model"])
+        if "input_mean" in state:
+            return ModelConfig(
+                nb_bins=args["nfft"] // 2 + 1,
+                nb_channels=args["nb_channels"],
+                hidden_size=args["hidden_size"],
+                unidirectional=bool(args.get("unidirectional", False)),
+                max_bin=state["input_mean"].shape[0],
+            )
+    except (KeyError, TypeError, ValidationError) as error:
         raise UnmixlabError(
-            "not an Open-Unmix model description",
-            "Expected a JSON with 'args' (nfft, nb_channels, hidden_size)",
+            f"invalid model description ({str(error).splitlines()[0]})",
+            "Expected a JSON with 'model', or 'args' (nfft, nb_channels, hidden_size)",
             path,
-        )
-    return ModelConfig(
-        nb_bins=args["nfft"] // 2 + 1,
-        nb_channels=args["nb_channels"],
-        hidden_size=args["hidden_size"],
-        unidirectional=bool(args.get("unidirectional", False)),
-        max_bin=state["input_mean"].shape[0],
+        ) from error
+    raise UnmixlabError(
+        "not an Open-Unmix model description",
+        "Expected a JSON with 'model', or 'args' (nfft, nb_channels, hidden_size)",
+        path,
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 from unmixlab.config import TrainConfig
 from unmixlab.data.cache import build_cache, fingerprint
 from unmixlab.data.datasets import CachedReader, ChunkReader, DecodingReader
-from unmixlab.data.tracks import Track, discover, split_train_valid
+from unmixlab.data.tracks import Track, check_channels, discover, split_train_valid
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ def prepare_data(config: TrainConfig) -> PreparedData:
         UnmixlabError: the root or one of its tracks is unusable (the message names it).
     """
     tracks = discover(config.root, config.is_wav, "train")
+    for track in tracks:  # before the cache: a refused track leaves no folder behind
+        check_channels(track, config.nb_channels)
     train, valid = split_train_valid(tracks, config.valid_tracks, config.valid_count)
     key = fingerprint(tracks, config.sample_rate, config.nb_channels)
     if config.cache:

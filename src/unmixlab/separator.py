@@ -64,23 +64,16 @@ class Separator(nn.Module):
         mag = spec.abs()
         estimates = torch.stack([model(mag) for model in self.models.values()], -1)[0]
         # estimates: (nb_channels, nb_bins, nb_frames, nb_sources)
-        if self.niter > 0 or self.residual:
-            v = (
-                estimates.permute(2, 1, 0, 3).double().numpy()
-            )  # (nb_frames, nb_bins, nb_channels, nb_sources)
-            x = (
-                spec[0].permute(2, 1, 0).numpy().astype(np.complex128)
-            )  # (nb_frames, nb_bins, nb_channels)
-            if self.residual:
-                v = np.concatenate([v, np.abs(x)[..., None]], -1)  # residual model: the mixture
-            y = norbert.wiener(v, x, iterations=self.niter, use_softmask=False)
-            if self.residual:
-                y[..., -1] = x - y[..., :-1].sum(-1)
-            complex_est = torch.from_numpy(y).permute(3, 2, 1, 0).to(spec.dtype)
-        else:  # no filtering: each estimate takes the mixture phase
-            complex_est = (estimates.permute(3, 0, 1, 2) * torch.exp(1j * spec[0].angle())).to(
-                spec.dtype
-            )
+        # norbert's layout: v (nb_frames, nb_bins, nb_channels, nb_sources), x without nb_sources
+        v = estimates.permute(2, 1, 0, 3).double().numpy()
+        x = spec[0].permute(2, 1, 0).numpy().astype(np.complex128)
+        y = v * np.exp(1j * np.angle(x))[..., None]  # each estimate takes the mixture phase
+        if self.residual:  # everything the targets leave, as the reference computes it
+            y = np.concatenate([y, x[..., None] - y.sum(-1, keepdims=True)], -1)
+        if self.niter > 0 and y.shape[-1] > 1:  # EM on a single source would return the mixture
+            scale = max(1.0, np.abs(x).max() / 10.0)  # as norbert.wiener, for stability
+            y = norbert.expectation_maximization(y / scale, x / scale, self.niter)[0] * scale
+        complex_est = torch.from_numpy(y).permute(3, 2, 1, 0).to(spec.dtype)
         # complex_est: (nb_targets, nb_channels, nb_bins, nb_frames)
         return self.istft(complex_est, length=audio.shape[-1]).float()
 

@@ -243,12 +243,7 @@ class Trainer:
             self.optimizer.zero_grad()
             loss = self._loss(mixture, target)
             if not torch.isfinite(loss):
-                raise UnmixlabError(
-                    f"training loss became {loss.item()} in epoch {epoch}",
-                    "Lower --lr or check the data for silent or clipped stems; the last good "
-                    "checkpoint is kept",
-                    self.checkpoint_path,
-                )
+                raise self._diverged(f"training loss became {loss.item()} in epoch {epoch}")
             loss.backward()
             self.optimizer.step()
             total += loss.item() * mixture.shape[0]
@@ -263,12 +258,20 @@ class Trainer:
         ]
         loss = sum(losses) / len(losses)
         if not math.isfinite(loss):
-            raise UnmixlabError(
-                f"validation loss became {loss}",
-                "Lower --lr; the last good checkpoint is kept",
-                self.checkpoint_path,
-            )
+            raise self._diverged(f"validation loss became {loss}")
         return loss
+
+    def _diverged(self, problem: str) -> UnmixlabError:
+        """The error for a non-finite loss, naming the checkpoint that is kept (if any)."""
+        if self.checkpoint_path.is_file():
+            kept = f"the last good checkpoint (epoch {len(self.history.train_loss)}) is kept"
+            path = self.checkpoint_path
+        else:
+            kept = "no epoch finished, so nothing was saved"
+            path = self.output
+        return UnmixlabError(
+            problem, f"Lower --lr or check the data for silent or clipped stems; {kept}", path
+        )
 
     def _save_checkpoint(self, epoch: int) -> None:
         save_torch(

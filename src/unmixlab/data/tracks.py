@@ -4,6 +4,7 @@ Every problem a user can fix (wrong root, missing stem, mismatched lengths or sa
 unreadable audio, wrong ``--is-wav``) raises one :class:`UnmixlabError` naming the file.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from unmixlab.audio import match_channels, resample
+from unmixlab.audio import check_not_truncated, match_channels, resample
 from unmixlab.config import STEMS
 from unmixlab.errors import UnmixlabError
 
@@ -94,38 +95,44 @@ def _wav_track(folder: Path, subset: str) -> Track:
             raise UnmixlabError(
                 f"missing stem '{stem}.wav'",
                 f"Every track folder needs {', '.join(s + '.wav' for s in STEMS)}",
-                folder,
+                path,
             )
+        check_not_truncated(path)
         try:
             infos[stem] = sf.info(path)
         except (sf.LibsndfileError, RuntimeError) as error:
             raise UnmixlabError(
                 f"cannot read audio ({error})", "Re-export or re-download this file", path
             ) from error
-    ref = infos["mixture"]
+    # compare each stem with the value most stems share, so the odd file out is named
+    # (a truncated mixture.wav is reported as itself, not as every other stem)
+    rate, frames, channels = (
+        Counter(getattr(info, key) for info in infos.values()).most_common(1)[0][0]
+        for key in ("samplerate", "frames", "channels")
+    )
     for stem, info in infos.items():
         path = folder / f"{stem}.wav"
         if info.frames == 0:
             raise UnmixlabError("holds no samples", "Replace it with the full stem", path)
-        if info.samplerate != ref.samplerate:
+        if info.samplerate != rate:
             raise UnmixlabError(
-                f"sample rate {info.samplerate} Hz differs from the mixture's {ref.samplerate} Hz",
+                f"sample rate {info.samplerate} Hz differs from the other stems' {rate} Hz",
                 "Resample all stems of a track to one rate",
                 path,
             )
-        if info.frames != ref.frames:
+        if info.frames != frames:
             raise UnmixlabError(
-                f"has {info.frames} samples, the mixture has {ref.frames}",
-                "All stems of a track must have the same length; re-export them",
+                f"has {info.frames} samples, the other stems have {frames}",
+                "All stems of a track must have the same length; re-export a truncated or cut file",
                 path,
             )
-        if info.channels != ref.channels:
+        if info.channels != channels:
             raise UnmixlabError(
-                f"has {info.channels} channels, the mixture has {ref.channels}",
+                f"has {info.channels} channels, the other stems have {channels}",
                 "All stems of a track must have the same channel count",
                 path,
             )
-    return Track(folder.name, subset, folder, True, ref.samplerate, ref.frames, ref.channels)
+    return Track(folder.name, subset, folder, True, rate, frames, channels)
 
 
 def _stem_tracks(root: Path, subset: str) -> list[Track]:
@@ -194,6 +201,20 @@ def official_validation_tracks() -> list[str]:
     return list(yaml.safe_load(text)["validation_tracks"])
 
 
+def check_channels(track: Track, nb_channels: int) -> None:
+    """Refuse mono audio for a stereo model (stereo for a mono model is averaged).
+
+    Raises:
+        UnmixlabError: ``track`` is mono and ``nb_channels`` is 2.
+    """
+    if track.nb_channels == 1 and nb_channels == 2:
+        raise UnmixlabError(
+            "is mono, but the model expects stereo",
+            "Train with --nb-channels 1, or convert the data set to stereo",
+            track.path,
+        )
+
+
 class MusdbDecoder:
     """Decodes stems through ``musdb`` (ffmpeg), the way the reference data set does."""
 
@@ -218,12 +239,7 @@ class MusdbDecoder:
 
         ``start`` and ``duration`` are in seconds of the track.
         """
-        if track.nb_channels == 1 and nb_channels == 2:
-            raise UnmixlabError(
-                "is mono, but the model expects stereo",
-                "Train with --nb-channels 1, or convert the data set to stereo",
-                track.path,
-            )
+        check_channels(track, nb_channels)
         mtrack = self._mtracks[(track.subset, track.name)]
         mtrack.chunk_start, mtrack.chunk_duration = start, duration
         try:
@@ -234,5 +250,6 @@ class MusdbDecoder:
                 "The file is truncated or broken; replace it",
                 track.path,
             ) from error
+        data = data.reshape(len(data), -1)  # musdb gives mono as (nb_timesteps,)
         audio = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))
         return match_channels(resample(audio, track.rate, sample_rate), nb_channels, track.path)
