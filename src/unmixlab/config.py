@@ -58,13 +58,14 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
-        if self.nhop > self.nfft:
-            raise ValueError(f"nhop ({self.nhop}) must not exceed nfft ({self.nfft})")
+        if self.nhop >= self.nfft:
+            raise ValueError(f"nhop ({self.nhop}) must be smaller than nfft ({self.nfft})")
         if self.bandwidth > self.sample_rate / 2:
             raise ValueError(
                 f"bandwidth {self.bandwidth} Hz exceeds the Nyquist frequency of "
                 f"{self.sample_rate} Hz audio; lower --bandwidth"
             )
+        self.model()  # the architecture must be buildable (e.g. even hidden size if bidirectional)
         return self
 
     @property
