@@ -14,6 +14,7 @@ from unmixlab.errors import UnmixlabError
 # sub-command name -> "module:attribute" holding a click command or group
 COMMANDS = {
     "data": "pipelines.commands.data:data",
+    "evaluate": "pipelines.commands.evaluate:evaluate",
     "separate": "pipelines.commands.separate:separate",
     "train": "pipelines.commands.train:train",
 }

@@ -1,0 +1,308 @@
+"""Evaluate a model folder on MUSDB test tracks with museval (BSS Eval v4: SDR, SIR, SAR, ISR).
+
+Each track is separated at the model's sample rate, resampled back to the track's rate and
+scored by ``museval.eval_mus_track`` in its own worker process (museval needs about one core
+second per second of audio for four targets). Scores are aggregated the way museval reports
+them: median over the one-second frames of a track, then median over tracks.
+
+Outputs in ``out_dir``: ``<subset>/<track>.json`` (museval's per-track format),
+``tracks.csv`` (per-track medians), ``scores.csv`` and ``scores.md`` (the aggregate).
+"""
+
+import math
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from unmixlab.config import TARGETS
+from unmixlab.data.tracks import discover
+from unmixlab.errors import UnmixlabError
+
+METRICS = ("SDR", "SIR", "SAR", "ISR")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Aggregate museval scores of one model folder on one subset.
+
+    Attributes:
+        aggregate: target -> metric (``SDR``, ``SIR``, ``SAR``, ``ISR``) -> dB, median over
+            frames then over tracks (NaN where museval had no defined frame).
+        per_track_dir: folder of museval's per-track JSON files.
+        table_path: the aggregate as CSV (one row per target).
+        markdown_path: the aggregate as a markdown table.
+        tracks_path: per-track medians as CSV.
+        tracks: names of the scored tracks.
+        seconds: wall time of the evaluation.
+    """
+
+    aggregate: dict[str, dict[str, float]]
+    per_track_dir: Path
+    table_path: Path
+    markdown_path: Path
+    tracks_path: Path
+    tracks: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to score one track (plain, picklable values)."""
+
+    root: str
+    is_wav: bool
+    subset: str
+    track: str
+    out_dir: Path
+    estimates_dir: Path | None
+
+
+class _TrackScorer:
+    """Separates and scores tracks with one loaded separator."""
+
+    def __init__(self, model_dir: Path, targets: list[str], niter: int, residual: str | None):
+        from unmixlab.separator import load_separator
+
+        self.separator = load_separator(model_dir, targets, niter=niter, residual=bool(residual))
+        self.targets = targets
+        self.residual = residual
+
+    def __call__(self, job: _Job) -> "object":
+        """Separate one track, score it, write its JSON; return museval's frame table."""
+        import musdb
+        import museval
+        from musdb.audio_classes import Target
+
+        from unmixlab.audio import match_channels, write_audio
+
+        track = next(
+            t
+            for t in musdb.DB(root=job.root, subsets=job.subset, is_wav=job.is_wav)
+            if t.name == job.track
+        )
+        mixture = torch.from_numpy(track.audio.T.astype("float32"))  # (nb_channels, nb_timesteps)
+        separated = self.separator.separate(mixture, int(track.rate), progress=False)
+        names = [*self.targets, self.residual] if self.residual else self.targets
+        estimates = {
+            name: match_channels(audio, mixture.shape[0])
+            for name, audio in zip(names, separated.values(), strict=True)
+        }  # name -> (nb_channels, nb_timesteps) at the track's rate
+        if self.residual == "residual":  # everything the model does not separate
+            rest = [track.sources[s] for s in TARGETS if s not in self.targets]
+            track.targets["residual"] = Target(track, sources=rest, name="residual")
+        if job.estimates_dir is not None:
+            for name, audio in estimates.items():
+                path = job.estimates_dir / job.subset / job.track / f"{name}.wav"
+                write_audio(path, audio, int(track.rate), subtype="FLOAT")
+        scores = museval.eval_mus_track(
+            track, {name: audio.T.numpy() for name, audio in estimates.items()}
+        )
+        scores.validate()
+        _write_text(job.out_dir / job.subset / f"{job.track}.json", scores.json)
+        return scores.df
+
+
+_SCORER: _TrackScorer | None = None  # one per worker process, set by _init_worker
+
+
+def _init_worker(
+    model_dir: Path, targets: list[str], niter: int, residual: str | None, threads: int
+) -> None:
+    global _SCORER
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # museval's BLAS: workers share the cores, not oversubscribe
+    _SCORER = _TrackScorer(model_dir, targets, niter, residual)
+
+
+def _score_in_worker(job: _Job) -> "object":
+    return _SCORER(job)
+
+
+def evaluate(
+    root: Path,
+    model_dir: Path,
+    *,
+    is_wav: bool = True,
+    targets: list[str] | None = None,
+    out_dir: Path,
+    subset: str = "test",
+    workers: int | None = None,
+    niter: int = 1,
+    residual: bool = False,
+    keep_estimates: bool = False,
+) -> Evaluation:
+    """Separate and score every track of ``root/subset``; write and return the scores.
+
+    A single-target model also estimates everything else (museval scores no fewer than two
+    estimates): ``accompaniment`` for a vocals model, else ``residual``. Its scores are part
+    of the aggregate only with ``residual=True``.
+
+    Args:
+        root: MUSDB18 folder (stems ``.mp4``, or HQ wav with ``is_wav``).
+        model_dir: model folder in the Open-Unmix layout (``separator.json``, ``<target>.pth``).
+        is_wav: the root holds MUSDB18-HQ wav folders.
+        targets: targets to separate; default: every model in the folder.
+        out_dir: folder for the per-track JSON files and tables.
+        subset: ``test`` (or ``train``).
+        workers: scoring processes; default ``min(2, cpu count)``.
+        niter: Wiener filter iterations of the separator.
+        residual: also score (and report) everything the targets leave in the mixture.
+        keep_estimates: write the estimates as float wav under ``out_dir/estimates``.
+
+    Raises:
+        UnmixlabError: bad root or model folder, unknown target, or nothing left for a residual.
+    """
+    import museval
+
+    from unmixlab.model_io import read_separator_json
+
+    start = time.perf_counter()
+    tracks = discover(root, is_wav, subset)
+    available = read_separator_json(model_dir)["targets"]
+    targets = list(targets or available)
+    unknown = [t for t in targets if t not in available]
+    if unknown or not targets:
+        raise UnmixlabError(
+            f"no model for target(s) {', '.join(unknown) or '(none)'}",
+            f"Pick --targets among {', '.join(available) or 'the trained targets'}",
+            model_dir,
+        )
+    residual_name = _residual_name(targets, residual, model_dir)
+    workers = workers or min(2, os.cpu_count() or 1)
+    out_dir = Path(out_dir)
+    jobs = [
+        _Job(
+            str(root),
+            is_wav,
+            subset,
+            track.name,
+            out_dir,
+            out_dir / "estimates" if keep_estimates else None,
+        )
+        for track in tracks
+    ]
+    store = museval.EvalStore(frames_agg="median", tracks_agg="median")
+    progress = tqdm(total=len(jobs), desc=f"evaluating {subset} tracks", unit="track")
+    if workers == 1:
+        scorer = _TrackScorer(model_dir, targets, niter, residual_name)
+        for job in jobs:
+            store.add_track(scorer(job))
+            progress.update()
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(Path(model_dir), targets, niter, residual_name, threads),
+        ) as pool:
+            for future in as_completed([pool.submit(_score_in_worker, job) for job in jobs]):
+                store.add_track(future.result())
+                progress.update()
+    progress.close()
+
+    reported = [*targets, residual_name] if residual and residual_name else targets
+    scores = store.agg_frames_tracks_scores()  # (target, metric) -> dB
+    aggregate = {
+        target: {metric: float(scores.get((target, metric), float("nan"))) for metric in METRICS}
+        for target in reported
+    }
+    per_track = store.agg_frames_scores().unstack("metric")  # (track, target) x metric
+    tracks_path = _write_text(out_dir / "tracks.csv", per_track.to_csv(float_format="%.4f"))
+    table_path = _write_text(out_dir / "scores.csv", scores_csv(aggregate))
+    markdown_path = _write_text(out_dir / "scores.md", scores_markdown(aggregate))
+    return Evaluation(
+        aggregate,
+        out_dir / subset,
+        table_path,
+        markdown_path,
+        tracks_path,
+        tuple(t.name for t in tracks),
+        time.perf_counter() - start,
+    )
+
+
+def _residual_name(targets: list[str], requested: bool, model_dir: Path) -> str | None:
+    """Name of the extra estimate museval needs or the user asked for (None: no residual)."""
+    if set(targets) >= set(TARGETS):
+        if requested:
+            raise UnmixlabError(
+                "the targets cover every stem: there is no residual to score",
+                "Drop --residual, or pick fewer --targets",
+                model_dir,
+            )
+        return None
+    if len(targets) > 1 and not requested:
+        return None
+    return "accompaniment" if targets == ["vocals"] else "residual"
+
+
+def scores_csv(aggregate: dict[str, dict[str, float]]) -> str:
+    """The aggregate as CSV text: ``target,SDR,SIR,SAR,ISR``."""
+    lines = ["target," + ",".join(METRICS)]
+    lines += [f"{t}," + ",".join(f"{s[m]:.4f}" for m in METRICS) for t, s in aggregate.items()]
+    return "\n".join(lines) + "\n"
+
+
+def scores_markdown(aggregate: dict[str, dict[str, float]]) -> str:
+    """The aggregate as a markdown table, in dB."""
+    lines = ["| target | " + " | ".join(f"{m} (dB)" for m in METRICS) + " |"]
+    lines.append("| --- |" + " ---: |" * len(METRICS))
+    lines += [
+        f"| {t} | " + " | ".join(f"{s[m]:.2f}" for m in METRICS) + " |"
+        for t, s in aggregate.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def log_evaluation(
+    run_id: str, evaluation: Evaluation, targets: list[str] | None = None
+) -> dict[str, float]:
+    """Log ``test_<metric>_<target>`` metrics and the score tables to an MLflow run.
+
+    Args:
+        run_id: the training's MLflow run.
+        evaluation: what :func:`evaluate` returned.
+        targets: targets whose metrics to log; default: all in the evaluation.
+
+    Returns:
+        The logged metrics (NaN scores are left out).
+    """
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from unmixlab.tracking.setup import resolve_tracking_uri
+
+    now = int(time.time() * 1000)
+    metrics = {
+        f"test_{metric.lower()}_{target}": value
+        for target, scores in evaluation.aggregate.items()
+        if targets is None or target in targets
+        for metric, value in scores.items()
+        if not math.isnan(value)
+    }
+    client = MlflowClient(resolve_tracking_uri())
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    for path in (evaluation.table_path, evaluation.markdown_path, evaluation.tracks_path):
+        client.log_artifact(run_id, str(path), "evaluation")
+    client.log_artifacts(run_id, str(evaluation.per_track_dir), "evaluation/tracks")
+    return metrics
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write ``text`` atomically (temporary name, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(text)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,97 @@
+import json
+from pathlib import Path
+
+import musdb
+import museval
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from pipelines.cli import cli
+from unmixlab.config import TrainConfig
+from unmixlab.errors import UnmixlabError
+from unmixlab.evaluate import METRICS, Evaluation, evaluate, log_evaluation
+from unmixlab.trainer import train
+
+
+@pytest.fixture(scope="module")
+def model_dir(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny vocals model (2 epochs) shared by this module's tests."""
+    folder = tmp_path_factory.mktemp("eval")
+    config = TrainConfig(
+        root=synth_root, is_wav=True, target="vocals", epochs=2, batch_size=4,
+        samples_per_track=4, seq_dur=1.0, nfft=512, nhop=128, hidden_size=16,
+        sample_rate=16000, bandwidth=8000, seed=0, output=folder / "model",
+        cache_dir=folder / "cache",
+    )  # fmt: skip
+    train(config)
+    return config.output
+
+
+def frame_median(frames: list[dict], metric: str) -> float:
+    return float(np.nanmedian([float(frame["metrics"][metric]) for frame in frames]))
+
+
+@pytest.fixture(scope="module")
+def evaluation(synth_root: Path, model_dir: Path) -> Evaluation:
+    """The model scored in two worker processes, with the accompaniment and the estimates."""
+    out = model_dir.parent / "eval"
+    return evaluate(
+        synth_root, model_dir, out_dir=out, workers=2, residual=True, keep_estimates=True
+    )
+
+
+def test_scores_match_a_direct_museval_call(synth_root: Path, evaluation: Evaluation):
+    tracks = musdb.DB(root=str(synth_root), subsets="test", is_wav=True).tracks
+    assert sorted(evaluation.tracks) == sorted(t.name for t in tracks) and len(tracks) == 2
+    per_track = {}
+    for track in tracks:
+        folder = evaluation.per_track_dir.parent / "estimates" / "test" / track.name
+        estimates = {p.stem: sf.read(p, always_2d=True)[0] for p in folder.glob("*.wav")}
+        assert set(estimates) == {"vocals", "accompaniment"}
+        direct = museval.eval_mus_track(track, estimates)
+        ours = json.loads((evaluation.per_track_dir / f"{track.name}.json").read_text())
+        assert ours["targets"] == json.loads(direct.json)["targets"]
+        per_track[track.name] = {
+            t["name"]: {m: frame_median(t["frames"], m) for m in METRICS}
+            for t in direct.scores["targets"]
+        }
+    assert set(evaluation.aggregate) == {"vocals", "accompaniment"}
+    for target in ("vocals", "accompaniment"):
+        for metric in METRICS:
+            expected = np.median([scores[target][metric] for scores in per_track.values()])
+            assert evaluation.aggregate[target][metric] == pytest.approx(expected, abs=1e-4)
+            assert np.isfinite(evaluation.aggregate[target][metric])
+    table = evaluation.table_path.read_text().splitlines()
+    assert table[0] == "target,SDR,SIR,SAR,ISR" and table[1].startswith("vocals,")
+    assert "| accompaniment |" in evaluation.markdown_path.read_text()
+
+
+def test_bad_input_is_a_clear_error(synth_root: Path, model_dir: Path, tmp_path: Path):
+    with pytest.raises(UnmixlabError, match="no model for target.*drums"):
+        evaluate(synth_root, model_dir, targets=["drums"], out_dir=tmp_path)
+    with pytest.raises(UnmixlabError, match="data root does not exist"):
+        evaluate(tmp_path / "nowhere", model_dir, out_dir=tmp_path)
+    with pytest.raises(UnmixlabError, match="no separator.json"):
+        evaluate(synth_root, tmp_path, out_dir=tmp_path)
+
+
+def test_scores_are_logged_to_the_training_run(evaluation: Evaluation):
+    client = MlflowClient()
+    run_id = client.create_run(client.create_experiment("eval")).info.run_id
+    logged = log_evaluation(run_id, evaluation, targets=["vocals"])
+    assert set(logged) == {f"test_{m.lower()}_vocals" for m in METRICS}
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["test_sdr_vocals"] == pytest.approx(evaluation.aggregate["vocals"]["SDR"])
+    artifacts = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    assert {"evaluation/scores.csv", "evaluation/scores.md", "evaluation/tracks"} <= artifacts
+
+
+def test_evaluate_command(synth_root: Path, model_dir: Path, tmp_path: Path):
+    args = ["evaluate", "--root", str(synth_root), "--model", str(model_dir), "--is-wav"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "| vocals |" in result.output and "accompaniment" not in result.output
+    assert (tmp_path / "out" / "scores.csv").is_file()
