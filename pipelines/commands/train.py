@@ -1,4 +1,9 @@
-"""``unmixlab train``: the reference Open-Unmix ``scripts/train.py`` flags, one per config field."""
+"""``unmixlab train``: the reference Open-Unmix ``scripts/train.py`` flags, one per config field.
+
+Every training is tracked as one MLflow run (``MLFLOW_TRACKING_URI``, else ./mlflow.db).
+"""
+
+import signal
 
 import click
 from pydantic import ValidationError
@@ -11,9 +16,11 @@ from unmixlab.errors import UnmixlabError
 @click.command()
 @config_options(TrainConfig)
 @click.option("--resume", is_flag=True, help="continue from OUTPUT/<target>.chkpnt")
-def train(resume: bool, **options: object) -> None:
-    """Train one Open-Unmix target model."""
-    from unmixlab.trainer import train as run_training
+@click.option("--experiment", default="unmixlab", show_default=True, help="MLflow experiment")
+@click.option("--run-name", default=None, help="MLflow run name [default: generated]")
+def train(resume: bool, experiment: str, run_name: str | None, **options: object) -> None:
+    """Train one Open-Unmix target model, tracked in MLflow."""
+    from unmixlab.tracking.runs import train_tracked
 
     try:
         config = TrainConfig(**given(options))
@@ -21,9 +28,16 @@ def train(resume: bool, **options: object) -> None:
         raise UnmixlabError(
             f"invalid settings: {error.errors()[0]['msg']}", "Fix the flag"
         ) from error
-    result = run_training(config, resume=resume)
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped job ends its run KILLED
+    tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
+    result = tracked.result
     click.echo(
         f"trained {result.target}: best valid loss {result.best_loss:.5g} "
         f"(epoch {result.history.best_epoch} of {result.epochs_trained}), "
-        f"{result.training_seconds:.1f} s; model in {result.output}"
+        f"{result.training_seconds:.1f} s; model in {result.output}; "
+        f"MLflow run {tracked.run_id} in experiment '{experiment}'"
     )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,343 @@
+"""One MLflow run per trained target: params, per-epoch metrics, data set, artifacts, model.
+
+Everything goes through :class:`mlflow.MlflowClient` with explicit run ids (never the fluent
+active-run stack), so trainings may run side by side in threads, each nested under a parent
+run when one is given.
+"""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+import unmixlab
+from unmixlab.config import TrainConfig
+from unmixlab.errors import UnmixlabError
+from unmixlab.model_io import write_separator_json
+from unmixlab.prepare import PreparedData, prepare_data
+from unmixlab.tracking.plots import plot_loss_curves
+from unmixlab.tracking.setup import (
+    ensure_tracking_reachable,
+    get_or_create_experiment,
+    resolve_tracking_uri,
+)
+from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult
+
+logger = logging.getLogger(__name__)
+
+# seconds between system-metric samples: short enough that a short run records some
+SYSTEM_METRICS_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """A training and the MLflow run that recorded it."""
+
+    run_id: str
+    result: TrainResult
+    model_uri: str  # the pyfunc model, ``models:/<model_id>``
+
+
+class MlflowLogger(TrainingCallback):
+    """Logs each epoch's metrics with ``step=epoch``, and the summary when training ends."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        """Log train_loss, valid_loss, lr, epoch_seconds and samples_per_second."""
+        self._log(
+            {
+                "train_loss": record.train_loss,
+                "valid_loss": record.valid_loss,
+                "lr": record.lr,
+                "epoch_seconds": record.epoch_seconds,
+                "samples_per_second": record.samples_per_second,
+            },
+            step=record.epoch,
+        )
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        """Log training_seconds, best_valid_loss, best_epoch and epochs_trained."""
+        self._log(
+            {
+                "training_seconds": result.training_seconds,
+                "best_valid_loss": result.best_loss,
+                "best_epoch": result.history.best_epoch,
+                "epochs_trained": result.epochs_trained,
+            },
+            step=result.epochs_trained,
+        )
+
+    def _log(self, values: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(value), now, step) for key, value in values.items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+
+def train_tracked(
+    config: TrainConfig,
+    *,
+    experiment: str = "unmixlab",
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    preset: str | None = None,
+    resume: bool = False,
+    callbacks: Sequence[TrainingCallback] = (),
+) -> TrackedRun:
+    """Train ``config.target`` inside its own MLflow run.
+
+    The run gets the whole config as params, per-epoch metrics, system metrics, the data set
+    as input, the loss-curve plot, the model folder (``model_files/``), the last checkpoint
+    (``checkpoints/``) and the pyfunc model ``model``. It ends FINISHED only when all of that
+    was logged; an error ends it FAILED, an interrupt KILLED.
+
+    Args:
+        config: the training.
+        experiment: MLflow experiment name (created if missing).
+        run_name: the run's name (MLflow picks one if None).
+        parent_run_id: nest the run under this run (trials, several targets).
+        tags: extra run tags.
+        preset: name of the preset the config came from (tag ``preset``).
+        resume: continue from the checkpoint in ``config.output``, and continue its MLflow
+            run when the folder records one of this tracking store.
+        callbacks: more trainer callbacks (e.g. Optuna pruning), called after the logger.
+
+    Returns:
+        The run id, the training result and the logged model's URI.
+
+    Raises:
+        UnmixlabError: the tracking store is unreachable (before any training), or bad input.
+    """
+    uri = resolve_tracking_uri()
+    ensure_tracking_reachable(uri)
+    client = MlflowClient(uri)
+    experiment_id = get_or_create_experiment(client, experiment)
+    run_id = find_resumable_run(client, config, experiment_id) if resume else None
+    resumed = run_id is not None
+    if resumed:
+        client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    else:
+        run_tags = run_tags_for(config, parent_run_id, preset, tags)
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id
+
+    monitor = SystemMetricsMonitor(
+        run_id,
+        sampling_interval=SYSTEM_METRICS_SECONDS,
+        resume_logging=resumed,
+        tracking_uri=uri,
+    )
+    monitor.start()
+    try:
+        record_run(config, run_id, uri)
+        log_config(client, run_id, config, resumed)
+        data = prepare_data(config)
+        log_dataset(client, run_id, config, data)
+        trainer = Trainer(config, data, [MlflowLogger(client, run_id), *callbacks])
+        result = trainer.fit(resume=resume)
+        model_uri = log_training_artifacts(client, run_id, result, config)
+    except KeyboardInterrupt:
+        end_run(client, monitor, run_id, RunStatus.KILLED, "interrupted")
+        raise
+    except BaseException as error:
+        end_run(client, monitor, run_id, RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        raise
+    end_run(client, monitor, run_id, RunStatus.FINISHED)
+    return TrackedRun(run_id, result, model_uri)
+
+
+def end_run(
+    client: MlflowClient,
+    monitor: SystemMetricsMonitor,
+    run_id: str,
+    status: int,
+    error: str | None = None,
+) -> None:
+    """Stop the system-metrics monitor and mark the run ``status`` (FINISHED, FAILED, KILLED).
+
+    On failure the error is recorded as tag ``error``; when the store cannot be reached then,
+    that is logged and the original error goes on.
+    """
+    monitor.finish()
+    name = RunStatus.to_string(status)
+    if error is None:
+        client.set_terminated(run_id, name)
+        return
+    try:
+        client.set_tag(run_id, "error", error[:5000])
+        client.set_terminated(run_id, name)
+    except Exception as failure:  # noqa: BLE001 - the training error matters more
+        logger.warning("could not mark MLflow run %s %s: %s", run_id, name, failure)
+
+
+def run_tags_for(
+    config: TrainConfig,
+    parent_run_id: str | None,
+    preset: str | None,
+    extra: dict[str, str] | None,
+) -> dict[str, str]:
+    """Tags of a new run: MLflow's context tags, target, preset, git commit, parent, extras."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    tags = {"target": config.target}
+    if preset:
+        tags["preset"] = preset
+    if commit := git_commit():
+        tags["git_commit"] = commit
+    if parent_run_id:
+        tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    return resolve_tags({**tags, **(extra or {})})
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout holding the ``unmixlab`` source, if it is one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(unmixlab.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as ``{"a.b": "value"}``; lists as JSON, everything else as ``str``."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else str(value)
+    return flat
+
+
+def log_config(client: MlflowClient, run_id: str, config: TrainConfig, resumed: bool) -> None:
+    """Log the whole config as params.
+
+    A resumed run keeps its params (MLflow forbids changing them); settings that a resume may
+    change (``--epochs``, ``--patience``, ...) are then recorded as tags ``resumed.<name>``.
+    """
+    params = flatten(config.model_dump(mode="json"))
+    if resumed:
+        logged = client.get_run(run_id).data.params
+        for key, value in params.items():
+            if key in logged and logged[key] != value:
+                client.set_tag(run_id, f"resumed.{key}", value)
+        params = {k: v for k, v in params.items() if k not in logged}
+    items = [Param(key, value) for key, value in params.items()]
+    for start in range(0, len(items), 100):  # MLflow's batch limit
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: PreparedData) -> None:
+    """Tag the data set fingerprint and log the track list as the run's training input."""
+    import pandas as pd
+
+    rows = [
+        {
+            "track": track.name,
+            "split": split,
+            "seconds": round(track.duration, 3),
+            "rate": track.rate,
+            "channels": track.nb_channels,
+        }
+        for split, tracks in (("train", data.train), ("valid", data.valid))
+        for track in tracks
+    ]
+    root = Path(config.root).absolute()
+    with warnings.catch_warnings():
+        # mlflow registers two resolvers for local paths; the int columns never miss values
+        warnings.filterwarnings("ignore", message="The specified dataset source")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset = mlflow.data.from_pandas(
+            pd.DataFrame(rows), source=str(root), name=root.name, digest=data.fingerprint
+        )._to_mlflow_entity()
+    client.set_tag(run_id, "dataset_fingerprint", data.fingerprint)
+    context = InputTag(key="mlflow.data.context", value="training")
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, [context])])
+
+
+def log_training_artifacts(
+    client: MlflowClient, run_id: str, result: TrainResult, config: TrainConfig
+) -> str:
+    """Upload the loss curves, the model folder, the last checkpoint and the pyfunc model.
+
+    Returns:
+        The pyfunc model's URI.
+    """
+    from unmixlab.tracking.pyfunc import log_separator_model
+
+    target = result.target
+    with tempfile.TemporaryDirectory(prefix="unmixlab-artifacts-") as tmp:
+        plot = plot_loss_curves(
+            result.history, Path(tmp) / "loss_curves.png", f"{target}: {run_id[:8]}"
+        )
+        client.log_artifact(run_id, str(plot), "plots")
+        model_dir = Path(tmp) / "model_files"
+        model_dir.mkdir()
+        for name in (f"{target}.pth", f"{target}.json"):
+            shutil.copy2(result.output / name, model_dir / name)
+        # this run's target only, whatever else shares the output folder
+        write_separator_json(
+            model_dir, config.sample_rate, config.nfft, config.nhop, config.nb_channels
+        )
+        client.log_artifacts(run_id, str(model_dir), "model_files")
+        client.log_artifact(run_id, str(result.output / f"{target}.chkpnt"), "checkpoints")
+        model_uri = log_separator_model(client, run_id, model_dir)
+    client.set_tag(run_id, "model_uri", model_uri)
+    return model_uri
+
+
+def run_file(config: TrainConfig) -> Path:
+    """Where the model folder records the MLflow run of its target."""
+    return Path(config.output) / f"{config.target}.mlflow.json"
+
+
+def record_run(config: TrainConfig, run_id: str, tracking_uri: str) -> None:
+    """Write ``mlflow_run_id`` (and its store) next to the model, atomically."""
+    path = run_file(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"mlflow_run_id": run_id, "tracking_uri": tracking_uri}))
+    os.replace(tmp, path)
+
+
+def find_resumable_run(client: MlflowClient, config: TrainConfig, experiment_id: str) -> str | None:
+    """The run recorded in the model folder, if it lives in this store and experiment."""
+    path = run_file(config)
+    if not path.is_file():
+        return None
+    try:
+        run_id = json.loads(path.read_text())["mlflow_run_id"]
+        run = client.get_run(run_id)
+    except (ValueError, KeyError, mlflow.exceptions.MlflowException):
+        logger.warning("%s names no run of %s; starting a new run", path, client.tracking_uri)
+        return None
+    if run.info.experiment_id != experiment_id:
+        raise UnmixlabError(
+            f"the model folder was tracked in another MLflow experiment ({run.info.experiment_id})",
+            "Resume with the same --experiment, or delete the file to start a new run",
+            path,
+        )
+    return run_id

@@ -1,0 +1,110 @@
+"""Where runs are tracked: a local SQLite store by default, a tracking server when configured.
+
+Environment:
+    MLFLOW_TRACKING_URI: a tracking server (``http://host:5000``) or a database store;
+        unset (and no ``mlflow.set_tracking_uri``) means ``sqlite:///<cwd>/mlflow.db``.
+    UNMIXLAB_ARTIFACTS: artifact folder of experiments created in a database store
+        (default ``<cwd>/mlartifacts``); a tracking server chooses its own artifact store.
+"""
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from unmixlab.errors import UnmixlabError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+# stores that MLflow reaches over HTTP (everything else is opened in-process)
+SERVER_SCHEMES = ("http", "https")
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+
+def resolve_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI``, else the SQLite store ``sqlite:///<cwd>/mlflow.db``.
+
+    A URI set in-process with ``mlflow.set_tracking_uri`` counts as set, so that this
+    agrees with what MLflow's own model logging uses.
+    """
+    import mlflow
+
+    if mlflow.is_tracking_uri_set():
+        return mlflow.get_tracking_uri()
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` names a tracking server rather than a store opened in-process."""
+    return urlparse(uri).scheme in SERVER_SCHEMES
+
+
+def local_artifact_root() -> Path:
+    """Artifact folder for experiments created in a database store."""
+    return Path(os.environ.get("UNMIXLAB_ARTIFACTS") or Path.cwd() / "mlartifacts").absolute()
+
+
+def ensure_tracking_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> None:
+    """Fail fast, before any training, when the tracking store cannot be used.
+
+    A server must answer ``GET <uri>/health`` within ``timeout`` seconds; a SQLite store
+    needs an existing folder for its database file.
+
+    Raises:
+        UnmixlabError: the server does not answer, or the SQLite folder is missing; the
+            message names ``uri``.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme in SERVER_SCHEMES:
+        import requests
+
+        health = uri.rstrip("/") + "/health"
+        try:
+            response = requests.get(health, timeout=timeout)
+        except requests.RequestException as error:
+            reason = type(error).__name__
+            raise UnmixlabError(
+                f"MLflow tracking server {uri} is not reachable ({reason})",
+                "Start it (mlflow/start-server.sh) or point MLFLOW_TRACKING_URI elsewhere; "
+                "unset it to track into ./mlflow.db",
+            ) from error
+        if response.status_code != 200:
+            raise UnmixlabError(
+                f"MLflow tracking server {uri} answered {health} with HTTP {response.status_code}",
+                "Check that MLFLOW_TRACKING_URI names an MLflow server and that it is healthy",
+            )
+    elif parsed.scheme == "sqlite":
+        database = Path(uri.removeprefix("sqlite:///"))
+        if not database.parent.is_dir():
+            raise UnmixlabError(
+                f"folder of the MLflow SQLite store {uri} does not exist",
+                "Create the folder or fix MLFLOW_TRACKING_URI",
+                database.parent,
+            )
+
+
+def get_or_create_experiment(client: "MlflowClient", name: str) -> str:
+    """The id of experiment ``name``, created if missing.
+
+    In a database store the experiment's artifacts go to :func:`local_artifact_root`; a
+    server picks its own (proxied) artifact location.
+    """
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise UnmixlabError(
+                f"MLflow experiment '{name}' is deleted",
+                "Restore it (mlflow experiments restore) or pick another --experiment",
+            )
+        return experiment.experiment_id
+    location = None if is_server(client.tracking_uri) else local_artifact_root().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by a parallel run
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id

@@ -1,0 +1,131 @@
+"""Promotion in the Model Registry and the champion served as a pyfunc model."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import torch
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from pipelines.cli import cli
+from unmixlab.config import TrainConfig
+from unmixlab.errors import UnmixlabError
+from unmixlab.separator import load_separator
+from unmixlab.tracking.registry import lower_is_better, promote
+from unmixlab.tracking.runs import train_tracked
+
+CHAMPION = "models:/unmixlab-vocals@champion"
+
+
+def clip(seconds: float = 0.5, rate: int = 16000) -> np.ndarray:
+    """A short stereo clip, ``(nb_channels, nb_timesteps)``."""
+    return np.random.default_rng(0).uniform(-0.5, 0.5, (2, int(seconds * rate))).astype(np.float32)
+
+
+def tracked_with_sdr(config: TrainConfig, experiment: str, sdr: float) -> str:
+    """Train one epoch in ``experiment`` and log ``test_sdr_vocals`` = ``sdr`` on the run."""
+    run_id = train_tracked(config.model_copy(update={"epochs": 1}), experiment=experiment).run_id
+    MlflowClient().log_metric(run_id, "test_sdr_vocals", sdr)
+    return run_id
+
+
+def test_metric_direction_is_inferred_from_the_name():
+    assert lower_is_better("best_valid_loss")
+    assert lower_is_better("training_seconds")
+    assert not lower_is_better("test_sdr_vocals")
+    assert not lower_is_better("samples_per_second")
+
+
+def test_better_model_takes_champion_worse_does_not(tiny_config: TrainConfig, tmp_path: Path):
+    client = MlflowClient()
+    weak = tracked_with_sdr(tiny_config, "weak", 1.0)
+    strong_config = tiny_config.model_copy(update={"output": tmp_path / "strong", "seed": 1})
+    strong = tracked_with_sdr(strong_config, "strong", 3.0)
+
+    first = promote("weak", "test_sdr_vocals", "vocals")
+    assert (first.promoted, first.champion_value, first.candidate_value) == (True, None, 1.0)
+
+    better = promote("strong", "test_sdr_vocals", "vocals")
+    assert better.promoted and better.champion_value == 1.0 and better.version != first.version
+    assert client.get_model_version_by_alias("unmixlab-vocals", "champion").run_id == strong
+
+    result = CliRunner().invoke(
+        cli,
+        ["promote", "--experiment", "weak", "--metric", "test_sdr_vocals", "--target", "vocals"],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"v{first.version}: kept champion v{better.version}" in result.output
+    champion = client.get_model_version_by_alias("unmixlab-vocals", "champion")
+    assert champion.run_id == strong
+    versions = client.search_model_versions("name = 'unmixlab-vocals'")
+    assert sorted(v.run_id for v in versions) == sorted([weak, strong])  # no re-registration
+    worse = client.get_model_version("unmixlab-vocals", first.version).tags
+    assert worse["promotion.decision"] == f"kept champion v{better.version}"
+    assert (worse["promotion.candidate_value"], worse["promotion.champion_value"]) == ("1.0", "3.0")
+
+    model = mlflow.pyfunc.load_model(CHAMPION)
+    audio = clip()
+    out = model.predict(pd.DataFrame({"audio": [audio.tolist()], "sample_rate": [16000]}))
+    vocals = np.asarray(out["vocals"][0])
+    assert vocals.shape == audio.shape and np.isfinite(vocals).all()
+    expected = load_separator(strong_config.output).separate(torch.from_numpy(audio), 16000)
+    np.testing.assert_allclose(vocals, expected["vocals"].numpy(), atol=1e-5)
+
+
+def test_promote_without_candidates_says_why(tiny_config: TrainConfig):
+    with pytest.raises(UnmixlabError, match="no MLflow experiment 'missing'"):
+        promote("missing", "test_sdr_vocals", "vocals")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_champion_is_served_over_http(tiny_config: TrainConfig, tmp_path: Path):
+    tracked_with_sdr(tiny_config, "serve", 2.0)
+    assert promote("serve", "test_sdr_vocals", "vocals").promoted
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", CHAMPION, "--env-manager",
+         "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        audio = clip(0.25)
+        response = requests.post(
+            f"{url}/invocations",
+            json={"dataframe_records": [{"audio": audio.tolist(), "sample_rate": 16000}]},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        (prediction,) = response.json()["predictions"]
+        assert np.asarray(prediction["vocals"]).shape == audio.shape
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn workers
+        server.wait(timeout=30)
+        log.close()

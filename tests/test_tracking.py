@@ -1,0 +1,182 @@
+"""Run logging on a temporary SQLite store: params, metrics, tags, input, artifacts, statuses."""
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from unmixlab.config import TrainConfig
+from unmixlab.errors import UnmixlabError
+from unmixlab.prepare import prepare_data
+from unmixlab.tracking.runs import flatten, run_file, train_tracked
+from unmixlab.tracking.setup import (
+    ensure_tracking_reachable,
+    get_or_create_experiment,
+    resolve_tracking_uri,
+)
+from unmixlab.trainer import TrainingCallback
+
+PER_EPOCH = ("train_loss", "valid_loss", "lr", "epoch_seconds", "samples_per_second")
+
+
+class Raise(TrainingCallback):
+    """Raises ``error`` at the end of epoch ``epoch``."""
+
+    def __init__(self, error: BaseException, epoch: int = 1):
+        self.error, self.epoch = error, epoch
+
+    def on_epoch_end(self, trainer, record) -> None:
+        if record.epoch == self.epoch:
+            raise self.error
+
+
+def steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
+    return [m.step for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_default_store_is_sqlite_in_cwd(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_targets_in_threads_log_everything_under_one_parent(
+    tiny_config: TrainConfig, tmp_path: Path
+):
+    client = MlflowClient()
+    experiment_id = get_or_create_experiment(client, "parallel")
+    parent = client.create_run(experiment_id, run_name="both targets").info.run_id
+    drums = tiny_config.model_copy(update={"target": "drums", "cache_dir": tmp_path / "cache2"})
+    tracked, errors = {}, []
+
+    def run(config: TrainConfig) -> None:
+        try:
+            tracked[config.target] = train_tracked(
+                config, experiment="parallel", parent_run_id=parent, preset="tiny"
+            )
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in (tiny_config, drums)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+    for target, config in (("vocals", tiny_config), ("drums", drums)):
+        run_info = client.get_run(tracked[target].run_id)
+        assert run_info.info.status == "FINISHED"
+        assert run_info.info.experiment_id == experiment_id
+        assert run_info.data.tags[MLFLOW_PARENT_RUN_ID] == parent
+        assert run_info.data.tags["target"] == target
+        assert run_info.data.params == flatten(config.model_dump(mode="json"))
+
+    run_id = tracked["vocals"].run_id
+    run = client.get_run(run_id)
+    result = tracked["vocals"].result
+    for key in PER_EPOCH:
+        assert steps(client, run_id, key) == [1, 2], key
+    history = client.get_metric_history(run_id, "valid_loss")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        result.history.valid_loss
+    )
+    assert run.data.metrics["training_seconds"] == pytest.approx(result.training_seconds)
+    assert run.data.metrics["best_valid_loss"] == pytest.approx(result.best_loss)
+    assert run.data.metrics["best_epoch"] == result.history.best_epoch
+    assert any(key.startswith("system/") for key in run.data.metrics), run.data.metrics
+
+    fingerprint = prepare_data(tiny_config).fingerprint
+    tags = run.data.tags
+    assert tags["dataset_fingerprint"] == fingerprint
+    assert tags["preset"] == "tiny"
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True
+    )
+    if head.returncode == 0:
+        assert tags["git_commit"] == head.stdout.strip()
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == fingerprint
+    assert dataset_input.dataset.name == Path(tiny_config.root).name
+    assert json.loads(dataset_input.dataset.profile)["num_rows"] == 4  # 3 train + 1 valid
+    assert {(t.key, t.value) for t in dataset_input.tags} == {("mlflow.data.context", "training")}
+
+    listed = {
+        a.path
+        for d in ("plots", "model_files", "checkpoints")
+        for a in client.list_artifacts(run_id, d)
+    }
+    assert listed == {
+        "plots/loss_curves.png",
+        "model_files/vocals.pth",
+        "model_files/vocals.json",
+        "model_files/separator.json",
+        "checkpoints/vocals.chkpnt",
+    }
+    png = Path(client.download_artifacts(run_id, "plots/loss_curves.png", str(tmp_path)))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    separator = json.loads(
+        Path(
+            client.download_artifacts(run_id, "model_files/separator.json", str(tmp_path))
+        ).read_text()
+    )
+    assert separator["targets"] == ["vocals"]  # drums shares the output folder, not the model
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
+    (model_output,) = run.outputs.model_outputs
+    assert tracked["vocals"].model_uri == f"models:/{model_output.model_id}"
+    assert json.loads(run_file(tiny_config).read_text())["mlflow_run_id"] == run_id
+
+
+def test_interrupted_run_is_killed_and_resume_continues_it(tiny_config: TrainConfig):
+    client = MlflowClient()
+    with pytest.raises(KeyboardInterrupt):
+        train_tracked(tiny_config, run_name="interrupted", callbacks=[Raise(KeyboardInterrupt())])
+    run_id = json.loads(run_file(tiny_config).read_text())["mlflow_run_id"]
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert steps(client, run_id, "train_loss") == [1]
+
+    tracked = train_tracked(tiny_config.model_copy(update={"epochs": 3}), resume=True)
+    assert tracked.run_id == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert steps(client, run_id, "train_loss") == [1, 2, 3]
+    assert run.data.params["epochs"] == "2"  # params are immutable; the change is a tag
+    assert run.data.tags["resumed.epochs"] == "3"
+    assert run.data.metrics["training_seconds"] == pytest.approx(tracked.result.training_seconds)
+
+
+def test_raising_run_is_failed_with_the_error(tiny_config: TrainConfig):
+    with pytest.raises(RuntimeError, match="boom"):
+        train_tracked(
+            tiny_config.model_copy(update={"epochs": 1}), callbacks=[Raise(RuntimeError("boom"))]
+        )
+    (run,) = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("unmixlab").experiment_id]
+    )
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == "RuntimeError: boom"
+    assert run.data.metrics["train_loss"] > 0  # the epoch before the error was logged
+
+
+def test_unreachable_server_stops_before_training(
+    tiny_config: TrainConfig, monkeypatch: pytest.MonkeyPatch
+):
+    uri = "http://127.0.0.1:9"  # discard port: nothing listens
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    start = time.perf_counter()
+    with pytest.raises(UnmixlabError, match="127.0.0.1:9"):
+        train_tracked(tiny_config)
+    assert time.perf_counter() - start < 10
+    assert not Path(tiny_config.output).exists()
+    assert not Path(tiny_config.cache_dir).exists()
+
+
+def test_missing_sqlite_folder_is_reported(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}"
+    with pytest.raises(UnmixlabError, match="nowhere"):
+        ensure_tracking_reachable(uri)
