@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "pipelines.commands.evaluate:evaluate",
     "promote": "pipelines.commands.promote:promote",
     "separate": "pipelines.commands.separate:separate",
+    "stream": "pipelines.commands.stream:stream",
     "train": "pipelines.commands.train:train",
 }
 
