@@ -1,0 +1,163 @@
+"""``unmixlab stream``: separate as a live stream would, block by block, with timing figures."""
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from unmixlab.audio import match_channels, read_audio, resample, write_audio
+from unmixlab.errors import UnmixlabError
+from unmixlab.realtime import MeasuredStream, torch_threads
+from unmixlab.streaming import StreamingSeparator, load_streaming_separator
+
+# raw PCM sample formats: numpy dtype of one interleaved sample, and its full scale
+PCM_FORMATS = {"f32le": ("<f4", 1.0), "s16le": ("<i2", 32768.0)}
+
+HELP = """Separate with unidirectional models block by block, as a live stream would.
+
+\b
+Files: each SONG is streamed block by block (resampled to the model's rate first) and
+OUT/<song>/<target>.wav written; the real-time factor, the worst block time against the
+block's duration and the algorithmic latency are printed.
+  unmixlab stream song.wav --model DIR --block-hops 2 --out stems/
+
+\b
+Raw (--raw): interleaved PCM (--format f32le or s16le, --rate, --channels) from stdin;
+the --target estimate goes to stdout in the same format, rate and channel count, aligned
+with the input (as many samples out as in; the end is flushed with silence). Each block
+is written as soon as it is separated; the figures go to stderr.
+  ffmpeg -i song.mp3 -f f32le -ar 44100 -ac 2 - |
+  unmixlab stream --raw --model DIR --rate 44100 --channels 2 --target vocals |
+  ffmpeg -f f32le -ar 44100 -ac 2 -i - vocals.wav
+"""
+
+
+@click.command(help=HELP)
+@click.argument("songs", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--model", "model_dir", required=True, type=click.Path(path_type=Path), help="model folder"
+)
+@click.option(
+    "--block-hops",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="hops per block; algorithmic latency is nfft + (block_hops - 1) * nhop samples",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="output folder (files)")
+@click.option("--targets", multiple=True, help="targets to separate (files; default: all)")
+@click.option(
+    "--threads", default=1, show_default=True, type=click.IntRange(min=1), help="torch threads"
+)
+@click.option("--raw", is_flag=True, help="read raw PCM on stdin, write one target to stdout")
+@click.option("--rate", type=int, help="raw: sample rate in Hz (must be the model's)")
+@click.option("--channels", type=click.IntRange(1, 2), help="raw: 1 or 2 interleaved channels")
+@click.option(
+    "--format",
+    "sample_format",
+    type=click.Choice(sorted(PCM_FORMATS)),
+    default="f32le",
+    show_default=True,
+    help="raw: sample format, in and out",
+)
+@click.option("--target", help="raw: the target written to stdout (default: the only one)")
+def stream(
+    songs: tuple[Path, ...],
+    model_dir: Path,
+    block_hops: int,
+    out_dir: Path | None,
+    targets: tuple[str, ...],
+    threads: int,
+    raw: bool,
+    rate: int | None,
+    channels: int | None,
+    sample_format: str,
+    target: str | None,
+) -> None:
+    """Separate with unidirectional models block by block (see ``HELP``)."""
+    if raw:
+        if songs not in ((), (Path("-"),)):
+            raise click.UsageError("--raw reads stdin: give no SONG (or '-')")
+        if rate is None or channels is None:
+            raise click.UsageError("--raw needs --rate and --channels")
+        separator = load_streaming_separator(model_dir, [target] if target else None, block_hops)
+        with torch_threads(threads):
+            _stream_raw(separator, rate, channels, sample_format)
+        return
+    if not songs or out_dir is None:
+        raise click.UsageError("give SONG files and --out DIR (or --raw for stdin/stdout)")
+    separator = load_streaming_separator(model_dir, list(targets) or None, block_hops)
+    with torch_threads(threads):
+        for song in songs:
+            _stream_file(separator, song, out_dir)
+
+
+def _stream_file(separator: StreamingSeparator, song: Path, out_dir: Path) -> None:
+    audio, rate = read_audio(song)
+    mixture = match_channels(resample(audio, rate, separator.sample_rate), separator.nb_channels)
+    blocks = torch.split(mixture, separator.block_size, -1)
+    progress = tqdm(blocks, desc="streaming", unit="block", leave=False, file=sys.stderr)
+    measured = MeasuredStream(separator, progress)
+    estimates = torch.cat(list(measured), -1)  # (nb_targets, nb_channels, nb_timesteps)
+    # MUSDB names every mixture 'mixture.wav': name the output after its track folder
+    folder = out_dir / (song.parent.name if song.stem == "mixture" else song.stem)
+    for name, estimate in zip(separator.targets, estimates, strict=True):
+        write_audio(folder / f"{name}.wav", resample(estimate, separator.sample_rate, rate), rate)
+    click.echo(f"{song} -> {folder}/ ({', '.join(separator.targets)})")
+    click.echo(f"  {measured.stats().summary()}")
+
+
+def _stream_raw(
+    separator: StreamingSeparator, rate: int, channels: int, sample_format: str
+) -> None:
+    if rate != separator.sample_rate:
+        raise UnmixlabError(
+            f"raw stream at {rate} Hz, but the model runs at {separator.sample_rate} Hz",
+            f"Resample upstream (e.g. ffmpeg ... -ar {separator.sample_rate})",
+        )
+    if len(separator.targets) != 1:
+        raise UnmixlabError(
+            f"--raw writes one target; the model has {', '.join(separator.targets)}",
+            "Pick one with --target",
+        )
+    stdout = click.get_binary_stream("stdout")
+    if stdout.isatty():
+        raise UnmixlabError("raw PCM would go to the terminal", "Pipe stdout into a file or tool")
+    dtype, scale = PCM_FORMATS[sample_format]
+    blocks = (
+        match_channels(block, separator.nb_channels)
+        for block in read_pcm(
+            click.get_binary_stream("stdin"), channels, separator.block_size, dtype, scale
+        )
+    )
+    measured = MeasuredStream(separator, blocks)
+    for estimate in measured:
+        stdout.write(encode_pcm(match_channels(estimate[0], channels), dtype, scale))
+        stdout.flush()
+    if measured.block_seconds:
+        click.echo(f"{separator.targets[0]}: {measured.stats().summary()}", err=True)
+
+
+def read_pcm(
+    stream: BinaryIO, channels: int, block_size: int, dtype: str, scale: float
+) -> Iterator[torch.Tensor]:
+    """Blocks ``(channels, block_size)`` of interleaved PCM (the last one may be shorter)."""
+    frame_bytes = channels * np.dtype(dtype).itemsize
+    while data := stream.read(block_size * frame_bytes):
+        usable = len(data) - len(data) % frame_bytes  # a cut-off last frame is dropped
+        samples = np.frombuffer(data[:usable], dtype=dtype).reshape(-1, channels)
+        if len(samples):
+            yield torch.from_numpy(samples.T.astype(np.float32) / scale)
+
+
+def encode_pcm(audio: torch.Tensor, dtype: str, scale: float) -> bytes:
+    """``(channels, n)`` float audio as interleaved PCM bytes (integers clipped and rounded)."""
+    data = audio.numpy().T
+    if scale != 1.0:
+        data = np.clip(np.round(data * scale), -scale, scale - 1)
+    return np.ascontiguousarray(data, dtype=dtype).tobytes()

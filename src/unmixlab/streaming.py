@@ -1,0 +1,429 @@
+"""Real-time separation with unidirectional Open-Unmix models, block by block.
+
+Stream conventions (``H`` = ``nhop``, ``P`` = ``nfft - nhop``, ``N`` = ``block_hops * H``):
+
+- Analysis is a *non-centred* STFT with a periodic Hann window: frame ``t`` covers input samples
+  ``[(t + 1) * H - nfft, (t + 1) * H)`` (zeros before the start), so it is complete as soon as
+  hop ``t`` has arrived. Nothing after that hop is ever needed.
+- Each block of ``N`` input samples yields ``block_hops`` frames; all targets' masks come from one
+  batched step that carries every target's LSTM state to the next block. Each estimate takes the
+  mixture phase (no Wiener filter).
+- Synthesis is weighted overlap-add with the same window, divided by the window's squared
+  overlap (as ``torch.istft``); a sample is final once no later frame overlaps it.
+- Block ``b`` (input samples ``[b * N, (b + 1) * N)``) returns output-stream samples
+  ``[b * N, (b + 1) * N)``, and output-stream sample ``k`` estimates input sample ``k - P``.
+
+Algorithmic latency, ``latency_samples = P + N = nfft + (block_hops - 1) * nhop``: the constant
+delay between a sound entering and its estimate leaving when computing takes no time (the first
+sample of a block waits ``N`` samples for its block, then ``P`` more inside the output stream).
+nfft 4096, hop 1024 and 2-hop blocks at 44.1 kHz give 5120 samples = 116.10 ms. A live system
+adds its compute margin (at most one block when every block computes within its duration) and
+its audio driver's buffers.
+
+Offline causal reference (:meth:`StreamingSeparator.offline`): the whole signal, preceded by ``P``
+zeros and followed by zeros, through ``torch.stft(center=False)``, each model in one call over all
+frames from a zero LSTM state, the mixture phase, and overlap-add divided by the window's squared
+overlap at each sample, cropped back to the input's span. The streaming output equals it (up to
+float rounding) because the model is causal frame by frame: batch norm in eval mode is a
+per-frame affine map and the LSTM is unidirectional.
+
+Audio is ``(nb_channels, nb_timesteps)``; ``nb_samples`` (the batch) is always 1.
+"""
+
+import math
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from unmixlab.audio import match_channels, resample
+from unmixlab.errors import UnmixlabError
+from unmixlab.model import OpenUnmix
+from unmixlab.model_io import load_target_model, read_separator_json
+
+
+class FusedTargets:
+    """Every target model folded into stacked float32 weights, for one batched step per block.
+
+    Folding (done once in float64): the input normalisation and ``bn1`` into ``fc1``, the
+    targets' ``fc1`` concatenated into one matrix (their shared input is the mixture), ``bn2``
+    into ``fc2``, ``bn3`` and the output scale/mean into ``fc3``, the LSTM gates reordered to
+    (input, forget, output, cell) so that one sigmoid covers three of them. Different bandwidth
+    crops per target are zero-padded to the widest.
+    """
+
+    def __init__(self, models: list[OpenUnmix]):
+        first = models[0].config
+        self.nb_targets = len(models)
+        self.nb_channels = first.nb_channels
+        self.hidden_size = hidden = first.hidden_size
+        self.nb_layers = first.nb_layers
+        self.max_bin = max(model.nb_bins for model in models)
+        with torch.no_grad():
+            fc1 = [self._fold_fc1(model) for model in models]
+            # (nb_channels * max_bin, nb_targets * hidden): target t owns columns t*h..(t+1)*h
+            self.w1 = torch.cat([w.T for w, _ in fc1], 1).float().contiguous()
+            self.b1 = torch.cat([b for _, b in fc1]).float()
+            i_f = torch.arange(2 * hidden)
+            g, o = torch.arange(2 * hidden, 3 * hidden), torch.arange(3 * hidden, 4 * hidden)
+            gates = torch.cat([i_f, o, g])  # torch's gate order (i, f, g, o) -> (i, f, o, g)
+            self.w_ih, self.w_hh, self.b_lstm = [], [], []
+            for layer in range(self.nb_layers):
+                weights = [
+                    (
+                        getattr(m.lstm, f"weight_ih_l{layer}")[gates].T,
+                        getattr(m.lstm, f"weight_hh_l{layer}")[gates].T,
+                        (
+                            getattr(m.lstm, f"bias_ih_l{layer}")
+                            + getattr(m.lstm, f"bias_hh_l{layer}")
+                        )[gates],
+                    )
+                    for m in models
+                ]
+                self.w_ih.append(torch.stack([w[0] for w in weights]).contiguous())
+                self.w_hh.append(torch.stack([w[1] for w in weights]).contiguous())
+                self.b_lstm.append(torch.stack([w[2] for w in weights])[:, None])
+            fc2 = [self._fold_bn(m.fc2.weight, m.bn2) for m in models]
+            w2 = torch.stack([w.T for w, _ in fc2]).float()  # (nb_targets, 2 * hidden, hidden)
+            self.w2_skip = w2[:, :hidden].contiguous()
+            self.w2_lstm = w2[:, hidden:].contiguous()
+            self.b2 = torch.stack([b for _, b in fc2]).float()[:, None]
+            fc3 = [self._fold_fc3(m) for m in models]
+            self.w3 = torch.stack([w.T for w, _ in fc3]).float().contiguous()
+            self.b3 = torch.stack([b for _, b in fc3]).float()[:, None]
+
+    @staticmethod
+    def _fold_bn(weight: Tensor, bn: torch.nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
+        """``bn(x @ weight.T)`` in eval mode as ``x @ w.T + b`` (float64)."""
+        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        return weight.double() * scale[:, None], bn.bias.double() - bn.running_mean * scale
+
+    def _fold_fc1(self, model: OpenUnmix) -> tuple[Tensor, Tensor]:
+        nb_channels, nb_bins = self.nb_channels, model.nb_bins
+        weight, bias = self._fold_bn(model.fc1.weight, model.bn1)
+        scale = model.input_scale.double().repeat(nb_channels)  # index c * nb_bins + k
+        shift = (model.input_mean.double() * model.input_scale.double()).repeat(nb_channels)
+        bias = bias + weight @ shift
+        weight = (weight * scale).reshape(-1, nb_channels, nb_bins)
+        padded = weight.new_zeros(weight.shape[0], nb_channels, self.max_bin)
+        padded[..., :nb_bins] = weight
+        return padded.reshape(weight.shape[0], -1), bias
+
+    def _fold_fc3(self, model: OpenUnmix) -> tuple[Tensor, Tensor]:
+        weight, bias = self._fold_bn(model.fc3.weight, model.bn3)
+        scale = model.output_scale.double().repeat(self.nb_channels)
+        mean = model.output_mean.double().repeat(self.nb_channels)
+        return weight * scale[:, None], bias * scale + mean
+
+    def initial_state(self) -> list[list[Tensor]]:
+        """Zero LSTM state: per layer ``[h, c]``, each ``(nb_targets, 1, hidden_size)``."""
+        shape = (self.nb_targets, 1, self.hidden_size)
+        return [[torch.zeros(shape), torch.zeros(shape)] for _ in range(self.nb_layers)]
+
+    def masks(self, mag: Tensor, state: list[list[Tensor]]) -> Tensor:
+        """Masks of every target for a block of frames, updating ``state`` in place.
+
+        Args:
+            mag: mixture magnitude ``(nb_frames, nb_channels, max_bin)``, cropped.
+            state: from :meth:`initial_state`, carried from block to block.
+
+        Returns:
+            non-negative masks ``(nb_targets, nb_frames, nb_channels * nb_bins)``.
+        """
+        nb_frames, hidden = mag.shape[0], self.hidden_size
+        x = torch.addmm(self.b1, mag.reshape(nb_frames, -1), self.w1)
+        x = torch.tanh(x.view(nb_frames, self.nb_targets, hidden).transpose(0, 1))
+        skip = x  # (nb_targets, nb_frames, hidden)
+        for layer in range(self.nb_layers):
+            h, c = state[layer]
+            pre = torch.baddbmm(self.b_lstm[layer], x, self.w_ih[layer])
+            out = torch.empty(self.nb_targets, nb_frames, hidden)
+            for frame in range(nb_frames):
+                gates = torch.baddbmm(pre[:, frame : frame + 1], h, self.w_hh[layer])
+                ifo = torch.sigmoid(gates[..., : 3 * hidden])
+                c = torch.addcmul(
+                    ifo[..., hidden : 2 * hidden] * c,
+                    ifo[..., :hidden],
+                    torch.tanh(gates[..., 3 * hidden :]),
+                )
+                h = torch.mul(ifo[..., 2 * hidden :], torch.tanh(c), out=out[:, frame : frame + 1])
+            state[layer] = [h, c]
+            x = out
+        y = torch.baddbmm(torch.baddbmm(self.b2, skip, self.w2_skip), x, self.w2_lstm).relu_()
+        return torch.baddbmm(self.b3, y, self.w3).relu_()
+
+
+class StreamingSeparator:
+    """Separates a live stream block by block with unidirectional target models.
+
+    See the module docstring for the stream conventions, the latency and the offline reference.
+
+    Args:
+        models: target name -> unidirectional :class:`OpenUnmix` (same nfft, channels, hidden
+            size and layers; bandwidth crops may differ).
+        sample_rate: rate of the stream in Hz.
+        nfft: STFT size.
+        nhop: hop size.
+        block_hops: hops per block (the stream's block is ``block_hops * nhop`` samples).
+
+    Raises:
+        UnmixlabError: a model is bidirectional, or the models do not fit together.
+    """
+
+    def __init__(
+        self,
+        models: dict[str, OpenUnmix],
+        sample_rate: int,
+        nfft: int,
+        nhop: int,
+        block_hops: int = 2,
+    ):
+        check_models(models, nfft)
+        if block_hops < 1 or not 0 < nhop < nfft:
+            raise UnmixlabError(
+                f"block_hops={block_hops}, nhop={nhop}, nfft={nfft} cannot stream",
+                "Use block_hops >= 1 and 0 < nhop < nfft",
+            )
+        self.models = models
+        self.sample_rate = sample_rate
+        self.nfft, self.nhop, self.block_hops = nfft, nhop, block_hops
+        self.nb_channels = next(iter(models.values())).config.nb_channels
+        self.block_size = block_hops * nhop
+        self.delay = nfft - nhop  # output-stream sample k estimates input sample k - delay
+        self.window = torch.hann_window(nfft)
+        envelope = window_overlap(self.window, nhop)  # (nhop,), periodic in steady state
+        if envelope.min() < 1e-6 * envelope.max():
+            raise UnmixlabError(
+                f"nhop {nhop} leaves gaps between Hann windows of {nfft} samples",
+                "Use a hop of at most nfft / 2",
+            )
+        # a frame's sample n lands where the squared windows sum to envelope[n % nhop]
+        self.synthesis_window = self.window / envelope.repeat(math.ceil(nfft / nhop))[:nfft]
+        self.fused = FusedTargets(list(models.values()))
+        self.reset()
+
+    @property
+    def targets(self) -> list[str]:
+        """Names of the estimates, in output order."""
+        return list(self.models)
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency in samples: ``nfft + (block_hops - 1) * nhop``."""
+        return self.delay + self.block_size
+
+    @property
+    def latency_ms(self) -> float:
+        """Algorithmic latency in milliseconds (see the module docstring)."""
+        return 1000.0 * self.latency_samples / self.sample_rate
+
+    @property
+    def block_ms(self) -> float:
+        """Duration of one block in milliseconds."""
+        return 1000.0 * self.block_size / self.sample_rate
+
+    def reset(self) -> None:
+        """Start a new stream: silence before it, zero LSTM state."""
+        self._input = torch.zeros(self.nb_channels, self.delay + self.block_size)
+        self._tail = torch.zeros(len(self.models), self.nb_channels, self.delay)
+        self._output = torch.zeros(len(self.models), self.nb_channels, self.delay + self.block_size)
+        self._state = self.fused.initial_state()
+
+    def warm_up(self, blocks: int = 4) -> None:
+        """Process a few blocks of silence (first-call costs), then :meth:`reset`."""
+        silence = torch.zeros(self.nb_channels, self.block_size)
+        for _ in range(blocks):
+            self.process_block(silence)
+        self.reset()
+
+    @torch.inference_mode()
+    def process_block(self, block: Tensor) -> Tensor:
+        """Separate the next block of the stream.
+
+        Args:
+            block: ``(nb_channels, block_size)`` input samples.
+
+        Returns:
+            ``(nb_targets, nb_channels, block_size)``: the next output-stream samples, which
+            estimate the input ``delay`` samples earlier.
+        """
+        nfft, nhop, delay, size = self.nfft, self.nhop, self.delay, self.block_size
+        self._input[:, :delay] = self._input[:, size:].clone()
+        self._input[:, delay:] = block
+        frames = self._input.unfold(-1, nfft, nhop).transpose(0, 1)  # (frames, channels, nfft)
+        spec = torch.fft.rfft(frames * self.window)  # (nb_frames, nb_channels, nb_bins)
+        mag = spec.abs()[..., : self.fused.max_bin]
+        masks = self.fused.masks(mag, self._state)  # (targets, frames, channels * nb_bins)
+        masks = masks.view(masks.shape[:2] + spec.shape[1:])  # (targets, frames, ch, bins)
+        # mask * mixture spectrogram = target magnitude with the mixture phase
+        estimate = torch.view_as_complex(masks[..., None] * torch.view_as_real(spec))
+        frames_out = torch.fft.irfft(estimate, n=nfft) * self.synthesis_window
+        # frames_out: (nb_targets, nb_frames, nb_channels, nfft); overlap-add onto the tail
+        out = self._output
+        out[..., :delay] = self._tail
+        out[..., delay:] = 0.0
+        for frame in range(self.block_hops):
+            out[..., frame * nhop : frame * nhop + nfft] += frames_out[:, frame]
+        self._tail.copy_(out[..., size:])
+        return out[..., :size].clone()
+
+    def stream(
+        self, blocks: Iterable[Tensor], block_seconds: list[float] | None = None
+    ) -> Iterator[Tensor]:
+        """Separate a stream, aligned with its input: what comes out estimates what went in.
+
+        The first ``delay`` output-stream samples (before the input started) are dropped and
+        the end is flushed with silence, so the outputs together are as long as the inputs.
+
+        Args:
+            blocks: ``(nb_channels, block_size)`` chunks (channels matched to the models);
+                only the last may be shorter.
+            block_seconds: if given, receives the processing seconds of every block.
+
+        Yields:
+            ``(nb_targets, nb_channels, n)`` estimates of consecutive input samples.
+        """
+        self.reset()
+        size, fed, received, emitted = self.block_size, 0, 0, 0
+        silence = torch.zeros(self.nb_channels, size)
+        blocks = iter(blocks)
+        while True:
+            block = next(blocks, None)
+            if block is None:
+                if emitted >= received:
+                    return
+                block = silence
+            else:
+                received += block.shape[-1]
+                if block.shape[-1] < size:
+                    block = F.pad(block, (0, size - block.shape[-1]))
+            start = time.perf_counter()
+            out = self.process_block(block)
+            if block_seconds is not None:
+                block_seconds.append(time.perf_counter() - start)
+            fed += size
+            # this block produced input samples [fed - size - delay, fed - delay)
+            stop = min(fed - self.delay, received)
+            if stop > emitted:
+                first = emitted - (fed - size - self.delay)
+                yield out[..., first : first + stop - emitted]
+                emitted = stop
+
+    def separate(
+        self, audio: Tensor, rate: int, block_seconds: list[float] | None = None
+    ) -> dict[str, Tensor]:
+        """Separate a whole recording by streaming it block by block.
+
+        Args:
+            audio: ``(nb_channels, nb_timesteps)`` at ``rate`` (resampled as needed, before and
+                after the stream).
+            rate: sample rate of ``audio``.
+            block_seconds: if given, receives the processing seconds of every block.
+
+        Returns:
+            target name -> ``(nb_channels, nb_timesteps)`` at ``rate``.
+        """
+        mixture = match_channels(resample(audio, rate, self.sample_rate), self.nb_channels)
+        chunks = torch.split(mixture, self.block_size, dim=-1)
+        out = torch.cat(list(self.stream(chunks, block_seconds)), -1)
+        return {
+            name: resample(out[i], self.sample_rate, rate) for i, name in enumerate(self.models)
+        }
+
+    @torch.inference_mode()
+    def offline(self, audio: Tensor) -> Tensor:
+        """The offline causal reference: the whole signal in one pass (module docstring).
+
+        Args:
+            audio: ``(nb_channels, nb_timesteps)`` at ``sample_rate``, channels as the models.
+
+        Returns:
+            ``(nb_targets, nb_channels, nb_timesteps)``.
+        """
+        nfft, nhop, delay = self.nfft, self.nhop, self.delay
+        length = audio.shape[-1]
+        nb_frames = (length - 1 + delay) // nhop + 1  # the last frame overlapping the input
+        padded = F.pad(audio, (delay, (nb_frames - 1) * nhop + nfft - delay - length))
+        spec = torch.stft(
+            padded, nfft, nhop, window=self.window, center=False, return_complex=True
+        )  # (nb_channels, nb_bins, nb_frames)
+        mag = spec.abs()[None]  # (1, nb_channels, nb_bins, nb_frames)
+        estimates = torch.stack([model(mag)[0] for model in self.models.values()])
+        complex_est = torch.polar(estimates, spec.angle().expand_as(estimates))
+        frames = torch.fft.irfft(complex_est.transpose(-1, -2), n=nfft) * self.window
+        # frames: (nb_targets, nb_channels, nb_frames, nfft) -> overlap-add along time
+        total = padded.shape[-1]
+        summed = F.fold(
+            frames.flatten(0, 1).transpose(1, 2),
+            output_size=(1, total),
+            kernel_size=(1, nfft),
+            stride=(1, nhop),
+        )  # (nb_targets * nb_channels, 1, 1, total)
+        overlap = F.fold(
+            (self.window**2)[None, :, None].expand(1, nfft, nb_frames),
+            output_size=(1, total),
+            kernel_size=(1, nfft),
+            stride=(1, nhop),
+        )
+        out = (summed / overlap.clamp_min(1e-11))[..., delay : delay + length]
+        return out.reshape(len(self.models), self.nb_channels, length)
+
+
+def window_overlap(window: Tensor, nhop: int) -> Tensor:
+    """Steady-state sum of squared windows at each of the ``nhop`` positions of a hop."""
+    squared = F.pad(window**2, (0, -len(window) % nhop))
+    return squared.view(-1, nhop).sum(0)
+
+
+def check_models(models: dict[str, OpenUnmix], nfft: int) -> None:
+    """Refuse bidirectional models and models that cannot share one stream.
+
+    Raises:
+        UnmixlabError: naming the first offending target.
+    """
+    if not models:
+        raise UnmixlabError("no target model to stream", "Pass at least one target model")
+    first = next(iter(models.values())).config
+    for target, model in models.items():
+        config = model.config
+        if not config.unidirectional or model.lstm.bidirectional:
+            raise UnmixlabError(
+                f"model '{target}' has a bidirectional LSTM: each frame needs the rest of the "
+                "song, so it cannot stream",
+                "Train it with --unidirectional, or separate offline with `unmixlab separate`",
+            )
+        if config.nb_bins != nfft // 2 + 1:
+            raise UnmixlabError(
+                f"model '{target}' has {config.nb_bins} bins, nfft {nfft} gives {nfft // 2 + 1}",
+                "Stream with the nfft the model was trained with",
+            )
+        shared = ("nb_channels", "hidden_size", "nb_layers")
+        if any(getattr(config, key) != getattr(first, key) for key in shared):
+            raise UnmixlabError(
+                f"model '{target}' differs from the others in {', '.join(shared)}",
+                "Stream targets trained with the same architecture (bandwidths may differ)",
+            )
+
+
+def load_streaming_separator(
+    folder: Path, targets: list[str] | None = None, block_hops: int = 2
+) -> StreamingSeparator:
+    """Build a :class:`StreamingSeparator` from a reference-layout model folder.
+
+    Raises:
+        UnmixlabError: folder or models missing, or a model is bidirectional.
+    """
+    meta = read_separator_json(folder)
+    targets = targets or meta["targets"]
+    if not targets:
+        raise UnmixlabError("model folder holds no target model", "Train a target first", folder)
+    models = {target: load_target_model(folder, target) for target in targets}
+    try:
+        return StreamingSeparator(
+            models, meta["sample_rate"], meta["nfft"], meta["nhop"], block_hops
+        )
+    except UnmixlabError as error:
+        raise UnmixlabError(error.problem, error.fix, folder) from error
