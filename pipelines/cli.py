@@ -15,6 +15,7 @@ from unmixlab.errors import UnmixlabError
 COMMANDS = {
     "data": "pipelines.commands.data:data",
     "evaluate": "pipelines.commands.evaluate:evaluate",
+    "prepare": "pipelines.commands.prepare:prepare",
     "promote": "pipelines.commands.promote:promote",
     "separate": "pipelines.commands.separate:separate",
     "stream": "pipelines.commands.stream:stream",

@@ -127,7 +127,10 @@ class TrainingChunks(Dataset):
                 if audio.shape[0] == 2 and rng.random() < 0.5:
                     audio = audio.flip(0)  # swap left and right
             stems[stem] = audio
-        mixture = torch.stack(list(stems.values())).sum(0)
+        first, *others = stems.values()
+        mixture = first.clone()  # summed in place, in the order stack(...).sum(0) would
+        for audio in others:
+            mixture += audio
         return mixture, stems[self.target]
 
 
