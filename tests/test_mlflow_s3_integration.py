@@ -48,18 +48,21 @@ def start(command: list[str], env: dict[str, str], health: str, log: Path) -> su
     )
     stream.close()
     deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command[:3]} exited:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(health, timeout=2).status_code == 200:
-                return process
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"{health} did not answer in 90 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[:3]} exited:\n{log.read_text()[-3000:]}")
+            try:
+                if requests.get(health, timeout=2).status_code == 200:
+                    return process
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{health} did not answer in 90 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+    except BaseException:
+        stop(process)
+        raise
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -94,7 +97,11 @@ class MotoServer:
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         env = {**os.environ, **S3_KEYS}
         self.process = start(command, env, f"{self.endpoint}/moto-api/", self.folder / "moto.log")
-        s3(self.endpoint).create_bucket(Bucket=BUCKET)
+        try:
+            s3(self.endpoint).create_bucket(Bucket=BUCKET)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         stop(self.process)
@@ -218,13 +225,10 @@ def test_upload_is_retried_through_an_s3_outage(
     run_id = client.create_run(client.create_experiment("outage")).info.run_id
     payload = tmp_path / "vocals.chkpnt"
     payload.write_bytes(os.urandom(1 << 16))
+    attempts: list[float] = []
+    errors: list[BaseException] = []
 
-    moto.stop()
-    # the outage: S3's port resets every connection until moto is back
-    outage = socket.create_server(("127.0.0.1", moto.port), reuse_port=False)
-    attempts = []
-
-    def refuse() -> None:
+    def refuse(outage: socket.socket) -> None:
         while True:
             try:
                 connection, _ = outage.accept()
@@ -233,22 +237,25 @@ def test_upload_is_retried_through_an_s3_outage(
             attempts.append(time.monotonic())
             connection.close()
 
-    threading.Thread(target=refuse, daemon=True).start()
-    errors: list[BaseException] = []
-
     def upload() -> None:
         try:
             client.log_artifact(run_id, str(payload), "checkpoints")
         except BaseException as error:  # noqa: BLE001 - asserted below
             errors.append(error)
 
-    uploader = threading.Thread(target=upload)
-    uploader.start()
-    deadline = time.monotonic() + 60
-    while not attempts and time.monotonic() < deadline:
-        time.sleep(0.05)
-    outage.close()
-    moto.start()
+    moto.stop()
+    # the outage: S3's port resets every connection until moto is back
+    outage = socket.create_server(("127.0.0.1", moto.port))
+    try:
+        threading.Thread(target=refuse, args=(outage,), daemon=True).start()
+        uploader = threading.Thread(target=upload)
+        uploader.start()
+        deadline = time.monotonic() + 60
+        while not attempts and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        outage.close()
+        moto.start()
     uploader.join(timeout=240)
     assert attempts, "the upload never reached S3"
     assert not uploader.is_alive() and not errors, errors
