@@ -1,0 +1,267 @@
+"""The ``study`` flow: the seed study's configurations side by side, and one report.
+
+(synthesise) → prepare once → for each configuration and seed, one at a time: train (a nested
+MLflow run) → tag it and log its training-pass times → score it with museval → (stream it,
+for unidirectional models) → read every run back from MLflow → verdicts on the seed's
+hypotheses → HTML + markdown report on the parent run and as a Prefect artifact.
+
+Runs go one after another on purpose: trainings sharing the CPU would slow each other and
+their times would not compare.
+"""
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from components.evaluate import evaluate
+from components.parent_run import end_parent_run, start_parent_run
+from components.prepare_data import prepare_data
+from components.runtime import (
+    RETRIES,
+    RETRY_DELAY_SECONDS,
+    RETRY_JITTER_FACTOR,
+    retry_if_transient,
+)
+from components.synthesize import synthesize
+from components.train import train
+from pipelines.training import run_url
+from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.report import ReportFiles, render_markdown, write_report
+from unmixlab.study import (
+    PlannedRun,
+    StudyContext,
+    Verdict,
+    collect_results,
+    expand,
+    fixed_settings,
+    log_realtime_factor,
+    plan,
+    realtime_factor,
+    record_run,
+    summarize,
+    verdicts,
+)
+from unmixlab.tracking.setup import resolve_tracking_uri
+
+RETRY = {
+    "cache_policy": NO_CACHE,
+    "retries": RETRIES,
+    "retry_delay_seconds": RETRY_DELAY_SECONDS,
+    "retry_jitter_factor": RETRY_JITTER_FACTOR,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What one ``study`` flow run produced, and where to find it."""
+
+    preset: str
+    flow_run_name: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    parent_run_url: str
+    run_ids: dict[str, list[str]]  # configuration -> MLflow runs (one per seed)
+    verdicts: list[Verdict]
+    report: ReportFiles
+    seconds: float
+
+
+@task(name="record_study_run", **RETRY)
+def record_study_run(
+    run_id: str, study: str, configuration: str, seed: int, chunks_per_epoch: int
+) -> float:
+    """Tag a training as the study's ``configuration``/``seed``; log its training-pass times."""
+    return record_run(
+        MlflowClient(resolve_tracking_uri()),
+        run_id,
+        study=study,
+        configuration=configuration,
+        seed=seed,
+        chunks_per_epoch=chunks_per_epoch,
+    )
+
+
+@task(name="measure_realtime", **RETRY)
+def measure_realtime(run_id: str, model_dir: Path, seconds: float) -> float:
+    """Stream a unidirectional model block by block; log its real-time factor on its run."""
+    rtf = realtime_factor(model_dir, seconds)
+    log_realtime_factor(MlflowClient(resolve_tracking_uri()), run_id, rtf)
+    get_run_logger().info("real-time factor of %s: %.3f", model_dir, rtf)
+    return rtf
+
+
+@task(name="report_study", **RETRY)
+def report_study(
+    config: ExperimentConfig,
+    experiment_id: str,
+    context: StudyContext,
+    report_dir: Path,
+) -> tuple[ReportFiles, list[Verdict], str]:
+    """Read the runs back from MLflow, decide the verdicts, write and log the report.
+
+    Returns:
+        The report files, the verdicts and a markdown summary (no images) for Prefect.
+    """
+    client = MlflowClient(resolve_tracking_uri())
+    results = collect_results(client, experiment_id, context.study_run_id, context.target)
+    summaries = summarize(results, expand(config.study))
+    found = verdicts(summaries, config.study.significance)
+    files = write_report(context, summaries, found, report_dir)
+    client.log_artifact(context.study_run_id, str(files.html), "report")
+    client.log_artifact(context.study_run_id, str(files.markdown), "report")
+    client.log_artifacts(context.study_run_id, str(files.images[0].parent), "report/report")
+    for verdict in found:
+        client.set_tag(context.study_run_id, f"verdict.{verdict.key}", verdict.outcome)
+    summary = render_markdown(context, summaries, found, (), image_dir="")
+    return files, found, summary
+
+
+@flow(name="study")
+def study(
+    preset: str = "seed-study", overrides: list[str] | None = None, seeds: int | None = None
+) -> StudySummary:
+    """Run every configuration of a preset's study (each with its seeds) and report on them.
+
+    Args:
+        preset: a preset name (``seed-study``, ``seed-study-quick``, ...) or a YAML file.
+        overrides: ``key=value`` settings, e.g. ``data.root=/data/musdb18``.
+        seeds: seeds per configuration (overrides ``study.seeds``).
+
+    Returns:
+        The runs, the verdicts and the report.
+
+    Raises:
+        UnmixlabError: a bad preset or override, or bad data (at ``prepare_data``).
+    """
+    start = time.perf_counter()
+    logger = get_run_logger()
+    overrides = [*(overrides or []), *([f"study.seeds={seeds}"] if seeds else [])]
+    config = load_preset(preset, overrides)
+    name = flow_run.get_name() or "local"
+    run_dir = Path(config.output) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    planned = plan(config, run_dir / "models")
+    configurations = expand(config.study)
+    logger.info(
+        "study %s: %d configurations x %d seed(s) = %d trainings of %s, outputs in %s",
+        config.name,
+        len(configurations),
+        config.study.seeds,
+        len(planned),
+        config.targets[0],
+        run_dir,
+    )
+
+    if config.data.synth is not None:
+        synthesize(config.data.root, config.data.synth)
+    prepared = prepare_data(planned[0].config)  # one decoded cache for every run
+    parent = start_parent_run(
+        config,
+        run_name=f"study {config.name} {name}",
+        tags={
+            "study": config.name,
+            "prefect_flow_run": name,
+            "dataset_fingerprint": prepared.fingerprint,
+        },
+    )
+    try:
+        run_ids: dict[str, list[str]] = {}
+        for index, run in enumerate(planned, 1):
+            logger.info(
+                "run %d of %d: %s, seed %d", index, len(planned), run.configuration.name, run.seed
+            )
+            run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared.train_tracks)
+            run_ids.setdefault(run.configuration.name, []).append(run_id)
+        context = StudyContext(
+            name=config.name,
+            description=config.description,
+            experiment=config.experiment,
+            study_run_id=parent.run_id,
+            target=config.targets[0],
+            data_root=str(config.data.root),
+            fixed=fixed_settings(planned[0].config),
+            seeds=tuple(dict.fromkeys(run.seed for run in planned)),
+            significance=config.study.significance,
+            notes=config.study.notes,
+            command=_command(preset, overrides),
+            wall_seconds=time.perf_counter() - start,
+            created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        )
+        files, found, summary_md = report_study(
+            config, parent.experiment_id, context, run_dir / "report"
+        )
+    except BaseException:
+        end_parent_run(parent.run_id, "FAILED", {}, return_state=True)  # keeps the first error
+        raise
+    seconds = time.perf_counter() - start
+    end_parent_run(parent.run_id, "FINISHED", {"study_seconds": seconds, "runs": len(planned)})
+
+    parent_url = run_url(parent.tracking_uri, parent.experiment_id, parent.run_id)
+    create_markdown_artifact(
+        markdown=summary_md
+        + f"\n\nThe full report with its plots: `{files.html}`, and the artifacts `report/` of "
+        f"MLflow run [{parent.run_id}]({parent_url}).\n",
+        key=re.sub(r"[^a-z0-9-]+", "-", f"study-{config.name}".lower()),
+        description=f"Verdicts and results of the '{config.name}' study",
+    )
+    for verdict in found:
+        logger.info("%s (%s): %s", verdict.key, verdict.outcome, verdict.sentence)
+    logger.info("report: %s", files.html)
+    return StudySummary(
+        preset=config.name,
+        flow_run_name=name,
+        tracking_uri=parent.tracking_uri,
+        experiment_id=parent.experiment_id,
+        parent_run_id=parent.run_id,
+        parent_run_url=parent_url,
+        run_ids=run_ids,
+        verdicts=found,
+        report=files,
+        seconds=seconds,
+    )
+
+
+def _train_and_measure(
+    config: ExperimentConfig,
+    run: PlannedRun,
+    parent_run_id: str,
+    run_dir: Path,
+    train_tracks: tuple[str, ...],
+) -> str:
+    """Train one (configuration, seed), record its times, score it, stream it if causal."""
+    trained = train(run.config, config.experiment, parent_run_id, config.name)
+    record_study_run(
+        trained.run_id,
+        config.name,
+        run.configuration.name,
+        run.seed,
+        run.config.samples_per_track * len(train_tracks),
+    )
+    if config.evaluate.enabled:
+        evaluate(
+            config.data.root,
+            trained.model_dir,
+            run_dir / "evaluation" / run.configuration.name / f"seed-{run.seed}",
+            {run.config.target: trained.run_id},
+            None,
+            is_wav=config.data.is_wav,
+            subset=config.evaluate.subset,
+            workers=config.evaluate.workers,
+            niter=config.evaluate.niter,
+        )
+    if config.study.realtime and run.config.unidirectional:
+        measure_realtime(trained.run_id, trained.model_dir, config.study.realtime_seconds)
+    return trained.run_id
+
+
+def _command(preset: str, overrides: list[str]) -> str:
+    """The command line that reruns this study."""
+    return " ".join(["unmixlab run study --preset", preset, *(f"--set '{o}'" for o in overrides)])

@@ -1,0 +1,527 @@
+"""The study report: one self-contained HTML page and its markdown twin.
+
+The HTML page embeds its plots as base64 PNG (``data:`` URIs), so it opens anywhere without
+its folder; the markdown links the same PNGs, written next to it in ``<name>/``. Plots are
+drawn with matplotlib's object API (Agg, no GUI backend).
+"""
+
+import base64
+import html
+import io
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from unmixlab.study import (
+    INDEPENDENT,
+    ConfigurationSummary,
+    Stat,
+    StudyContext,
+    Verdict,
+    number,
+)
+
+# display name of each independent variable
+VARIABLE_NAMES = {
+    "epochs": "epochs",
+    "nb_workers": "workers",
+    "batch_size": "batch size",
+    "hidden_size": "hidden size",
+    "samples_per_track": "samples / track",
+    "unidirectional": "LSTM",
+}
+OUTCOME_COLOURS = {
+    "supported": "#1a7f37",
+    "not supported": "#cf222e",
+    "inconclusive": "#9a6700",
+    "not tested": "#57606a",
+}
+MEASURED = (
+    "Loss is the MSE of the target magnitude spectrogram: *best valid loss* is the lowest "
+    "validation loss over the epochs (the model that is kept), *last train loss* the training "
+    "loss of the last epoch. Training time is the wall clock of each epoch's training pass "
+    "(data loading, forward, backward and optimiser steps over all batches), summed over the "
+    "epochs; it excludes validation, checkpointing and museval scoring, and is measured the "
+    "same way for every run, one run at a time. SDR is museval's (BSS Eval v4) median over "
+    "frames and test tracks. Values are mean ± standard deviation over seeds."
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One plot of the report.
+
+    Attributes:
+        name: file stem.
+        title: caption.
+        png: the image.
+    """
+
+    name: str
+    title: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What :func:`write_report` wrote.
+
+    Attributes:
+        html: the self-contained page.
+        markdown: the markdown version.
+        images: the PNG files the markdown links.
+    """
+
+    html: Path
+    markdown: Path
+    images: tuple[Path, ...]
+
+
+def write_report(
+    context: StudyContext,
+    summaries: Sequence[ConfigurationSummary],
+    verdicts: Sequence[Verdict],
+    out_dir: Path,
+    name: str = "report",
+) -> ReportFiles:
+    """Write ``out_dir/<name>.html``, ``out_dir/<name>.md`` and the PNGs in ``out_dir/<name>/``.
+
+    Every file is written under a temporary name, then renamed.
+    """
+    out_dir = Path(out_dir)
+    figures = draw_figures(summaries)
+    images = tuple(_write_bytes(out_dir / name / f"{f.name}.png", f.png) for f in figures)
+    page = render_html(context, summaries, verdicts, figures)
+    text = render_markdown(context, summaries, verdicts, figures, image_dir=name)
+    return ReportFiles(
+        _write_bytes(out_dir / f"{name}.html", page.encode()),
+        _write_bytes(out_dir / f"{name}.md", text.encode()),
+        images,
+    )
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------- tables (shared by both forms)
+
+
+def _shown_variables(summaries: Sequence[ConfigurationSummary]) -> list[str]:
+    """Independent variables worth a column: the seed's four, plus any that vary."""
+    always = ("batch_size", "hidden_size", "samples_per_track", "epochs")
+    return [k for k in INDEPENDENT if k in always or len({s.variables[k] for s in summaries}) > 1]
+
+
+def _value(key: str, value: object) -> str:
+    if key == "unidirectional":
+        return "uni" if value else "bi"
+    return str(value)
+
+
+def _stat(stat: Stat | None, digits: int = 4) -> str:
+    return "—" if stat is None else stat.format(digits)
+
+
+def seed_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], list[list[str]]]:
+    """The seed's table with the measurements: header and rows of text."""
+    variables = _shown_variables(summaries)
+    has_reference = any(s.reference for s in summaries)
+    has_sdr = any(s.sdr for s in summaries)
+    has_rtf = any(s.rtf for s in summaries)
+    header = ["configuration", *(VARIABLE_NAMES[k] for k in variables)]
+    if has_reference:
+        header += ["seed's loss", "seed's time"]
+    header += ["best valid loss", "last train loss", "time / epoch (s)", "training time (s)"]
+    header += ["SDR (dB)"] * has_sdr + ["real-time factor"] * has_rtf + ["seeds"]
+    rows = []
+    for s in summaries:
+        row = [s.name, *(_value(k, s.variables[k]) for k in variables)]
+        if has_reference:
+            ref = s.reference
+            row += [
+                number(ref.loss) if ref and ref.loss is not None else "—",
+                ref.time if ref and ref.time else "—",
+            ]
+        row += [
+            _stat(s.valid_loss),
+            _stat(s.train_loss),
+            _stat(s.seconds_per_epoch, 3),
+            _stat(s.total_seconds, 3),
+        ]
+        row += [_stat(s.sdr, 3)] * has_sdr + [_stat(s.rtf, 3)] * has_rtf
+        row.append(str(len(s.runs)))
+        rows.append(row)
+    return header, rows
+
+
+def runs_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], list[list[str]]]:
+    """One row per MLflow run (the real-time factor only when some run measured it)."""
+    has_rtf = any(r.rtf is not None for s in summaries for r in s.runs)
+    header = [
+        "configuration",
+        "seed",
+        "MLflow run",
+        "epochs",
+        "best valid loss",
+        "last train loss",
+        "training time (s)",
+        "SDR (dB)",
+    ] + ["real-time factor"] * has_rtf
+    rows = [
+        [
+            s.name,
+            str(r.seed),
+            r.run_id,
+            str(len(r.valid_loss)),
+            number(r.best_valid_loss),
+            number(r.final_train_loss),
+            number(r.total_seconds, 3),
+            "—" if r.sdr is None else number(r.sdr, 3),
+        ]
+        + ["—" if r.rtf is None else number(r.rtf, 3)] * has_rtf
+        for s in summaries
+        for r in s.runs
+    ]
+    return header, rows
+
+
+def settings_table(context: StudyContext) -> tuple[list[str], list[list[str]]]:
+    """The fixed settings: control variables and the rest."""
+    from unmixlab.study import CONTROL
+
+    rows = [
+        [k, str(v), "control variable" if k in CONTROL else "fixed"]
+        for k, v in context.fixed.items()
+    ]
+    return ["setting", "value", "role"], rows
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |"]
+    lines.append("|" + "|".join(" --- " if i == 0 else " ---: " for i in range(len(header))) + "|")
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _facts(context: StudyContext) -> list[tuple[str, str]]:
+    facts = [
+        ("MLflow experiment", context.experiment),
+        ("study run", context.study_run_id),
+        ("target", context.target),
+        ("data", context.data_root),
+        ("seeds per configuration", f"{len(context.seeds)} ({', '.join(map(str, context.seeds))})"),
+        ("significance", f"a difference counts beyond {context.significance:g} standard errors"),
+    ]
+    if context.wall_seconds is not None:
+        facts.append(("study wall time", f"{context.wall_seconds:.0f} s"))
+    if context.command:
+        facts.append(("command", context.command))
+    if context.created:
+        facts.append(("created", context.created))
+    return facts
+
+
+def render_markdown(
+    context: StudyContext,
+    summaries: Sequence[ConfigurationSummary],
+    verdicts: Sequence[Verdict],
+    figures: Sequence[Figure],
+    image_dir: str,
+) -> str:
+    """The report as markdown; images link ``<image_dir>/<figure>.png`` (none: no plots)."""
+    out = [f"# Study report: {context.name}", ""]
+    if context.description:
+        out += [context.description, ""]
+    out += [
+        f"- **{k}**: `{v}`" if k in ("command", "study run") else f"- **{k}**: {v}"
+        for k, v in _facts(context)
+    ]
+    out += ["", "## Hypotheses", ""]
+    for v in verdicts:
+        out += [f"### {v.key}: {v.outcome}", "", f"> {v.hypothesis}", "", v.sentence, ""]
+        out += [f"- {line}" for line in v.evidence]
+        out.append("")
+    out += ["## The seed's table, reproduced", "", _md_table(*seed_table(summaries)), ""]
+    out += [MEASURED, ""]
+    out += ["## Plots", ""] if figures else []
+    for f in figures:
+        out += [f"### {f.title}", "", f"![{f.title}]({image_dir}/{f.name}.png)", ""]
+    out += ["## Settings", "", _md_table(*settings_table(context)), ""]
+    if context.notes:
+        out += ["Notes:", ""] + [f"- {n}" for n in context.notes] + [""]
+    out += ["## Runs", "", _md_table(*runs_table(summaries)), ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- HTML
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1300px; padding: 0 1rem; color: #1f2328; line-height: 1.45; }
+h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
+h2 { margin-top: 2.2rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; }
+table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
+th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: right; }
+td { white-space: nowrap; }
+th { vertical-align: bottom; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f6f8fa; }
+tr:nth-child(even) td { background: #fbfcfd; }
+.scroll { overflow-x: auto; }
+dl.facts { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
+dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
+.verdict { border: 1px solid #d0d7de; border-left-width: 6px; border-radius: 6px;
+           padding: .6rem 1rem; margin: 1rem 0; }
+.badge { display: inline-block; color: white; border-radius: 1rem; padding: .05rem .7rem;
+         font-size: .85rem; font-weight: 600; margin-left: .5rem; vertical-align: middle; }
+.hypothesis { color: #57606a; font-style: italic; margin: .3rem 0; }
+.verdict ul { margin: .3rem 0; padding-left: 1.3rem; font-size: .9rem; color: #3d444d; }
+figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto;
+         border: 1px solid #d0d7de; border-radius: 4px; }
+figcaption { font-weight: 600; margin-bottom: .4rem; }
+code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; font-size: .9em; }
+.note { color: #3d444d; font-size: .92rem; }
+"""
+
+
+def _html_table(
+    header: list[str], rows: list[list[str]], code_columns: tuple[int, ...] = ()
+) -> str:
+    def cell(i: int, text: str) -> str:
+        text = html.escape(text)
+        return f"<code>{text}</code>" if i in code_columns else text
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell(i, c)}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
+
+
+def render_html(
+    context: StudyContext,
+    summaries: Sequence[ConfigurationSummary],
+    verdicts: Sequence[Verdict],
+    figures: Sequence[Figure],
+) -> str:
+    """The report as one self-contained HTML page (plots as ``data:`` URIs)."""
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Study report: {esc(context.name)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>Study report: {esc(context.name)}</h1>",
+    ]
+    if context.description:
+        parts.append(f"<p>{esc(context.description)}</p>")
+    parts.append('<dl class="facts">')
+    for key, value in _facts(context):
+        shown = f"<code>{esc(value)}</code>" if key in ("command", "study run") else esc(value)
+        parts.append(f"<dt>{esc(key)}</dt><dd>{shown}</dd>")
+    parts.append("</dl>")
+
+    parts.append("<h2>Hypotheses</h2>")
+    for v in verdicts:
+        colour = OUTCOME_COLOURS[v.outcome]
+        evidence = "".join(f"<li>{esc(line)}</li>" for line in v.evidence)
+        parts.append(
+            f'<div class="verdict" style="border-left-color:{colour}">'
+            f'<strong>{esc(v.key)}</strong><span class="badge" style="background:{colour}">'
+            f"{esc(v.outcome)}</span>"
+            f'<p class="hypothesis">{esc(v.hypothesis)}</p><p>{esc(v.sentence)}</p>'
+            + (f"<ul>{evidence}</ul>" if evidence else "")
+            + "</div>"
+        )
+
+    parts.append("<h2>The seed's table, reproduced</h2>")
+    parts.append(_html_table(*seed_table(summaries)))
+    parts.append(f'<p class="note">{_emphasis(esc(MEASURED))}</p>')
+
+    parts.append("<h2>Plots</h2>")
+    for f in figures:
+        data = base64.b64encode(f.png).decode("ascii")
+        parts.append(
+            f"<figure><figcaption>{esc(f.title)}</figcaption>"
+            f'<img alt="{esc(f.title)}" src="data:image/png;base64,{data}"></figure>'
+        )
+
+    parts.append("<h2>Settings</h2>")
+    parts.append(_html_table(*settings_table(context)))
+    if context.notes:
+        parts.append(
+            '<ul class="note">' + "".join(f"<li>{esc(n)}</li>" for n in context.notes) + "</ul>"
+        )
+    parts.append("<h2>Runs</h2>")
+    parts.append(_html_table(*runs_table(summaries), code_columns=(2,)))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _emphasis(text: str) -> str:
+    """``*word*`` -> ``<em>word</em>`` (the explanation's emphasis)."""
+    pieces = text.split("*")
+    return "".join(f"<em>{p}</em>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+# ---------------------------------------------------------------- plots
+
+
+def draw_figures(summaries: Sequence[ConfigurationSummary]) -> list[Figure]:
+    """The report's plots: loss curves, loss against time, loss and time against sizes, SDR."""
+    drawers: list[tuple[str, str, Callable]] = [
+        ("loss_curves", "Loss per epoch, by configuration", _loss_curves),
+        ("loss_vs_time", "Best validation loss against training time", _loss_vs_time),
+        ("sizes", "Loss and time per epoch against batch size and hidden size", _against_sizes),
+    ]
+    if any(s.sdr for s in summaries):
+        drawers.append(("sdr", "Separation quality (museval SDR) by configuration", _sdr_bars))
+    return [Figure(name, title, _render(draw, summaries)) for name, title, draw in drawers]
+
+
+def _render(draw: Callable, summaries: Sequence[ConfigurationSummary]) -> bytes:
+    from matplotlib.figure import Figure as MplFigure  # Agg canvas, no pyplot state
+
+    figure = MplFigure(figsize=(12, 4.5), dpi=100, layout="constrained")
+    draw(figure, summaries, _colours(summaries))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _colours(summaries: Sequence[ConfigurationSummary]) -> dict[str, object]:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"] if len(summaries) <= 10 else colormaps["tab20"]
+    return {s.name: palette(i % palette.N) for i, s in enumerate(summaries)}
+
+
+def _mean_curve(
+    curves: list[tuple[float, ...]],
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Epochs, mean, min and max over seeds (up to the shortest curve)."""
+    length = min(len(c) for c in curves)
+    columns = [[c[i] for c in curves] for i in range(length)]
+    return (
+        list(range(1, length + 1)),
+        [sum(col) / len(col) for col in columns],
+        [min(col) for col in columns],
+        [max(col) for col in columns],
+    )
+
+
+def _loss_curves(figure, summaries, colours) -> None:
+    axes = figure.subplots(1, 2, sharey=True)
+    for ax, attribute, title in zip(
+        axes, ("train_loss", "valid_loss"), ("training loss", "validation loss"), strict=True
+    ):
+        for s in summaries:
+            epochs, mean, low, high = _mean_curve([getattr(r, attribute) for r in s.runs])
+            ax.plot(epochs, mean, marker="o", color=colours[s.name], label=s.name)
+            if len(s.runs) > 1:
+                ax.fill_between(epochs, low, high, color=colours[s.name], alpha=0.2)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0].set_ylabel("MSE loss (mean over seeds; band: min–max)")
+    axes[1].legend(fontsize="small")
+
+
+def _errorbar(ax, x: Stat, y: Stat, colour, name: str) -> None:
+    ax.errorbar(
+        x.mean,
+        y.mean,
+        xerr=x.sd or None,
+        yerr=y.sd or None,
+        fmt="o",
+        color=colour,
+        capsize=3,
+        markersize=7,
+        label=name,
+    )
+
+
+def _loss_vs_time(figure, summaries, colours) -> None:
+    ax = figure.subplots()
+    for s in summaries:
+        ax.scatter(
+            [r.total_seconds for r in s.runs],
+            [r.best_valid_loss for r in s.runs],
+            color=colours[s.name],
+            alpha=0.35,
+            s=18,
+        )
+        _errorbar(ax, s.total_seconds, s.valid_loss, colours[s.name], s.name)
+    ax.set_xlabel("training time (s, training passes only)")
+    ax.set_ylabel("best validation loss")
+    ax.legend(fontsize="small")
+
+
+def _against_sizes(figure, summaries, colours) -> None:
+    axes = figure.subplots(1, 4)
+    panels = [
+        ("batch_size", "valid_loss", "best valid loss"),
+        ("hidden_size", "valid_loss", "best valid loss"),
+        ("batch_size", "seconds_per_epoch", "time / epoch (s)"),
+        ("hidden_size", "seconds_per_epoch", "time / epoch (s)"),
+    ]
+    for ax, (variable, quantity, ylabel) in zip(axes, panels, strict=True):
+        for index, s in enumerate(summaries):
+            stat = getattr(s, quantity)
+            # dodge configurations sharing a size apart (a few percent on the log axis)
+            x = s.variables[variable] * 2 ** (0.06 * (index - (len(summaries) - 1) / 2))
+            ax.errorbar(
+                x,
+                stat.mean,
+                yerr=stat.sd or None,
+                fmt="o",
+                color=colours[s.name],
+                capsize=3,
+                label=s.name,
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(VARIABLE_NAMES[variable])
+        ax.set_ylabel(ylabel)
+        values = sorted({s.variables[variable] for s in summaries})
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.margins(x=0.15)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(
+        handles,
+        labels,
+        loc="outside upper center",
+        ncol=min(len(labels), 6),
+        fontsize="small",
+        frameon=False,
+    )
+
+
+def _sdr_bars(figure, summaries, colours) -> None:
+    ax = figure.subplots()
+    scored = [s for s in summaries if s.sdr]
+    ax.bar(
+        [s.name for s in scored],
+        [s.sdr.mean for s in scored],
+        yerr=[s.sdr.sd for s in scored],
+        color=[colours[s.name] for s in scored],
+        capsize=4,
+    )
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_ylabel("SDR (dB, higher is better)")

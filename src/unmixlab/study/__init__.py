@@ -1,0 +1,84 @@
+"""The seed study as a library: its grid of configurations, its results, its hypotheses.
+
+A study trains one target under several configurations of the study's independent variables
+(epochs, workers, batch size, hidden size, samples per track, LSTM direction), each with one
+or more seeds, keeping the control variables (patience, lr-decay settings, bandwidth,
+channels) at the preset's ``train`` values. A preset writes its ``study`` section as::
+
+    study:
+      seeds: 3                       # seeds per configuration: train.seed, train.seed + 1, ...
+      configurations:                # explicit configurations, run in this order
+        - {name: open-unmix, batch_size: 8, hidden_size: 256, samples_per_track: 16, epochs: 1,
+           reference: {loss: 9.536, time: "7:50"}}
+      grid:                          # and/or every combination of these values
+        hidden_size: [128, 256, 512]
+        unidirectional: [false, true]
+
+Training time is measured the same way for every run: ``epoch_train_seconds`` is the wall
+clock of an epoch's training pass (data loading, forward, backward and optimiser steps over
+all batches), excluding validation, checkpointing and museval. It is the same
+``time.perf_counter`` interval the trainer reports as ``samples_per_second``
+(``chunks / seconds``), so it is recovered exactly from it.
+
+Verdicts are conservative: a difference between two configurations counts only when it
+exceeds :attr:`StudySettings.significance` standard errors of the difference (Welch, from the
+spread over seeds); with one seed there is no spread, and nothing is decided.
+"""
+
+from unmixlab.study.results import (
+    EPOCH_TRAIN_SECONDS,
+    REALTIME_FACTOR,
+    TOTAL_TRAIN_SECONDS,
+    ConfigurationSummary,
+    RunResult,
+    Stat,
+    collect_results,
+    log_realtime_factor,
+    number,
+    realtime_factor,
+    record_run,
+    summarize,
+)
+from unmixlab.study.settings import (
+    CONTROL,
+    INDEPENDENT,
+    Configuration,
+    PlannedRun,
+    Reference,
+    StudyContext,
+    StudySettings,
+    expand,
+    fixed_settings,
+    label,
+    plan,
+)
+from unmixlab.study.verdicts import HYPOTHESES, Verdict, verdicts
+
+__all__ = [
+    "CONTROL",
+    "EPOCH_TRAIN_SECONDS",
+    "HYPOTHESES",
+    "INDEPENDENT",
+    "REALTIME_FACTOR",
+    "TOTAL_TRAIN_SECONDS",
+    "Configuration",
+    "ConfigurationSummary",
+    "PlannedRun",
+    "Reference",
+    "RunResult",
+    "Stat",
+    "StudyContext",
+    "StudySettings",
+    "Verdict",
+    "collect_results",
+    "expand",
+    "fixed_settings",
+    "label",
+    "log_realtime_factor",
+    "number",
+    "plan",
+    "realtime_factor",
+    "record_run",
+    "summarize",
+    "verdicts",
+]

@@ -1,0 +1,316 @@
+"""What the study's runs measured: per-run results, their spread over seeds, and MLflow.
+
+Each run's dependent variables come back from MLflow (:func:`collect_results`), so a report
+can be rebuilt from the tracking store alone.
+"""
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from unmixlab.errors import UnmixlabError
+from unmixlab.study.settings import Configuration, Reference
+
+# per-run metrics the study logs next to the tracker's
+EPOCH_TRAIN_SECONDS = "epoch_train_seconds"
+TOTAL_TRAIN_SECONDS = "total_train_seconds"
+REALTIME_FACTOR = "realtime_factor"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one (configuration, seed) training measured.
+
+    Attributes:
+        configuration: configuration name.
+        seed: training seed.
+        run_id: its MLflow run.
+        variables: the independent variables' values.
+        train_loss: training loss per epoch.
+        valid_loss: validation loss per epoch.
+        train_seconds: training-pass wall clock per epoch (no validation, no museval).
+        sdr: museval SDR of the target on the test tracks (median of medians), if scored.
+        rtf: real-time factor (compute seconds per audio second), if measured.
+    """
+
+    configuration: str
+    seed: int
+    run_id: str
+    variables: dict[str, int | bool]
+    train_loss: tuple[float, ...]
+    valid_loss: tuple[float, ...]
+    train_seconds: tuple[float, ...]
+    sdr: float | None = None
+    rtf: float | None = None
+
+    @property
+    def best_valid_loss(self) -> float:
+        """Lowest validation loss (the epoch whose model is kept)."""
+        return min(self.valid_loss)
+
+    @property
+    def final_train_loss(self) -> float:
+        """Training loss of the last epoch."""
+        return self.train_loss[-1]
+
+    @property
+    def total_seconds(self) -> float:
+        """Training time: the sum of the training passes."""
+        return sum(self.train_seconds)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Mean training-pass time per epoch."""
+        return self.total_seconds / len(self.train_seconds)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and spread of one quantity over seeds.
+
+    Attributes:
+        mean: the mean.
+        sd: the sample standard deviation (0 for one value).
+        n: number of values.
+    """
+
+    mean: float
+    sd: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> "Stat | None":
+        """The statistic of ``values`` (None when there are none)."""
+        values = [v for v in values if v is not None and math.isfinite(v)]
+        if not values:
+            return None
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return cls(statistics.fmean(values), sd, len(values))
+
+    @property
+    def standard_error(self) -> float:
+        """Standard error of the mean."""
+        return self.sd / math.sqrt(self.n)
+
+    def format(self, digits: int = 4) -> str:
+        """``mean ± sd`` (just the mean for one value)."""
+        if self.n < 2:
+            return number(self.mean, digits)
+        return f"{number(self.mean, digits)} ± {number(self.sd, 2)}"
+
+
+def number(value: float, digits: int = 4) -> str:
+    """``value`` with ``digits`` significant digits, no exponent for everyday magnitudes."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}" if abs(value) < 1e6 else f"{value:.{digits - 1}e}"
+
+
+@dataclass(frozen=True)
+class ConfigurationSummary:
+    """One configuration's runs, summarised over seeds.
+
+    Attributes:
+        name: configuration name.
+        variables: independent variables' values.
+        reference: the seed study's numbers, if any.
+        runs: its runs, one per seed.
+    """
+
+    name: str
+    variables: dict[str, int | bool]
+    reference: Reference | None
+    runs: tuple[RunResult, ...]
+
+    @property
+    def valid_loss(self) -> Stat:
+        """Best validation loss over seeds."""
+        return Stat.of(r.best_valid_loss for r in self.runs)
+
+    @property
+    def train_loss(self) -> Stat:
+        """Last epoch's training loss over seeds."""
+        return Stat.of(r.final_train_loss for r in self.runs)
+
+    @property
+    def total_seconds(self) -> Stat:
+        """Training time (sum of the training passes) over seeds."""
+        return Stat.of(r.total_seconds for r in self.runs)
+
+    @property
+    def seconds_per_epoch(self) -> Stat:
+        """Training-pass seconds per epoch over seeds."""
+        return Stat.of(r.seconds_per_epoch for r in self.runs)
+
+    @property
+    def sdr(self) -> Stat | None:
+        """SDR (museval) over seeds (None if not scored)."""
+        return Stat.of(r.sdr for r in self.runs)
+
+    @property
+    def rtf(self) -> Stat | None:
+        """Real-time factor over seeds (None if not measured)."""
+        return Stat.of(r.rtf for r in self.runs)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds of its runs."""
+        return tuple(r.seed for r in self.runs)
+
+
+def summarize(
+    results: Sequence[RunResult], configurations: Sequence[Configuration] = ()
+) -> list[ConfigurationSummary]:
+    """Group ``results`` by configuration, in the order of ``configurations`` (then first seen).
+
+    Raises:
+        UnmixlabError: no results.
+    """
+    if not results:
+        raise UnmixlabError("the study has no finished runs", "Check the flow's log for failures")
+    order = [c.name for c in configurations]
+    order += [r.configuration for r in results if r.configuration not in order]
+    references = {c.name: c.reference for c in configurations}
+    summaries = []
+    for name in dict.fromkeys(order):
+        runs = tuple(sorted((r for r in results if r.configuration == name), key=lambda r: r.seed))
+        if runs:
+            summaries.append(
+                ConfigurationSummary(name, runs[0].variables, references.get(name), runs)
+            )
+    return summaries
+
+
+def record_run(
+    client: "MlflowClient",  # noqa: F821
+    run_id: str,
+    *,
+    study: str,
+    configuration: str,
+    seed: int,
+    chunks_per_epoch: int,
+) -> float:
+    """Tag a finished training as part of a study and log its training-pass times.
+
+    Tags ``study``, ``configuration``, ``seed`` and the run name ``<configuration> seed <seed>``;
+    logs ``epoch_train_seconds`` per epoch (``step=epoch``) and ``total_train_seconds``. The
+    trainer's ``samples_per_second`` is ``chunks_per_epoch`` over the training pass's
+    ``perf_counter`` seconds, so that interval is recovered exactly.
+
+    Returns:
+        The total training-pass seconds.
+    """
+    import time
+
+    from mlflow.entities import Metric, RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    rates = {m.step: m for m in client.get_metric_history(run_id, "samples_per_second")}
+    if not rates:
+        raise UnmixlabError(
+            f"MLflow run {run_id} logged no samples_per_second",
+            "Train through unmixlab.tracking.train_tracked, which logs it every epoch",
+        )
+    metrics = [
+        Metric(EPOCH_TRAIN_SECONDS, chunks_per_epoch / m.value, m.timestamp, step)
+        for step, m in sorted(rates.items())
+    ]
+    total = sum(m.value for m in metrics)
+    now = int(time.time() * 1000)
+    metrics.append(Metric(TOTAL_TRAIN_SECONDS, total, now, max(rates)))
+    tags = {
+        "study": study,
+        "configuration": configuration,
+        "seed": str(seed),
+        MLFLOW_RUN_NAME: f"{configuration} seed {seed}",
+    }
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
+    return total
+
+
+def log_realtime_factor(client: "MlflowClient", run_id: str, rtf: float) -> None:  # noqa: F821
+    """Log the real-time factor of a run's model."""
+    client.log_metric(run_id, REALTIME_FACTOR, rtf)
+
+
+def _history(client: "MlflowClient", run_id: str, key: str) -> tuple[float, ...]:  # noqa: F821
+    by_step = {m.step: m.value for m in client.get_metric_history(run_id, key)}
+    return tuple(by_step[step] for step in sorted(by_step))
+
+
+def _parse(value: str, kind: type) -> int | bool:
+    if kind is bool:
+        return value.strip().lower() == "true"
+    return int(float(value))
+
+
+def collect_results(
+    client: "MlflowClient",  # noqa: F821
+    experiment_id: str,
+    study_run_id: str,
+    target: str,
+) -> list[RunResult]:
+    """Read back every finished run of a study from MLflow.
+
+    A run belongs to the study when it is nested under ``study_run_id`` and tagged
+    ``configuration`` (see :func:`record_run`).
+    """
+    from unmixlab.study.settings import INDEPENDENT
+
+    kinds = {k: bool if k == "unidirectional" else int for k in INDEPENDENT}
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{study_run_id}' and "
+        "attributes.status = 'FINISHED'",
+        max_results=10_000,
+    )
+    results = []
+    for run in runs:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        if "configuration" not in tags:
+            continue
+        run_id = run.info.run_id
+        results.append(
+            RunResult(
+                configuration=tags["configuration"],
+                seed=int(tags["seed"]),
+                run_id=run_id,
+                variables={k: _parse(params[k], kind) for k, kind in kinds.items()},
+                train_loss=_history(client, run_id, "train_loss"),
+                valid_loss=_history(client, run_id, "valid_loss"),
+                train_seconds=_history(client, run_id, EPOCH_TRAIN_SECONDS),
+                sdr=metrics.get(f"test_sdr_{target}"),
+                rtf=metrics.get(REALTIME_FACTOR),
+            )
+        )
+    return results
+
+
+def realtime_factor(model_dir: Path, seconds: float, block_hops: int = 2, seed: int = 0) -> float:
+    """Real-time factor of streaming separation: compute seconds per second of audio.
+
+    A fixed noise clip of ``seconds`` is streamed block by block through
+    :class:`unmixlab.streaming.StreamingSeparator` (after a one-second warm-up stream); the
+    factor is the sum of the blocks' processing times over the clip's duration. Below 1 the
+    model keeps up with the stream on this machine.
+
+    Raises:
+        UnmixlabError: the model is bidirectional (it cannot stream), or the folder is bad.
+    """
+    import torch
+
+    from unmixlab.streaming import load_streaming_separator
+
+    separator = load_streaming_separator(model_dir, block_hops=block_hops)
+    rate, size = separator.sample_rate, separator.block_size
+    generator = torch.Generator().manual_seed(seed)
+    clip = 0.1 * torch.randn(separator.nb_channels, int(seconds * rate), generator=generator)
+    for _ in separator.stream(torch.split(clip[:, :rate], size, dim=-1)):  # warm-up
+        pass
+    block_seconds: list[float] = []
+    for _ in separator.stream(torch.split(clip, size, dim=-1), block_seconds):
+        pass
+    return sum(block_seconds) / seconds
