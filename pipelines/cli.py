@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "pipelines.commands.evaluate:evaluate",
     "prepare": "pipelines.commands.prepare:prepare",
     "promote": "pipelines.commands.promote:promote",
+    "run": "pipelines.commands.run:run",
     "separate": "pipelines.commands.separate:separate",
     "stream": "pipelines.commands.stream:stream",
     "train": "pipelines.commands.train:train",

@@ -1,0 +1,72 @@
+"""Prefect task ``evaluate``: museval scores of a model folder, logged to the training runs."""
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from components.runtime import (
+    RETRIES,
+    RETRY_DELAY_SECONDS,
+    RETRY_JITTER_FACTOR,
+    retry_if_transient,
+    run_logger,
+)
+from unmixlab.evaluate import Evaluation, log_evaluation, scores_markdown
+from unmixlab.evaluate import evaluate as evaluate_model
+from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
+
+
+@task(
+    name="evaluate",
+    cache_policy=NO_CACHE,
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+)
+def evaluate(
+    root: Path,
+    model_dir: Path,
+    out_dir: Path,
+    run_ids: dict[str, str],
+    parent_run_id: str | None = None,
+    is_wav: bool = True,
+    subset: str = "test",
+    workers: int | None = None,
+    niter: int = 1,
+    residual: bool = False,
+) -> Evaluation:
+    """Score every target of ``model_dir`` on ``root/subset`` and log the scores.
+
+    Each target's ``test_<metric>_<target>`` metrics go to its run in ``run_ids``; the parent
+    run gets all of them. The tracking store is checked first, so an unreachable one fails
+    (and is retried) before the long scoring.
+
+    Raises:
+        UnmixlabError: bad root or model folder, or the tracking store is unreachable.
+    """
+    ensure_tracking_reachable(resolve_tracking_uri())
+    evaluation = evaluate_model(
+        root,
+        model_dir,
+        is_wav=is_wav,
+        targets=list(run_ids),
+        out_dir=out_dir,
+        subset=subset,
+        workers=workers,
+        niter=niter,
+        residual=residual,
+    )
+    for target, run_id in run_ids.items():
+        log_evaluation(run_id, evaluation, targets=[target])
+    if parent_run_id is not None:
+        log_evaluation(parent_run_id, evaluation)
+    run_logger().info(
+        "museval scores of %d %s tracks (%.0f s):\n%s",
+        len(evaluation.tracks),
+        subset,
+        evaluation.seconds,
+        scores_markdown(evaluation.aggregate),
+    )
+    return evaluation

@@ -1,0 +1,84 @@
+"""Prefect task ``train``: one target, tracked in its own (nested) MLflow run."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from components.runtime import (
+    RETRIES,
+    RETRY_DELAY_SECONDS,
+    RETRY_JITTER_FACTOR,
+    retry_if_transient,
+    run_logger,
+)
+from unmixlab.config import TrainConfig
+from unmixlab.tracking.runs import train_tracked
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained target: its MLflow run, its model folder and the training summary."""
+
+    target: str
+    run_id: str
+    model_dir: Path
+    model_uri: str
+    training_seconds: float
+    best_valid_loss: float
+    best_epoch: int
+    epochs_trained: int
+
+
+@task(
+    name="train",
+    cache_policy=NO_CACHE,
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAY_SECONDS,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+)
+def train(
+    config: TrainConfig,
+    experiment: str,
+    parent_run_id: str | None = None,
+    preset: str | None = None,
+) -> TrainedModel:
+    """Train ``config.target`` under ``parent_run_id``; a retry resumes from the checkpoint.
+
+    Raises:
+        UnmixlabError: bad input, or the tracking store is unreachable (retried).
+    """
+    checkpoint = Path(config.output) / f"{config.target}.chkpnt"
+    resume = checkpoint.is_file()  # left by an earlier attempt of this run
+    if resume:
+        run_logger().info("resuming %s from %s", config.target, checkpoint)
+    tracked = train_tracked(
+        config,
+        experiment=experiment,
+        run_name=config.target,
+        parent_run_id=parent_run_id,
+        preset=preset,
+        resume=resume,
+    )
+    result = tracked.result
+    run_logger().info(
+        "trained %s in %.1f s: best valid loss %.5g (epoch %d of %d), MLflow run %s",
+        result.target,
+        result.training_seconds,
+        result.best_loss,
+        result.history.best_epoch,
+        result.epochs_trained,
+        tracked.run_id,
+    )
+    return TrainedModel(
+        result.target,
+        tracked.run_id,
+        Path(result.output),
+        tracked.model_uri,
+        result.training_seconds,
+        result.best_loss,
+        result.history.best_epoch,
+        result.epochs_trained,
+    )

@@ -1,0 +1,80 @@
+"""``unmixlab run training``: the training flow from a preset, with a summary at the end."""
+
+import os
+from typing import TYPE_CHECKING
+
+import click
+
+from unmixlab.evaluate import METRICS
+from unmixlab.experiment import load_preset
+
+if TYPE_CHECKING:
+    from pipelines.training import TrainingSummary
+
+
+@click.command()
+@click.option(
+    "--preset",
+    default="quickstart",
+    show_default=True,
+    help="preset name (quickstart, umx, or any in pipelines/presets) or a YAML file",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a preset setting, e.g. --set train.epochs=5 (repeatable)",
+)
+def training(preset: str, overrides: tuple[str, ...]) -> None:
+    """Synthesise or check the data, train each target, evaluate with museval, promote."""
+    load_preset(preset, overrides)  # a bad key fails here, in one line, before Prefect starts
+    from pipelines.training import training as training_flow
+
+    summary = training_flow(preset=preset, overrides=list(overrides))
+    click.echo(format_summary(summary))
+
+
+def format_summary(summary: "TrainingSummary") -> str:
+    """The final summary: scores, training time, champion, and how to open the UIs."""
+    lines = [
+        "",
+        f"training flow '{summary.flow_run_name}' ({summary.preset}) finished in "
+        f"{summary.seconds:.0f} s; prepared data: {summary.prepare_state}",
+        "",
+        f"  {'target':<8} {' '.join(f'{m:>7}' for m in METRICS)} {'train s':>8} "
+        f"{'valid loss':>10}  champion",
+    ]
+    for target, result in summary.targets.items():
+        scores = result.scores or {}
+        metrics = " ".join(
+            f"{scores.get(m, float('nan')):7.2f}" for m in ("SDR", "SIR", "SAR", "ISR")
+        )
+        promotion = result.promotion
+        champion = (
+            f"{promotion.model_name} v{promotion.version} ({promotion.decision})"
+            if promotion
+            else "not promoted"
+        )
+        lines.append(
+            f"  {target:<8} {metrics} {result.trained.training_seconds:8.1f} "
+            f"{result.trained.best_valid_loss:10.4g}  {champion}"
+        )
+    uri = summary.tracking_uri
+    mlflow_ui = (
+        f"open {uri}"
+        if uri.startswith(("http://", "https://"))
+        else f"mlflow ui --backend-store-uri {uri}"
+    )
+    prefect_ui = os.environ.get("PREFECT_API_URL", "").removesuffix("/api") or (
+        "prefect server start, then http://127.0.0.1:4200"
+    )
+    lines += [
+        "",
+        f"  model:      {summary.model_dir}",
+        f"  evaluation: {summary.evaluation_dir or 'skipped'}",
+        f"  MLflow:     {mlflow_ui}",
+        f"              parent run {summary.parent_run_url}",
+        f"  Prefect:    {prefect_ui} (flow run '{summary.flow_run_name}')",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""The ``training`` flow: (synthesise) → prepare → train each target → evaluate → register.
+
+Parameters are a preset name and ``key=value`` overrides (see :mod:`unmixlab.experiment`).
+One parent MLflow run holds the flow; each target trains in a nested run. The flow leaves a
+markdown artifact with the scores and the MLflow links. It runs the same in Prefect's
+ephemeral mode (just call it) and against a Prefect server (``PREFECT_API_URL``).
+"""
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from components.evaluate import evaluate
+from components.parent_run import end_parent_run, start_parent_run
+from components.prepare_data import prepare_data
+from components.register import register
+from components.synthesize import synthesize
+from components.train import TrainedModel, train
+from unmixlab.evaluate import METRICS
+from unmixlab.experiment import load_preset
+from unmixlab.tracking.registry import Promotion
+from unmixlab.tracking.setup import is_server
+
+# where `mlflow ui` serves by default, for links into a local store
+MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    """One target's outcome: its training, its museval scores and its promotion."""
+
+    trained: TrainedModel
+    run_url: str
+    scores: dict[str, float] | None  # metric -> dB, None without evaluation
+    promotion: Promotion | None  # None without promotion
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What one ``training`` flow run produced, and where to look at it."""
+
+    preset: str
+    flow_run_name: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    parent_run_url: str
+    model_dir: Path
+    evaluation_dir: Path | None
+    prepare_state: str  # "Completed", or "Cached" when the prepared data was reused
+    targets: dict[str, TargetSummary]
+    seconds: float
+
+    def markdown(self) -> str:
+        """Results table (per-target scores, training time, best valid loss) and links."""
+        head = ["target", *(f"{m} (dB)" for m in METRICS)]
+        head += ["training (s)", "best valid loss", "epochs", "champion", "MLflow run"]
+        lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for target, s in self.targets.items():
+            scores = [f"{s.scores[m]:.2f}" if s.scores else "–" for m in METRICS]
+            promotion = s.promotion
+            champion = (
+                f"{promotion.model_name} v{promotion.version}: {promotion.decision}"
+                if promotion
+                else "–"
+            )
+            row = [
+                target,
+                *scores,
+                f"{s.trained.training_seconds:.1f}",
+                f"{s.trained.best_valid_loss:.5g}",
+                str(s.trained.epochs_trained),
+                champion,
+                f"[{s.trained.run_id[:8]}]({s.run_url})",
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+        return "\n".join(
+            [
+                f"# Training `{self.preset}` ({self.flow_run_name})",
+                "",
+                *lines,
+                "",
+                f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
+                f"- tracking URI: `{self.tracking_uri}`",
+                f"- model folder: `{self.model_dir}`",
+                f"- evaluation: `{self.evaluation_dir}`" if self.evaluation_dir else "",
+                f"- prepared data: {self.prepare_state}",
+                f"- wall time: {self.seconds:.0f} s",
+            ]
+        )
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI page of a run (a local store's UI is ``mlflow ui`` on port 5000)."""
+    base = tracking_uri.rstrip("/") if is_server(tracking_uri) else MLFLOW_UI
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@flow(name="training")
+def training(preset: str = "quickstart", overrides: list[str] | None = None) -> TrainingSummary:
+    """Train, evaluate and promote the targets of a preset.
+
+    Args:
+        preset: a preset name (``quickstart``, ``umx``) or a YAML file.
+        overrides: ``key=value`` settings with dotted keys, e.g. ``train.epochs=5``.
+
+    Returns:
+        The per-target results and where to find them.
+
+    Raises:
+        UnmixlabError: a bad preset or override, or bad data (at ``prepare_data``).
+    """
+    start = time.perf_counter()
+    logger = get_run_logger()
+    config = load_preset(preset, overrides)
+    name = flow_run.get_name() or "local"
+    run_dir = Path(config.output) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    model_dir = run_dir / "model"
+    logger.info("preset %s: targets %s, outputs in %s", config.name, config.targets, run_dir)
+
+    if config.data.synth is not None:
+        synthesize(config.data.root, config.data.synth)
+    prepared_state = prepare_data(
+        config.train_config(config.targets[0], model_dir), return_state=True
+    )
+    prepared = prepared_state.result()  # raises the library's error on bad data
+    parent = start_parent_run(
+        config,
+        run_name=f"{config.name} {name}",
+        tags={"prefect_flow_run": name, "dataset_fingerprint": prepared.fingerprint},
+    )
+    try:
+        trained = {
+            target: train(
+                config.train_config(target, model_dir),
+                config.experiment,
+                parent.run_id,
+                config.name,
+            )
+            for target in config.targets
+        }
+        evaluation = None
+        if config.evaluate.enabled:
+            evaluation = evaluate(
+                config.data.root,
+                model_dir,
+                run_dir / "evaluation",
+                {target: model.run_id for target, model in trained.items()},
+                parent.run_id,
+                is_wav=config.data.is_wav,
+                subset=config.evaluate.subset,
+                workers=config.evaluate.workers,
+                niter=config.evaluate.niter,
+                residual=config.evaluate.residual,
+            )
+        promotions = {}
+        if config.promote.enabled:
+            promotions = {
+                target: register(
+                    config.experiment,
+                    config.promote.metric_for(target),
+                    target,
+                    config.promote.greater_is_better,
+                )
+                for target in config.targets
+            }
+    except BaseException:
+        end_parent_run(parent.run_id, "FAILED", {}, return_state=True)  # keeps the first error
+        raise
+    total_training = sum(model.training_seconds for model in trained.values())
+    end_parent_run(parent.run_id, "FINISHED", {"training_seconds": total_training})
+
+    summary = TrainingSummary(
+        preset=config.name,
+        flow_run_name=name,
+        tracking_uri=parent.tracking_uri,
+        experiment_id=parent.experiment_id,
+        parent_run_id=parent.run_id,
+        parent_run_url=run_url(parent.tracking_uri, parent.experiment_id, parent.run_id),
+        model_dir=model_dir,
+        evaluation_dir=evaluation.per_track_dir.parent if evaluation else None,
+        prepare_state=prepared_state.name,
+        targets={
+            target: TargetSummary(
+                model,
+                run_url(parent.tracking_uri, parent.experiment_id, model.run_id),
+                evaluation.aggregate.get(target) if evaluation else None,
+                promotions.get(target),
+            )
+            for target, model in trained.items()
+        },
+        seconds=time.perf_counter() - start,
+    )
+    create_markdown_artifact(
+        markdown=summary.markdown(),
+        key=re.sub(r"[^a-z0-9-]+", "-", f"training-{config.name}".lower()),
+        description=f"Scores and MLflow runs of the '{config.name}' training",
+    )
+    logger.info("\n%s", summary.markdown())
+    return summary
