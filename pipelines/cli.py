@@ -21,6 +21,7 @@ COMMANDS = {
     "separate": "pipelines.commands.separate:separate",
     "stream": "pipelines.commands.stream:stream",
     "train": "pipelines.commands.train:train",
+    "tune": "pipelines.commands.tune:tune",
 }
 
 

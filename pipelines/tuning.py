@@ -1,0 +1,204 @@
+"""The ``tuning`` flow: (synthesise) → prepare once → Optuna study → report → (train the best).
+
+Parameters are a preset name and ``key=value`` overrides; the ``tune`` section of the preset
+(:class:`unmixlab.tuning.settings.TuneConfig`) says what to search. The data is prepared
+(decoded into the cache) once, before any trial; every trial reads that cache. The study
+lives in its storage (default ``./optuna.db``) and resumes there when the flow runs again
+with the same study name. One parent MLflow run holds the study; each trial is a nested run.
+With ``tune.train_best`` the best configuration is then trained in full, evaluated and
+promoted by the ``training`` flow.
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from components.prepare_data import prepare_data
+from components.runtime import (
+    RETRIES,
+    RETRY_DELAY_SECONDS,
+    RETRY_JITTER_FACTOR,
+    retry_if_transient,
+)
+from components.synthesize import synthesize
+from pipelines.training import TrainingSummary, training
+from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.tuning.report import StudySummary, finish_study
+from unmixlab.tuning.runs import client, end_parent_run
+from unmixlab.tuning.storage import public_url, resolve_storage_url
+from unmixlab.tuning.study import StudySpec, run_workers, start_study
+
+TRANSIENT_RETRIES = {
+    "cache_policy": NO_CACHE,
+    "retries": RETRIES,
+    "retry_delay_seconds": RETRY_DELAY_SECONDS,
+    "retry_jitter_factor": RETRY_JITTER_FACTOR,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+@dataclass(frozen=True)
+class TuningSummary:
+    """What one ``tuning`` flow run produced, and where to look at it."""
+
+    preset: str
+    study_name: str
+    storage: str  # without password
+    parent_run_id: str
+    report_dir: Path
+    study: StudySummary
+    best_training: TrainingSummary | None
+    seconds: float
+
+    def markdown(self) -> str:
+        """Trial counts, the best trial (or Pareto front) and how to look further."""
+        study = self.study
+        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(study.states.items()))
+        lines = [f"# Tuning `{self.preset}`: study `{self.study_name}`", "", f"Trials: {states}."]
+        if study.pareto_front:
+            names = list(study.objectives)
+            lines += ["", "| trial | " + " | ".join(names) + " | params |"]
+            lines += ["| --- " * (len(names) + 2) + "|"]
+            for point in study.pareto_front:
+                values = " | ".join(f"{point['values'][n]:.5g}" for n in names)
+                lines.append(f"| {point['number']} | {values} | `{json.dumps(point['params'])}` |")
+        elif study.best_trial is not None:
+            values = ", ".join(f"{k} {v:.5g}" for k, v in study.best_values.items())
+            lines += ["", f"Best: trial {study.best_trial} ({values}):"]
+            lines += [f"- `{k}` = {v}" for k, v in study.best_params.items()]
+        lines += [
+            "",
+            f"- parent MLflow run: `{self.parent_run_id}`",
+            f"- plots and tables: `{self.report_dir}`",
+            f"- dashboard: `optuna-dashboard {self.storage}`",
+        ]
+        if self.best_training:
+            lines.append(f"- best trained in full: run `{self.best_training.parent_run_id}`")
+        return "\n".join(lines)
+
+
+@task(name="start_study", **TRANSIENT_RETRIES)
+def open_study(config: ExperimentConfig, storage_url: str) -> StudySpec:
+    """Open the parent run and create (or resume) the study of ``config.tune``."""
+    tune = config.tune
+    study_name = study_name_of(config)
+    trials_dir = Path(config.output) / "tuning" / study_name
+    return start_study(
+        config.train_config(target_of(config), trials_dir),
+        tune,
+        study_name=study_name,
+        experiment=config.experiment,
+        storage_url=storage_url,
+        trials_dir=trials_dir,
+        preset=config.name,
+    )
+
+
+@task(name="run_trials", cache_policy=NO_CACHE)
+def run_trials(storage_url: str, study_name: str, workers: int) -> None:
+    """Run the study's missing trials on ``workers`` processes (a retry resumes the study)."""
+    run_workers(storage_url, study_name, workers)
+
+
+@task(name="report_study", **TRANSIENT_RETRIES)
+def report_study(storage_url: str, study_name: str, report_dir: Path) -> StudySummary:
+    """Best trial or Pareto front, plots and tables, logged on the parent run (then FINISHED)."""
+    return finish_study(storage_url, study_name, report_dir)
+
+
+@flow(name="tuning")
+def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) -> TuningSummary:
+    """Search the preset's ``tune.space`` with Optuna, each trial a nested MLflow run.
+
+    Args:
+        preset: a preset name or a YAML file.
+        overrides: ``key=value`` settings, e.g. ``tune.trials=8``, ``tune.objective=loss,rtf``.
+
+    Returns:
+        The study's outcome and where to find it.
+
+    Raises:
+        UnmixlabError: a bad preset, override or storage, or bad data (at ``prepare_data``).
+    """
+    start = time.perf_counter()
+    logger = get_run_logger()
+    overrides = list(overrides or [])
+    config = load_preset(preset, overrides)
+    tune = config.tune
+    storage_url = resolve_storage_url(tune.storage)
+    study_name = study_name_of(config)
+    report_dir = Path(config.output) / "tuning" / study_name / "report"
+
+    if config.data.synth is not None:
+        synthesize(config.data.root, config.data.synth)
+    prepare_data(config.train_config(target_of(config), report_dir.parent))  # the shared cache
+    spec = open_study(config, storage_url)
+    logger.info(
+        "study %s in %s: %d trials of %s on %d worker(s); follow it with optuna-dashboard %s",
+        study_name,
+        public_url(storage_url),
+        tune.trials,
+        spec.train.target,
+        tune.workers,
+        public_url(storage_url),
+    )
+    try:
+        run_trials.with_options(retries=1, retry_delay_seconds=2 * tune.heartbeat_seconds)(
+            storage_url, study_name, tune.workers
+        )
+        summary = report_study(storage_url, study_name, report_dir)
+    except KeyboardInterrupt:
+        end_parent_run(spec.parent_run_id, "KILLED", "interrupted; run the flow again to resume")
+        raise
+    except BaseException as error:
+        end_parent_run(spec.parent_run_id, "FAILED", f"{type(error).__name__}: {error}")
+        raise
+
+    best_training = None
+    if tune.train_best and summary.best_trial is not None:
+        best = [f"train.{k}={json.dumps(v)}" for k, v in summary.best_params.items()]
+        logger.info("training trial %d's configuration in full: %s", summary.best_trial, best)
+        best_training = training(
+            preset=preset,
+            overrides=[*overrides, f"targets=[{spec.train.target}]", *best],
+        )
+        client().set_tag(spec.parent_run_id, "best_training_run", best_training.parent_run_id)
+    result = TuningSummary(
+        preset=config.name,
+        study_name=study_name,
+        storage=public_url(storage_url),
+        parent_run_id=spec.parent_run_id,
+        report_dir=report_dir,
+        study=summary,
+        best_training=best_training,
+        seconds=time.perf_counter() - start,
+    )
+    create_markdown_artifact(
+        markdown=result.markdown(),
+        key=re.sub(r"[^a-z0-9-]+", "-", f"tuning-{study_name}".lower()),
+        description=f"Outcome of the Optuna study '{study_name}'",
+    )
+    logger.info(
+        "study %s: %s; best trial %s; report in %s",
+        study_name,
+        ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.states.items())),
+        summary.best_trial,
+        report_dir,
+    )
+    return result
+
+
+def study_name_of(config: ExperimentConfig) -> str:
+    """``tune.study_name``, else the preset's name."""
+    return config.tune.study_name or config.name
+
+
+def target_of(config: ExperimentConfig) -> str:
+    """``tune.target``, else the preset's first target."""
+    return config.tune.target or config.targets[0]

@@ -1,0 +1,209 @@
+"""What a study found: the best trial (or the Pareto front), Optuna's plots, the parent run.
+
+Plots are Optuna's plotly figures saved as self-contained HTML (plotly.js embedded, so they
+open offline and in MLflow's artifact viewer); PNG copies are written too when ``kaleido``
+is installed. A plot Optuna cannot draw yet (e.g. importances before two complete trials)
+is skipped with a log line.
+"""
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from unmixlab.tuning.runs import client, end_parent_run
+from unmixlab.tuning.settings import TuneConfig
+
+logger = logging.getLogger(__name__)
+
+# objective component -> the name plots and MLflow give it
+METRIC_NAMES = {"loss": "valid_loss", "time": "seconds_per_epoch", "rtf": "rtf"}
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """The state of a study after its workers stopped.
+
+    Attributes:
+        study_name: the Optuna study.
+        objectives: metric names, e.g. ``("valid_loss",)`` or ``("valid_loss", "rtf")``.
+        states: trial state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ...) -> count.
+        best_trial: number of the best trial (single objective; lowest loss on the front
+            for two), None when no trial completed.
+        best_params: its hyperparameters.
+        best_values: its objective values by metric name.
+        pareto_front: two objectives: ``{"number", "values", "params"}`` per trial of the
+            front, sorted by loss.
+    """
+
+    study_name: str
+    objectives: tuple[str, ...]
+    states: dict[str, int]
+    best_trial: int | None = None
+    best_params: dict[str, object] = field(default_factory=dict)
+    best_values: dict[str, float] = field(default_factory=dict)
+    pareto_front: list[dict] = field(default_factory=list)
+
+
+def summarize(study: optuna.Study, tune: TuneConfig) -> StudySummary:
+    """Count the trials by state and pick the best one (or the Pareto front)."""
+    names = tuple(METRIC_NAMES[m] for m in tune.metrics)
+    trials = study.get_trials(deepcopy=False)
+    states = dict(Counter(t.state.name for t in trials))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        return StudySummary(study.study_name, names, states)
+    front = sorted(study.best_trials, key=lambda t: t.values[0])
+    best = front[0]
+    pareto = (
+        [
+            {
+                "number": t.number,
+                "values": dict(zip(names, t.values, strict=True)),
+                "params": t.params,
+            }
+            for t in front
+        ]
+        if tune.multi_objective
+        else []
+    )
+    return StudySummary(
+        study.study_name,
+        names,
+        states,
+        best.number,
+        dict(best.params),
+        dict(zip(names, best.values, strict=True)),
+        pareto,
+    )
+
+
+def write_plots(study: optuna.Study, tune: TuneConfig, folder: Path) -> list[Path]:
+    """Save Optuna's plots of ``study`` into ``folder``.
+
+    Single objective: optimization history, parameter importances, contour, intermediate
+    values. Two objectives: the Pareto front, and history, importances and contour of the
+    loss.
+
+    Returns:
+        The HTML (and PNG) files written.
+    """
+    from optuna import visualization as vis
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [METRIC_NAMES[m] for m in tune.metrics]
+    if tune.multi_objective:
+        loss = {"target": lambda t: t.values[0], "target_name": names[0]}
+        plots: dict[str, Callable] = {
+            "pareto_front": lambda: vis.plot_pareto_front(study, target_names=names),
+            "optimization_history": lambda: vis.plot_optimization_history(study, **loss),
+            "param_importances": lambda: vis.plot_param_importances(study, **loss),
+            "contour": lambda: vis.plot_contour(study, **loss),
+        }
+    else:
+        plots = {
+            "optimization_history": lambda: vis.plot_optimization_history(
+                study, target_name=names[0]
+            ),
+            "param_importances": lambda: vis.plot_param_importances(study),
+            "contour": lambda: vis.plot_contour(study, target_name=names[0]),
+            "intermediate_values": lambda: vis.plot_intermediate_values(study),
+        }
+    written = []
+    for name, plot in plots.items():
+        try:
+            figure = plot()
+        except Exception as error:  # noqa: BLE001 - a missing plot must not lose the study
+            logger.warning("skipped the %s plot: %s", name, error)
+            continue
+        written.append(_atomic(folder / f"{name}.html", figure.write_html, include_plotlyjs=True))
+        if _has_kaleido():
+            written.append(_atomic(folder / f"{name}.png", figure.write_image))
+    return written
+
+
+def write_tables(study: optuna.Study, summary: StudySummary, folder: Path) -> list[Path]:
+    """``trials.csv`` (one row per trial) and ``summary.json`` (best trial, Pareto front)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = study.trials_dataframe(
+        attrs=("number", "state", "values", "params", "duration", "user_attrs")
+    )
+    csv = _atomic(folder / "trials.csv", lambda path: frame.to_csv(path, index=False))
+    text = json.dumps(asdict(summary), indent=2, default=str)
+    summary_json = _atomic(folder / "summary.json", lambda path: Path(path).write_text(text))
+    return [csv, summary_json]
+
+
+def log_study(run_id: str, summary: StudySummary, files: list[Path]) -> None:
+    """Log the study's outcome on its parent run.
+
+    Params ``best.<name>`` (tags of the same name where a resumed run logged other values
+    before), metrics ``best_<objective>`` and ``trials_<state>``, and ``files`` as
+    artifacts (plots under ``plots/``, tables under ``study/``).
+    """
+    mlflow_client = client()
+    logged = mlflow_client.get_run(run_id).data.params
+    for name, value in summary.best_params.items():
+        key = f"best.{name}"
+        if logged.get(key, str(value)) == str(value):
+            mlflow_client.log_param(run_id, key, value)
+        else:
+            mlflow_client.set_tag(run_id, key, str(value))
+    finished = sum(n for s, n in summary.states.items() if s != "RUNNING" and s != "WAITING")
+    metrics = {f"best_{k}": v for k, v in summary.best_values.items() if math.isfinite(v)}
+    metrics |= {f"trials_{s.lower()}": n for s, n in summary.states.items()}
+    if summary.pareto_front:
+        metrics["pareto_front_size"] = len(summary.pareto_front)
+    for key, value in metrics.items():
+        mlflow_client.log_metric(run_id, key, float(value), step=finished)
+    if summary.best_trial is not None:
+        mlflow_client.set_tag(run_id, "best_trial", str(summary.best_trial))
+    for path in files:
+        where = "plots" if path.suffix in (".html", ".png") else "study"
+        mlflow_client.log_artifact(run_id, str(path), where)
+
+
+def finish_study(storage_url: str, study_name: str, folder: Path) -> StudySummary:
+    """Summarise the stored study, write its plots and tables into ``folder``, log them.
+
+    The parent run recorded in the study gets everything (:func:`log_study`) and ends
+    FINISHED.
+    """
+    from unmixlab.tuning.study import load_spec, storage_for
+
+    spec = load_spec(storage_url, study_name)
+    study = optuna.load_study(study_name=study_name, storage=storage_for(storage_url, spec.tune))
+    summary = summarize(study, spec.tune)
+    files = write_plots(study, spec.tune, folder / "plots")
+    files += write_tables(study, summary, folder)
+    if spec.parent_run_id:
+        log_study(spec.parent_run_id, summary, files)
+        end_parent_run(spec.parent_run_id, "FINISHED")
+    return summary
+
+
+def _atomic(path: Path, write: Callable, **kwargs: object) -> Path:
+    """Write through ``write(tmp_path)`` then rename, so no half-written file is left."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _has_kaleido() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("kaleido") is not None

@@ -1,0 +1,333 @@
+"""Create or resume a study in its storage, and run its trials on one or more workers.
+
+The study stores what its workers need (:class:`StudySpec`: base training settings, tune
+settings, MLflow experiment and parent run) as a user attribute, so any worker that can
+reach the storage and the data joins it with just the storage URL and the study name:
+processes started here (:func:`run_workers`) or ``unmixlab tune worker`` on other machines.
+
+The trial cap (``tune.trials``) is global: every started trial of the study counts, whatever
+its outcome (complete, pruned, failed, running; queued trials count once started), so an
+interrupted study resumed with the same cap runs only the missing trials, and a larger cap
+extends a finished study. Workers started together by :func:`run_workers` split the
+remaining trials between them and never exceed the cap; independent workers stop through
+:class:`optuna.study.MaxTrialsCallback`, which can overshoot by one trial per extra worker
+when several finish at the same instant.
+"""
+
+import multiprocessing
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from pydantic import BaseModel, ConfigDict
+from tqdm import tqdm
+
+from unmixlab.config import TrainConfig
+from unmixlab.errors import UnmixlabError
+from unmixlab.tuning.objective import RUN_ID_ATTR, Objective
+from unmixlab.tuning.runs import mark_trial_run, start_parent_run
+from unmixlab.tuning.settings import TuneConfig
+from unmixlab.tuning.storage import is_database, open_storage, public_url
+
+SPEC_ATTR = "unmixlab"  # study user attribute holding the StudySpec
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+STARTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
+
+
+class StudySpec(BaseModel):
+    """Everything a worker needs to run trials of a study (stored in the study).
+
+    Attributes:
+        study_name: the Optuna study.
+        experiment: MLflow experiment of the parent and trial runs.
+        train: the base training configuration (data, target, fixed settings).
+        tune: search space, objective, pruner, trial cap.
+        trials_dir: parent of the per-trial model folders.
+        parent_run_id: the study's MLflow run (None: trials are top-level runs).
+        preset: the preset the study came from.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    study_name: str
+    experiment: str
+    train: TrainConfig
+    tune: TuneConfig
+    trials_dir: Path
+    parent_run_id: str | None = None
+    preset: str | None = None
+
+
+def directions(tune: TuneConfig) -> list[str]:
+    """Every objective component (loss, seconds per epoch, RTF) is minimised."""
+    return ["minimize"] * len(tune.metrics)
+
+
+def storage_for(url: str, tune: TuneConfig) -> optuna.storages.BaseStorage:
+    """The storage of ``url`` with the study's heartbeat settings and dead-worker clean-up."""
+    return open_storage(url, tune.heartbeat_seconds, tune.grace_seconds, on_stale=_fail_stale_run)
+
+
+def create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
+    """Create the study, or load it when it exists (``load_if_exists``), and store ``spec``.
+
+    A new study gets the ``tune.enqueue`` configurations queued first.
+
+    Raises:
+        UnmixlabError: the stored study optimises other objectives.
+    """
+    storage = storage_for(storage_url, spec.tune)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=spec.study_name,
+            directions=directions(spec.tune),
+            load_if_exists=True,
+        )
+    except ValueError as error:
+        raise UnmixlabError(
+            f"study '{spec.study_name}' in {public_url(storage_url)} exists with other "
+            f"objectives ({error})",
+            "Keep its tune.objective, or pick another tune.study_name",
+        ) from error
+    if len(study.directions) != len(spec.tune.metrics):
+        raise UnmixlabError(
+            f"study '{spec.study_name}' in {public_url(storage_url)} has "
+            f"{len(study.directions)} objective(s), tune.objective '{spec.tune.objective}' "
+            f"{len(spec.tune.metrics)}",
+            "Keep its tune.objective, or pick another tune.study_name",
+        )
+    if not study.trials:
+        for params in spec.tune.enqueue:
+            study.enqueue_trial(params, user_attrs={"enqueued": True})
+    study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    return study
+
+
+def start_study(
+    train: TrainConfig,
+    tune: TuneConfig,
+    *,
+    study_name: str,
+    experiment: str,
+    storage_url: str,
+    trials_dir: Path,
+    preset: str | None = None,
+) -> StudySpec:
+    """Open the study's parent MLflow run and create (or resume) the study in its storage.
+
+    A resumed study keeps its parent run when that run exists in the current tracking store,
+    so all its trials nest under one run however often it was interrupted.
+
+    Returns:
+        The spec stored in the study, with the parent run id.
+    """
+    try:
+        earlier = load_spec(storage_url, study_name).parent_run_id
+    except UnmixlabError:
+        earlier = None
+    public = public_url(storage_url)
+    parent_run_id = start_parent_run(
+        experiment,
+        study_name,
+        tags={"optuna.storage": public, "optuna.objective": tune.objective, "preset": preset or ""},
+        settings=tune.model_dump(mode="json") | {"storage": public},
+        resume_run=earlier,
+    )
+    spec = StudySpec(
+        study_name=study_name,
+        experiment=experiment,
+        train=train,
+        tune=tune.model_copy(update={"storage": public}),
+        trials_dir=Path(trials_dir).absolute(),
+        parent_run_id=parent_run_id,
+        preset=preset,
+    )
+    create_study(spec, storage_url)
+    return spec
+
+
+def load_spec(storage_url: str, study_name: str) -> StudySpec:
+    """The spec stored in study ``study_name``.
+
+    Raises:
+        UnmixlabError: no such study, or it was not made by unmixlab.
+    """
+    if not is_database(storage_url) or storage_url.startswith("sqlite:///"):
+        path = Path(storage_url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise UnmixlabError(
+                "no study storage here",
+                "Check --storage (the file the study was started with)",
+                path,
+            )
+    try:
+        summaries = optuna.get_all_study_summaries(open_storage(storage_url))
+    except Exception as error:
+        raise UnmixlabError(
+            f"cannot open the study storage {public_url(storage_url)} ({error})",
+            "Check the storage URL (sqlite:///FILE, postgresql://..., or a journal file)",
+        ) from error
+    summary = next((s for s in summaries if s.study_name == study_name), None)
+    if summary is None or SPEC_ATTR not in summary.user_attrs:
+        names = ", ".join(s.study_name for s in summaries) or "none"
+        raise UnmixlabError(
+            f"no unmixlab study '{study_name}' in {public_url(storage_url)} (studies: {names})",
+            "Start it with `unmixlab run tuning --preset NAME`, or fix --study/--storage",
+        )
+    return StudySpec.model_validate(summary.user_attrs[SPEC_ATTR])
+
+
+def wait_for_study(storage_url: str, study_name: str, seconds: float) -> StudySpec:
+    """:func:`load_spec`, retried for up to ``seconds`` while the study is not created yet.
+
+    Lets workers start before (or together with) the flow that creates the study.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return load_spec(storage_url, study_name)
+        except UnmixlabError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(min(2.0, max(deadline - time.monotonic(), 0.0)))
+
+
+def remaining_trials(study: optuna.Study, cap: int) -> int:
+    """Trials still to start before the study holds ``cap`` started trials (any outcome)."""
+    return max(cap - len(study.get_trials(deepcopy=False, states=STARTED)), 0)
+
+
+def run_worker(
+    storage_url: str,
+    study_name: str,
+    n_trials: int | None = None,
+    worker_index: int | None = None,
+    cap: int | None = None,
+) -> int:
+    """Run trials of a stored study in this process until its trial cap is reached.
+
+    Args:
+        storage_url: the study storage.
+        study_name: the study (its :class:`StudySpec` says what to train).
+        n_trials: at most this many trials here (None: until the cap).
+        worker_index: seeds the sampler with ``tune.seed + worker_index`` (None: unseeded,
+            for workers started independently).
+        cap: override of ``tune.trials``, the study-wide trial cap.
+
+    Returns:
+        The number of trials this worker ran.
+    """
+    spec = load_spec(storage_url, study_name)
+    tune = spec.tune
+    cap = cap or tune.trials
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage_for(storage_url, tune),
+        sampler=make_sampler(None if worker_index is None else tune.seed + worker_index),
+        pruner=make_pruner(tune, spec.train),
+    )
+    with warnings.catch_warnings():  # experimental since Optuna 2.9, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # before counting what is left
+    todo = remaining_trials(study, cap)
+    if n_trials is not None:
+        todo = min(todo, n_trials)
+    if todo == 0:
+        return 0
+    before = {t.number for t in study.get_trials(deepcopy=False, states=STARTED)}
+    objective = Objective(
+        spec.train, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
+    )
+    study.optimize(
+        objective,
+        n_trials=todo,
+        callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED)],
+        catch=(Exception,),
+        gc_after_trial=True,
+    )
+    return len({t.number for t in study.get_trials(deepcopy=False, states=STARTED)} - before)
+
+
+def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None = None) -> None:
+    """Run the study's missing trials on ``workers`` processes (in this one when 1).
+
+    The remaining trials are split between the workers, so together they never exceed the
+    cap; a progress bar follows the study's finished trials.
+
+    Raises:
+        UnmixlabError: a worker process failed (the message gives its exit code).
+    """
+    if workers == 1:
+        run_worker(storage_url, study_name, worker_index=0, cap=cap)
+        return
+    spec = load_spec(storage_url, study_name)
+    cap = cap or spec.tune.trials
+    storage = open_storage(storage_url)
+    todo = remaining_trials(optuna.load_study(study_name=study_name, storage=storage), cap)
+    shares = [todo // workers + (i < todo % workers) for i in range(workers)]
+    context = multiprocessing.get_context("spawn")  # no forked torch/MLflow state
+    processes = [
+        context.Process(
+            target=run_worker,
+            args=(storage_url, study_name, share, index, cap),
+            name=f"tuning-worker-{index}",
+        )
+        for index, share in enumerate(shares)
+        if share
+    ]
+    for process in processes:
+        process.start()
+    try:
+        _follow(storage_url, study_name, cap, processes)
+    finally:
+        for process in processes:
+            process.join()
+    failed = [f"{p.name} (exit code {p.exitcode})" for p in processes if p.exitcode]
+    if failed:
+        raise UnmixlabError(
+            f"tuning worker(s) stopped: {', '.join(failed)}",
+            "Read the worker's error above; the study resumes when started again",
+        )
+
+
+def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE (single or multi-objective); running trials count as bad guesses for parallel peers."""
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def make_pruner(tune: TuneConfig, base: TrainConfig) -> optuna.pruners.BasePruner:
+    """The median pruner, Hyperband over the epoch budget, or none (so for two objectives)."""
+    if tune.multi_objective or tune.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if tune.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1,
+            max_resource=tune.epochs or base.epochs,
+            reduction_factor=tune.reduction_factor,
+        )
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=tune.startup_trials, n_warmup_steps=tune.warmup_epochs
+    )
+
+
+def _follow(
+    storage_url: str, study_name: str, cap: int, processes: list[multiprocessing.Process]
+) -> None:
+    """Show the study's finished trials until every worker exited."""
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    with tqdm(total=cap, desc=f"study {study_name}", unit="trial") as bar:
+        while any(p.is_alive() for p in processes):
+            time.sleep(1.0)
+            bar.n = len(study.get_trials(deepcopy=False, states=FINISHED))
+            bar.refresh()
+
+
+def _fail_stale_run(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Heartbeat clean-up: the trial of a dead worker fails, and so does its MLflow run."""
+    if run_id := trial.user_attrs.get(RUN_ID_ATTR):
+        mark_trial_run(
+            run_id, "FAIL", error="worker stopped (no heartbeat within the grace period)"
+        )

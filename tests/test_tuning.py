@@ -1,0 +1,231 @@
+"""Tuning library: settings, storage, faults, two workers, interruption and resume, Pareto front.
+
+Trials are real tracked trainings of the tiny configuration (2 epochs, hidden size 8-16) on
+the session's synthetic data, tracked into the test's SQLite MLflow store; studies live in
+a SQLite (or journal) file in ``tmp_path``.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+from pydantic import ValidationError
+
+from unmixlab.config import TrainConfig
+from unmixlab.prepare import prepare_data
+from unmixlab.tuning.report import finish_study
+from unmixlab.tuning.settings import TuneConfig, default_space
+from unmixlab.tuning.storage import default_storage_url, open_storage, public_url
+from unmixlab.tuning.study import StudySpec, load_spec, run_worker, run_workers, start_study
+
+EXPERIMENT = "tuning-test"
+# the tiny search: two hidden sizes and a learning rate range that learns in 2 epochs
+TINY_SPACE = {
+    "hidden_size": [8, 16],
+    "lr": {"low": 2e-2, "high": 5e-2, "log": True},
+    "batch_size": None,
+    "samples_per_track": None,
+    "unidirectional": None,
+}
+
+
+def tiny_tune(**changes: object) -> TuneConfig:
+    settings = {
+        "trials": 4,
+        "epochs": 1,
+        "space": TINY_SPACE,
+        "startup_trials": 2,
+        "warmup_epochs": 0,
+        "heartbeat_seconds": 1,
+        "grace_seconds": 2,
+        "rtf_seconds": 1.0,
+    }
+    return TuneConfig.model_validate(settings | changes)
+
+
+def begin(config: TrainConfig, tune: TuneConfig, tmp_path: Path, name: str) -> StudySpec:
+    prepare_data(config)  # the flow prepares once before the trials; so do the tests
+    return start_study(
+        config,
+        tune,
+        study_name=name,
+        experiment=EXPERIMENT,
+        storage_url=default_storage_url(tmp_path),
+        trials_dir=tmp_path / "trials",
+    )
+
+
+def child_runs(parent_run_id: str) -> dict[int, object]:
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    )
+    return {int(run.data.tags["optuna.trial"]): run for run in runs}
+
+
+def test_space_merges_over_defaults_and_drops_nulls() -> None:
+    tune = TuneConfig.model_validate(
+        {"space": {"hidden_size": [64, 128], "unidirectional": None, "nb_layers": [2, 3]}}
+    )
+    assert tune.space["hidden_size"] == [64, 128]
+    assert "unidirectional" not in tune.space
+    assert tune.space["batch_size"] == default_space()["batch_size"]
+    assert tune.space["nb_layers"] == [2, 3]
+    assert TuneConfig.model_validate(tune.model_dump(mode="json")) == tune  # round trip
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"space": {"hiden_size": [8]}}, "not a training setting"),
+        ({"space": {"root": ["/data"]}}, "not a hyperparameter"),
+        ({"space": {"hidden_size": [1]}}, "hidden_size: 1 is invalid"),
+        ({"space": {"lr": {"low": 1e-2, "high": 1e-3}}}, "must exceed low"),
+        ({"enqueue": [{"hidden_size": 100}]}, "not one of"),
+        ({"enqueue": [{"nb_layers": 2}]}, "does not search"),
+        ({"objective": "time"}, "objective"),
+    ],
+)
+def test_bad_tune_settings_are_errors(settings: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TuneConfig.model_validate(settings)
+
+
+def test_storage_urls_hide_passwords_and_journal_files_work(tmp_path: Path) -> None:
+    assert public_url("postgresql://optuna:s3cret@db:5432/optuna") == (
+        "postgresql://optuna:***@db:5432/optuna"
+    )
+    assert public_url("sqlite:///x.db") == "sqlite:///x.db"
+    journal = tmp_path / "study" / "optuna.log"
+    study = optuna.create_study(storage=open_storage(str(journal)), study_name="j")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1) ** 2, n_trials=2)
+    again = optuna.load_study(study_name="j", storage=open_storage(str(journal)))
+    assert len(again.trials) == 2 and journal.is_file()
+
+
+@pytest.mark.slow
+def test_failing_and_nan_trials_fail_and_the_study_goes_on(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    tune = tiny_tune(
+        trials=3,
+        pruner="none",
+        space={**TINY_SPACE, "nhop": [128, 1024]},
+        enqueue=[
+            {"nhop": 1024},  # exceeds nfft 512: the trial's configuration is invalid
+            {"nhop": 128, "lr": 1e12},  # the loss becomes NaN in the first epoch
+            {"nhop": 128, "hidden_size": 8, "lr": 3e-2},
+        ],
+    )
+    spec = begin(tiny_config, tune, tmp_path, "faults")
+    run_workers(default_storage_url(tmp_path), "faults", workers=1)
+
+    study = optuna.load_study(study_name="faults", storage=default_storage_url(tmp_path))
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert "nhop" in study.trials[0].user_attrs["error"]
+    assert "nan" in study.trials[1].user_attrs["error"]
+    assert study.best_trial.number == 2
+    runs = child_runs(spec.parent_run_id)
+    assert sorted(runs) == [1, 2]  # the invalid configuration never started a run
+    assert runs[1].info.status == "FAILED" and runs[1].data.tags["trial_state"] == "FAIL"
+    assert runs[2].info.status == "FINISHED" and runs[2].data.tags["trial_state"] == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_the_trial_cap(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    spec = begin(tiny_config, tiny_tune(trials=3, pruner="none"), tmp_path, "shared")
+    url = default_storage_url(tmp_path)
+    run_workers(url, "shared", workers=2)
+
+    study = optuna.load_study(study_name="shared", storage=url)
+    trials = study.trials
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
+    runs = child_runs(spec.parent_run_id)
+    assert sorted(runs) == [0, 1, 2]  # one run per trial: none ran twice
+    assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == [
+        "trial-0000",
+        "trial-0001",
+        "trial-0002",
+    ]
+    assert run_worker(url, "shared") == 0  # the cap holds for a late worker too
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_from_storage(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    tune = tiny_tune(
+        trials=3,
+        pruner="none",
+        # trial 1 is slow (many chunks per epoch), so the worker is killed inside it
+        space={**TINY_SPACE, "samples_per_track": [4, 64]},
+        enqueue=[{"samples_per_track": 4}, {"samples_per_track": 64}],
+    )
+    spec = begin(tiny_config, tune, tmp_path, "interrupted")
+    url = default_storage_url(tmp_path)
+    worker = subprocess.Popen(
+        [Path(sys.executable).parent / "unmixlab", "tune", "worker"]
+        + ["--study", "interrupted", "--storage", url],
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "worker.log").open("w"),
+    )
+    storage = open_storage(url)
+    deadline = time.monotonic() + 120
+    started = False  # trial 1 runs and has its MLflow run
+    while not started and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        trials = optuna.load_study(study_name="interrupted", storage=storage).trials
+        started = len(trials) == 2 and "mlflow_run_id" in trials[1].user_attrs
+    assert started, (tmp_path / "worker.log").read_text()[-2000:]
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    before = optuna.load_study(study_name="interrupted", storage=storage).trials
+    assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING]
+
+    time.sleep(tune.grace_seconds + 1)  # the dead worker's heartbeat goes stale
+    resumed = begin(tiny_config, tune, tmp_path, "interrupted")
+    assert resumed.parent_run_id == spec.parent_run_id  # the same parent run goes on
+    run_workers(url, "interrupted", workers=1)
+
+    after = optuna.load_study(study_name="interrupted", storage=url).trials
+    assert [t.state for t in after] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert after[0].values == before[0].values  # not run again
+    runs = child_runs(spec.parent_run_id)
+    assert sorted(runs) == [0, 1, 2]
+    assert runs[1].info.status == "FAILED" and runs[1].data.tags["trial_state"] == "FAIL"
+    assert "heartbeat" in runs[1].data.tags["error"]
+
+
+@pytest.mark.slow
+def test_two_objectives_give_a_pareto_front_and_its_plot(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    tune = tiny_tune(trials=2, objective="loss,rtf", enqueue=[{"hidden_size": 8}])
+    spec = begin(tiny_config, tune, tmp_path, "pareto")
+    run_workers(default_storage_url(tmp_path), "pareto", workers=1)
+    summary = finish_study(default_storage_url(tmp_path), "pareto", tmp_path / "report")
+
+    assert summary.objectives == ("valid_loss", "rtf")
+    assert summary.states == {"COMPLETE": 2}
+    front = summary.pareto_front
+    assert front and all(set(p["values"]) == {"valid_loss", "rtf"} for p in front)
+    assert all(p["values"]["rtf"] > 0 for p in front)
+    losses = [p["values"]["valid_loss"] for p in front]
+    assert losses == sorted(losses) and summary.best_trial == front[0]["number"]
+    client = MlflowClient()
+    plots = {a.path for a in client.list_artifacts(spec.parent_run_id, "plots")}
+    assert "plots/pareto_front.html" in plots
+    parent = client.get_run(spec.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["pareto_front_size"] == len(front)
+    assert load_spec(default_storage_url(tmp_path), "pareto").tune.objective == "loss,rtf"
