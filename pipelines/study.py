@@ -33,6 +33,7 @@ from components.synthesize import synthesize
 from components.train import train
 from pipelines.training import run_url
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.realtime import log_realtime_metrics
 from unmixlab.report import ReportFiles, render_markdown, write_report
 from unmixlab.study import (
     PlannedRun,
@@ -41,9 +42,7 @@ from unmixlab.study import (
     collect_results,
     expand,
     fixed_settings,
-    log_realtime_factor,
     plan,
-    realtime_factor,
     record_run,
     summarize,
     verdicts,
@@ -91,12 +90,17 @@ def record_study_run(
 
 
 @task(name="measure_realtime", **RETRY)
-def measure_realtime(run_id: str, model_dir: Path, seconds: float) -> float:
-    """Stream a unidirectional model block by block; log its real-time factor on its run."""
-    rtf = realtime_factor(model_dir, seconds)
-    log_realtime_factor(MlflowClient(resolve_tracking_uri()), run_id, rtf)
-    get_run_logger().info("real-time factor of %s: %.3f", model_dir, rtf)
-    return rtf
+def measure_realtime(run_id: str, model_dir: Path, seconds: float) -> dict[str, float]:
+    """Stream a unidirectional model block by block; log its real-time figures on its run."""
+    figures = log_realtime_metrics(run_id, model_dir, seconds=seconds)
+    get_run_logger().info(
+        "real-time factor of %s: %.3f (worst block %.2f of its duration, latency %.0f ms)",
+        model_dir,
+        figures["rtf"],
+        figures["worst_block_ratio"],
+        figures["latency_ms"],
+    )
+    return figures
 
 
 @task(name="report_study", **RETRY)

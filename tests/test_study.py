@@ -19,7 +19,6 @@ from unmixlab.study import (
     collect_results,
     expand,
     plan,
-    realtime_factor,
     record_run,
     summarize,
     verdicts,
@@ -369,16 +368,3 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
         assert 0 < train_pass < epoch
     assert total == pytest.approx(sum(result.train_seconds))
     assert client.get_run(tracked.run_id).data.tags["mlflow.runName"] == "tiny seed 0"
-
-
-def test_realtime_factor_streams_a_unidirectional_model(tiny_config):
-    from unmixlab.trainer import train
-
-    config = tiny_config.model_copy(update={"epochs": 1, "unidirectional": True})
-    train(config)
-    rtf = realtime_factor(config.output, seconds=1.0)
-    assert 0 < rtf < 5
-    bidirectional = tiny_config.model_copy(update={"epochs": 1, "output": config.output / "bi"})
-    train(bidirectional)
-    with pytest.raises(UnmixlabError):
-        realtime_factor(bidirectional.output, seconds=1.0)

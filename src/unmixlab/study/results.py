@@ -8,7 +8,6 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from unmixlab.errors import UnmixlabError
 from unmixlab.study.settings import Configuration, Reference
@@ -16,7 +15,10 @@ from unmixlab.study.settings import Configuration, Reference
 # per-run metrics the study logs next to the tracker's
 EPOCH_TRAIN_SECONDS = "epoch_train_seconds"
 TOTAL_TRAIN_SECONDS = "total_train_seconds"
-REALTIME_FACTOR = "realtime_factor"
+# logged by unmixlab.realtime.log_realtime_metrics
+REALTIME_FACTOR = "rtf"
+WORST_BLOCK_RATIO = "worst_block_ratio"
+LATENCY_MS = "latency_ms"
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class RunResult:
         valid_loss: validation loss per epoch.
         train_seconds: training-pass wall clock per epoch (no validation, no museval).
         sdr: museval SDR of the target on the test tracks (median of medians), if scored.
-        rtf: real-time factor (compute seconds per audio second), if measured.
+        rtf: real-time factor of streaming (compute seconds per audio second), if measured.
+        worst_block: the slowest streamed block's compute time over its duration.
+        latency_ms: algorithmic latency of the streaming separator.
     """
 
     configuration: str
@@ -44,6 +48,8 @@ class RunResult:
     train_seconds: tuple[float, ...]
     sdr: float | None = None
     rtf: float | None = None
+    worst_block: float | None = None
+    latency_ms: float | None = None
 
     @property
     def best_valid_loss(self) -> float:
@@ -231,11 +237,6 @@ def record_run(
     return total
 
 
-def log_realtime_factor(client: "MlflowClient", run_id: str, rtf: float) -> None:  # noqa: F821
-    """Log the real-time factor of a run's model."""
-    client.log_metric(run_id, REALTIME_FACTOR, rtf)
-
-
 def _history(client: "MlflowClient", run_id: str, key: str) -> tuple[float, ...]:  # noqa: F821
     by_step = {m.step: m.value for m in client.get_metric_history(run_id, key)}
     return tuple(by_step[step] for step in sorted(by_step))
@@ -284,33 +285,8 @@ def collect_results(
                 train_seconds=_history(client, run_id, EPOCH_TRAIN_SECONDS),
                 sdr=metrics.get(f"test_sdr_{target}"),
                 rtf=metrics.get(REALTIME_FACTOR),
+                worst_block=metrics.get(WORST_BLOCK_RATIO),
+                latency_ms=metrics.get(LATENCY_MS),
             )
         )
     return results
-
-
-def realtime_factor(model_dir: Path, seconds: float, block_hops: int = 2, seed: int = 0) -> float:
-    """Real-time factor of streaming separation: compute seconds per second of audio.
-
-    A fixed noise clip of ``seconds`` is streamed block by block through
-    :class:`unmixlab.streaming.StreamingSeparator` (after a one-second warm-up stream); the
-    factor is the sum of the blocks' processing times over the clip's duration. Below 1 the
-    model keeps up with the stream on this machine.
-
-    Raises:
-        UnmixlabError: the model is bidirectional (it cannot stream), or the folder is bad.
-    """
-    import torch
-
-    from unmixlab.streaming import load_streaming_separator
-
-    separator = load_streaming_separator(model_dir, block_hops=block_hops)
-    rate, size = separator.sample_rate, separator.block_size
-    generator = torch.Generator().manual_seed(seed)
-    clip = 0.1 * torch.randn(separator.nb_channels, int(seconds * rate), generator=generator)
-    for _ in separator.stream(torch.split(clip[:, :rate], size, dim=-1)):  # warm-up
-        pass
-    block_seconds: list[float] = []
-    for _ in separator.stream(torch.split(clip, size, dim=-1), block_seconds):
-        pass
-    return sum(block_seconds) / seconds

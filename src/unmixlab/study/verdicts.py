@@ -199,9 +199,10 @@ def batch_hidden_verdict(summaries: Sequence[ConfigurationSummary], significance
     raised = sum(d.direction == 1 for d in losses)
     unclear = len(losses) - lowered - raised
     sentence = (
-        f"{outcome.capitalize()}. Lower loss ({loss_outcome}): of {len(losses)} increases of "
-        f"batch and/or hidden size, {lowered} lowered the best validation loss beyond the "
-        f"spread, {raised} raised it and {unclear} stayed within the spread or unmeasured "
+        f"{outcome.capitalize()}. Lower loss ({loss_outcome}): of {len(losses)} "
+        f"increase{'s' * (len(losses) != 1)} of batch and/or hidden size, {lowered} lowered "
+        f"the best validation loss beyond the spread, {raised} raised it and {unclear} stayed "
+        "within the spread or unmeasured "
         f"({'; '.join(_short(d) for d in losses)}). Non-linear training time ({time_outcome}): "
         f"time per epoch changed {'; '.join(ratios)}, where proportional scaling would match "
         f"the size ratio within ×{PROPORTIONAL_TOLERANCE}." + _one_seed_hint(losses)
@@ -270,11 +271,19 @@ def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: fl
             realtime = "not supported"
         else:
             realtime = "inconclusive"
-        evidence.append(
-            f"real-time factor of {uni.name}: {rtf.format(3)} (compute s per audio s; "
-            f"< 1 is real time)"
+        line = (
+            f"real-time factor of {uni.name}: {rtf.format(3)} (compute s per audio s; < 1 keeps up"
         )
+        worst = Stat.of(r.worst_block for r in uni.runs)
+        latency = Stat.of(r.latency_ms for r in uni.runs)
+        if worst is not None:
+            line += f"; slowest block {number(worst.mean, 3)} of its duration"
+        if latency is not None:
+            line += f"; algorithmic latency {number(latency.mean, 3)} ms"
+        evidence.append(line + ")")
         clause = f"{uni.name} streams at a real-time factor of {number(rtf.mean, 3)} ({realtime})"
+        if worst is not None and worst.mean >= 1:
+            clause += f", though its slowest block took {number(worst.mean, 3)}× its duration"
         quality: Outcome = "supported"
         twins = [s for s in summaries if differing(s, uni) == {"unidirectional"}]
         for twin in twins:
