@@ -275,7 +275,14 @@ def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: Pr
         )._to_mlflow_entity()
     client.set_tag(run_id, "dataset_fingerprint", data.fingerprint)
     context = InputTag(key="mlflow.data.context", value="training")
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset, [context])])
+    inputs = [DatasetInput(dataset, [context])]
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except mlflow.exceptions.MlflowException:
+        # MLflow's SQL store looks the data set up, then inserts it: when runs of one
+        # experiment log the same new data set at once (tuning workers on PostgreSQL), one
+        # insert fails on the unique key; the second try finds the row the other one wrote
+        client.log_inputs(run_id, datasets=inputs)
 
 
 def log_training_artifacts(
