@@ -1,4 +1,4 @@
-"""The decoded data cache: each track decoded once, read by random chunk from memory maps.
+"""The decoded data cache: each track decoded once, read by random chunk without decoding.
 
 Layout: ``CACHE_DIR/<fingerprint>/<subset>/<track>/<stem>.npy`` holding
 ``(nb_channels, nb_timesteps)`` at the experiment's sample rate, plus ``index.json``.
@@ -17,8 +17,9 @@ a folder whose name is the fingerprint its index records, with every stem presen
 recorded length, so an interrupted build is never used. The next build removes leftover
 temporary folders, and after a build, caches of the same source folders, rate and channels
 with another fingerprint (superseded: a source file changed) are pruned. Caches at other
-rates or channel counts are kept. Reading maps a stem for one chunk and unmaps it at once:
-a training process holds no pages of the cache, however large the data set.
+rates or channel counts are kept. A chunk is read with ``pread`` into its tensor: loader
+processes share the files through the page cache, and a training process holds no part of
+the cache, however large the data set (``DecodedCache.load`` still memory-maps a stem).
 """
 
 import fcntl
@@ -73,7 +74,7 @@ def source_of(tracks: list[Track]) -> list[str]:
 
 @dataclass(frozen=True)
 class DecodedCache:
-    """A complete cache folder; stems are mapped per read, never held in memory."""
+    """A complete cache folder; stems are read per chunk, never held in memory."""
 
     folder: Path
     sample_rate: int
@@ -119,8 +120,8 @@ class DecodedCache:
                     raise OSError(f"{path} is shorter than its header says")
         finally:
             os.close(fd)
-        if buffer is not view:
-            np.multiply(buffer[:, :nb_read], np.float32(1 / INT16_SCALE), out=view[:, :nb_read])
+        if buffer is not view:  # exact: int16 to float32, then a power-of-two scale
+            out[:, :nb_read].copy_(torch.from_numpy(buffer[:, :nb_read])).mul_(1 / INT16_SCALE)
         out[:, nb_read:] = 0.0
         return out
 
@@ -164,8 +165,9 @@ def build_cache(
 ) -> DecodedCache:
     """Return the cache of ``tracks``, decoding them once if no complete cache matches.
 
-    Stems are decoded through ``musdb`` (as :class:`~unmixlab.data.tracks.MusdbDecoder`),
-    whole, resampled to ``sample_rate`` and mixed to ``nb_channels``, a few at a time.
+    Each stem is decoded whole, as :class:`~unmixlab.data.tracks.MusdbDecoder` decodes it
+    (16-bit wav, which ``musdb`` passes through unchanged, is read with ``soundfile``),
+    resampled to ``sample_rate`` and mixed to ``nb_channels``, a few stems at a time.
     Concurrent builds in one ``cache_dir`` wait for each other.
 
     Raises:
