@@ -149,7 +149,9 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         public_url(storage_url),
     )
     try:
-        run_trials.with_options(retries=1, retry_delay_seconds=2 * tune.heartbeat_seconds)(
+        # a retry waits out the heartbeat grace, so a crashed worker's trial is failed first
+        grace = tune.grace_seconds or 2 * tune.heartbeat_seconds
+        run_trials.with_options(retries=1, retry_delay_seconds=grace)(
             storage_url, study_name, tune.workers
         )
         summary = report_study(storage_url, study_name, report_dir)

@@ -23,7 +23,14 @@ from unmixlab.prepare import prepare_data
 from unmixlab.tuning.report import finish_study
 from unmixlab.tuning.settings import TuneConfig, default_space
 from unmixlab.tuning.storage import default_storage_url, open_storage, public_url
-from unmixlab.tuning.study import StudySpec, load_spec, run_worker, run_workers, start_study
+from unmixlab.tuning.study import (
+    StudySpec,
+    load_spec,
+    make_pruner,
+    run_worker,
+    run_workers,
+    start_study,
+)
 
 EXPERIMENT = "tuning-test"
 # the tiny search: two hidden sizes and a learning rate range that learns in 2 epochs
@@ -109,6 +116,17 @@ def test_storage_urls_hide_passwords_and_journal_files_work(tmp_path: Path) -> N
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1) ** 2, n_trials=2)
     again = optuna.load_study(study_name="j", storage=open_storage(str(journal)))
     assert len(again.trials) == 2 and journal.is_file()
+
+
+def test_pruner_follows_the_settings(tiny_config: TrainConfig) -> None:
+    median = make_pruner(tiny_tune(), tiny_config)
+    assert isinstance(median, optuna.pruners.MedianPruner)
+    hyperband = make_pruner(tiny_tune(pruner="hyperband", epochs=6), tiny_config)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
+    assert hyperband._max_resource == 6
+    # Optuna cannot prune multi-objective studies: two objectives never prune
+    pareto = make_pruner(tiny_tune(objective="loss,time"), tiny_config)
+    assert isinstance(pareto, optuna.pruners.NopPruner)
 
 
 @pytest.mark.slow

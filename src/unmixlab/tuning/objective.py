@@ -21,7 +21,7 @@ import torch
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.tracking.runs import run_file, train_tracked
-from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback
+from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult
 from unmixlab.tuning.runs import mark_trial_run
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.space import suggest, trial_config
@@ -126,6 +126,7 @@ class Objective:
             config = trial_config(
                 self.base, params, self.trials_dir / f"trial-{trial.number:04d}", self.tune.epochs
             )
+            run_file(config).unlink(missing_ok=True)  # left by an earlier study of this name
             callbacks: list[TrainingCallback] = [RunRecorder(trial, config)]
             if not self.tune.multi_objective and self.tune.pruner != "none":
                 callbacks.append(PruningCallback(trial))
@@ -152,7 +153,7 @@ class Objective:
             trial.set_user_attr(name, value)
         return values["loss"] if len(values) == 1 else tuple(values.values())
 
-    def _measure(self, result, config: TrainConfig) -> dict[str, float]:  # noqa: ANN001
+    def _measure(self, result: TrainResult, config: TrainConfig) -> dict[str, float]:
         values = {"loss": result.best_loss}
         if "time" in self.tune.metrics:
             values["time"] = statistics.fmean(result.history.epoch_seconds)

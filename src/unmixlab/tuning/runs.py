@@ -7,7 +7,8 @@ run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED`` or ``FAIL``) and
 - COMPLETE: FINISHED (``train_tracked`` logged the model);
 - PRUNED: KILLED: the pruner stopped it; its per-epoch metrics stay, no model is logged.
   The ``error`` tag that the trainer's exception left is removed;
-- FAIL: FAILED with the tag ``error`` (KILLED when interrupted with Ctrl-C).
+- FAIL: FAILED with the tag ``error`` (KILLED when interrupted with Ctrl-C); also when the
+  training finished but its objective is not finite, or when its worker died (heartbeat).
 """
 
 import time
@@ -93,7 +94,8 @@ def mark_trial_run(
     elif state == "FAIL":
         if error:
             mlflow_client.set_tag(run_id, "error", error[:5000])
-        if mlflow_client.get_run(run_id).info.status == "RUNNING":  # its worker died
+        # RUNNING: its worker died; FINISHED: the training ended but its score is unusable
+        if mlflow_client.get_run(run_id).info.status in ("RUNNING", "FINISHED"):
             mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
 

@@ -3,7 +3,7 @@
 A preset writes it as::
 
     tune:
-      trials: 20                  # global cap over all workers (every trial state counts)
+      trials: 20                  # global cap over all workers (every started trial counts)
       epochs: 10                  # epochs per trial (default: train.epochs)
       objective: loss             # or "loss,time" / "loss,rtf" (Pareto front, no pruning)
       pruner: median              # or "hyperband" / "none"
@@ -14,12 +14,19 @@ A preset writes it as::
         unidirectional: [false, true]
         lr: {low: 1.0e-4, high: 1.0e-2, log: true}
         nb_layers: [2, 3]         # any TrainConfig hyperparameter may join
+      enqueue:                    # tried first, e.g. the current configuration
+        - {hidden_size: 512, batch_size: 16}
+      storage: sqlite:///optuna.db  # or postgresql://USER@HOST/DB, or a journal file path
+
+Objectives, all minimised: ``loss`` is the trial's best validation loss; ``time`` the mean
+wall-clock seconds per epoch (compare it between trials run under the same load, e.g. one
+worker per machine); ``rtf`` the offline separator's real-time factor, measured in CPU time
+on one thread, so parallel workers do not inflate it.
 
 The space given is laid over the default space (the first five entries above), so
 ``--set tune.space.hidden_size=[64,128]`` changes one dimension and keeps the others;
 ``null`` drops a dimension (``--set tune.space.unidirectional=null``): it stays at its
 ``train`` value.
-      storage: sqlite:///optuna.db  # or postgresql://..., or a journal file path
 """
 
 from typing import Literal

@@ -15,11 +15,13 @@ when several finish at the same instant.
 """
 
 import multiprocessing
+import os
 import time
 import warnings
 from pathlib import Path
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
@@ -206,6 +208,7 @@ def run_worker(
     n_trials: int | None = None,
     worker_index: int | None = None,
     cap: int | None = None,
+    threads: int | None = None,
 ) -> int:
     """Run trials of a stored study in this process until its trial cap is reached.
 
@@ -216,6 +219,7 @@ def run_worker(
         worker_index: seeds the sampler with ``tune.seed + worker_index`` (None: unseeded,
             for workers started independently).
         cap: override of ``tune.trials``, the study-wide trial cap.
+        threads: torch intra-op threads of this process (None: torch's default).
 
     Returns:
         The number of trials this worker ran.
@@ -223,6 +227,8 @@ def run_worker(
     spec = load_spec(storage_url, study_name)
     tune = spec.tune
     cap = cap or tune.trials
+    if threads is not None:
+        torch.set_num_threads(threads)
     study = optuna.load_study(
         study_name=study_name,
         storage=storage_for(storage_url, tune),
@@ -255,7 +261,8 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
     """Run the study's missing trials on ``workers`` processes (in this one when 1).
 
     The remaining trials are split between the workers, so together they never exceed the
-    cap; a progress bar follows the study's finished trials.
+    cap; the CPU cores are split too (torch threads per worker). A progress bar follows the
+    study's finished trials.
 
     Raises:
         UnmixlabError: a worker process failed (the message gives its exit code).
@@ -268,11 +275,12 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
     storage = open_storage(storage_url)
     todo = remaining_trials(optuna.load_study(study_name=study_name, storage=storage), cap)
     shares = [todo // workers + (i < todo % workers) for i in range(workers)]
+    threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # no forked torch/MLflow state
     processes = [
         context.Process(
             target=run_worker,
-            args=(storage_url, study_name, share, index, cap),
+            args=(storage_url, study_name, share, index, cap, threads),
             name=f"tuning-worker-{index}",
         )
         for index, share in enumerate(shares)
