@@ -92,6 +92,18 @@ def tracking_server(
         stop(process)
 
 
+def start_worker(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``unmixlab ARGS`` in a new process: stdout piped, stderr to ``log``."""
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [shutil.which("unmixlab", path=str(BIN)), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+
+
 def test_two_workers_share_a_postgres_study_tracked_in_postgres(
     postgres: PostgresCluster,
     moto: MotoServer,
@@ -134,26 +146,24 @@ def test_two_workers_share_a_postgres_study_tracked_in_postgres(
     client_env = {k: v for k, v in os.environ.items() if not k.startswith(CLIENT_DROPS)}
     client_env |= {**postgres.env, "MLFLOW_TRACKING_URI": tracking_server}
     client_env["OMP_NUM_THREADS"] = "1"  # two workers on a small machine: a core each
-    unmixlab = shutil.which("unmixlab", path=str(BIN))
-    worker = [unmixlab, "tune", "worker", "--study", STUDY]
-    capped = subprocess.Popen(  # runs until the study holds CAP trials
-        worker,
-        env=client_env | {"UNMIXLAB_TUNE_STORAGE": storage},
-        stdout=subprocess.PIPE,
-        stderr=(tmp_path / "worker-a.log").open("w"),
-        text=True,
+    worker = ["tune", "worker", "--study", STUDY]
+    logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
+    capped = start_worker(  # runs until the study holds CAP trials
+        worker, client_env | {"UNMIXLAB_TUNE_STORAGE": storage}, logs[0]
     )
-    single = subprocess.Popen(  # joins for one trial
-        [*worker, "--storage", storage, "--max-trials", "1"],
-        env=client_env,
-        stdout=subprocess.PIPE,
-        stderr=(tmp_path / "worker-b.log").open("w"),
-        text=True,
+    single = start_worker(  # joins for one trial
+        [*worker, "--storage", storage, "--max-trials", "1"], client_env, logs[1]
     )
-    for process, log in ((capped, "worker-a.log"), (single, "worker-b.log")):
-        out, _ = process.communicate(timeout=180)
-        assert process.returncode == 0, (tmp_path / log).read_text()[-3000:]
-        assert f"of study {STUDY}" in out
+    try:
+        for process, log in zip((capped, single), logs, strict=True):
+            out, _ = process.communicate(timeout=180)
+            assert process.returncode == 0, log.read_text()[-3000:]
+            assert f"of study {STUDY}" in out
+    finally:
+        for process in (capped, single):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
     study = optuna.load_study(study_name=STUDY, storage=storage)
     trials = study.trials
