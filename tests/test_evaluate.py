@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import musdb
@@ -13,6 +14,7 @@ from pipelines.cli import cli
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.evaluate import METRICS, Evaluation, evaluate, log_evaluation
+from unmixlab.model_io import write_separator_json
 from unmixlab.trainer import train
 
 
@@ -89,9 +91,17 @@ def test_scores_are_logged_to_the_training_run(evaluation: Evaluation):
     assert {"evaluation/scores.csv", "evaluation/scores.md", "evaluation/tracks"} <= artifacts
 
 
-def test_evaluate_command(synth_root: Path, model_dir: Path, tmp_path: Path):
-    args = ["evaluate", "--root", str(synth_root), "--model", str(model_dir), "--is-wav"]
-    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out"), "--workers", "1"])
+def test_evaluate_command_scores_a_residual(synth_root: Path, model_dir: Path, tmp_path: Path):
+    drums = tmp_path / "drums-model"  # the vocals weights, as a (poor) drums model
+    drums.mkdir()
+    for suffix in ("pth", "json"):
+        shutil.copy(model_dir / f"vocals.{suffix}", drums / f"drums.{suffix}")
+    write_separator_json(drums, 16000, 512, 128, 2)
+    args = ["evaluate", "--root", str(synth_root), "--model", str(drums), "--is-wav"]
+    args += ["--out", str(tmp_path / "out"), "--workers", "1", "--residual"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "| vocals |" in result.output and "accompaniment" not in result.output
-    assert (tmp_path / "out" / "scores.csv").is_file()
+    assert "| drums |" in result.output and "| residual |" in result.output
+    scores = (tmp_path / "out" / "scores.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in scores] == ["target", "drums", "residual"]
+    assert all(np.isfinite(float(v)) for line in scores[1:] for v in line.split(",")[1:])

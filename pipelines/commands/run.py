@@ -5,6 +5,7 @@ Each flow's command lives in its own module, imported only when that flow is run
 """
 
 import importlib
+import os
 
 import click
 
@@ -34,3 +35,6 @@ class LazyFlows(click.Group):
 @click.group(cls=LazyFlows)
 def run() -> None:
     """Run a pipeline flow (Prefect) from a preset: training, tuning or study."""
+    # the ephemeral Prefect server would log an error for each telemetry send it cannot make
+    # offline; opt out unless the user chose otherwise
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

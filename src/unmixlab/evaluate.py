@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -24,6 +25,9 @@ from tqdm import tqdm
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
 from unmixlab.errors import UnmixlabError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 
@@ -74,7 +78,7 @@ class _TrackScorer:
         self.targets = targets
         self.residual = residual
 
-    def __call__(self, job: _Job) -> "object":
+    def __call__(self, job: _Job) -> "pd.DataFrame":
         """Separate one track, score it, write its JSON; return museval's frame table."""
         import musdb
         import museval
@@ -123,7 +127,7 @@ def _init_worker(
     _SCORER = _TrackScorer(model_dir, targets, niter, residual)
 
 
-def _score_in_worker(job: _Job) -> "object":
+def _score_in_worker(job: _Job) -> "pd.DataFrame":
     return _SCORER(job)
 
 
