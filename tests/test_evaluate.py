@@ -15,6 +15,7 @@ from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.evaluate import METRICS, Evaluation, evaluate, log_evaluation
 from unmixlab.model_io import write_separator_json
+from unmixlab.synth import synthesize
 from unmixlab.trainer import train
 
 
@@ -69,6 +70,18 @@ def test_scores_match_a_direct_museval_call(synth_root: Path, evaluation: Evalua
     table = evaluation.table_path.read_text().splitlines()
     assert table[0] == "target,SDR,SIR,SAR,ISR" and table[1].startswith("vocals,")
     assert "| accompaniment |" in evaluation.markdown_path.read_text()
+
+
+def test_a_16khz_model_is_scored_at_the_track_rate(model_dir: Path, tmp_path: Path):
+    root = synthesize(tmp_path / "hq", tracks=1, seconds=2.0, seed=3, test_tracks=1)  # 44.1 kHz
+    evaluation = evaluate(
+        root, model_dir, out_dir=tmp_path / "eval", workers=1, keep_estimates=True
+    )
+    (track,) = musdb.DB(root=str(root), subsets="test", is_wav=True).tracks
+    estimate = tmp_path / "eval" / "estimates" / "test" / track.name / "vocals.wav"
+    info = sf.info(estimate)
+    assert (info.samplerate, info.frames) == (44100, track.audio.shape[0])
+    assert np.isfinite(evaluation.aggregate["vocals"]["SDR"])
 
 
 def test_bad_input_is_a_clear_error(synth_root: Path, model_dir: Path, tmp_path: Path):

@@ -23,7 +23,7 @@ def test_shipped_presets_load():
     assert quick.promote.metric_for("vocals") == "test_sdr_vocals"
     umx = load_preset("umx", ["data.root=/data/musdb18"])
     assert umx.targets == ("vocals", "drums", "bass", "other")
-    assert umx.train == TrainConfig(nb_workers=4)  # the reference Open-Unmix defaults
+    assert umx.train == TrainConfig()  # the reference Open-Unmix defaults
     assert umx.data.root == Path("/data/musdb18")
 
 
