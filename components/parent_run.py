@@ -13,14 +13,8 @@ from pathlib import Path
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from components.runtime import (
-    RETRIES,
-    RETRY_DELAY_SECONDS,
-    RETRY_JITTER_FACTOR,
-    retry_if_transient,
-)
+from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
 from unmixlab.tracking.runs import flatten, git_commit
 from unmixlab.tracking.setup import (
@@ -29,13 +23,7 @@ from unmixlab.tracking.setup import (
     resolve_tracking_uri,
 )
 
-RETRY = {
-    "cache_policy": NO_CACHE,
-    "retries": RETRIES,
-    "retry_delay_seconds": RETRY_DELAY_SECONDS,
-    "retry_jitter_factor": RETRY_JITTER_FACTOR,
-    "retry_condition_fn": retry_if_transient,
-}
+RETRY = retry_transient()
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,19 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("unmixlab")
+
+
+def retry_transient() -> dict:
+    """``@task`` options of a task that talks to MLflow or S3: retried on transient failures.
+
+    Not cached: such a task records something, so running it again must record again.
+    """
+    from prefect.cache_policies import NO_CACHE
+
+    return {
+        "cache_policy": NO_CACHE,
+        "retries": RETRIES,
+        "retry_delay_seconds": RETRY_DELAY_SECONDS,
+        "retry_jitter_factor": RETRY_JITTER_FACTOR,
+        "retry_condition_fn": retry_if_transient,
+    }

@@ -17,18 +17,12 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from components.evaluate import evaluate
 from components.parent_run import end_parent_run, start_parent_run
 from components.prepare_data import prepare_data
-from components.runtime import (
-    RETRIES,
-    RETRY_DELAY_SECONDS,
-    RETRY_JITTER_FACTOR,
-    retry_if_transient,
-)
+from components.runtime import retry_transient
 from components.synthesize import synthesize
 from components.train import train
 from pipelines.training import run_url
@@ -49,13 +43,7 @@ from unmixlab.study import (
 )
 from unmixlab.tracking.setup import resolve_tracking_uri
 
-RETRY = {
-    "cache_policy": NO_CACHE,
-    "retries": RETRIES,
-    "retry_delay_seconds": RETRY_DELAY_SECONDS,
-    "retry_jitter_factor": RETRY_JITTER_FACTOR,
-    "retry_condition_fn": retry_if_transient,
-}
+RETRY = retry_transient()
 
 
 @dataclass(frozen=True)
