@@ -5,7 +5,8 @@
 ROOT is a MUSDB18 folder (``.stem.mp4`` or HQ wav, detected), e.g. one made by
 ``unmixlab data synth ROOT --tracks 6 --seconds 20``. Every variant trains the same
 configuration on ROOT/train (random chunks, random track mix, gain and channel-swap
-augmentation, MSE on STFT magnitudes, Adam) and is timed the same way, step by step:
+augmentation, MSE on STFT magnitudes, Adam) and is timed the same way, step by step, the
+variants taking turns so that all see the same load of a shared machine:
 
 - load: time waiting on the data loader's iterator for the next batch;
 - compute: forward (STFT + model) + backward + optimizer step.
@@ -13,9 +14,9 @@ augmentation, MSE on STFT magnitudes, Adam) and is timed the same way, step by s
 Variants: ``openunmix`` 1.3.0's MUSDBDataset + OpenUnmix (when installed; it reads 44.1 kHz
 only), unmixlab decoding every chunk through ffmpeg (no cache), unmixlab reading the
 decoded cache, and the cache at a lower sample rate (``--low-rate``). The one-off cache
-build times are measured on a fresh cache folder. ``--memory`` trains on a small and a
-4x larger synthetic set in fresh processes and prints the resident memory after each
-epoch: it must not grow with the data set.
+build times are measured on a fresh cache folder. ``--memory`` prepares a small and a 4x
+larger synthetic set, trains on each in a fresh process and prints that process's resident
+memory after each epoch: it must not grow with the data set.
 """
 
 import argparse
@@ -70,44 +71,55 @@ class Timing:
         return statistics.median(a / (a + b) for a, b in zip(self.load, self.compute, strict=True))
 
 
-def time_steps(
-    name: str,
-    dataset: Dataset,
-    model: nn.Module,
-    encoder: nn.Module,
-    args: argparse.Namespace,
-) -> Timing:
-    """Train ``args.warmup + args.steps`` steps; time loading and compute of each."""
-    loader = DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        shuffle=True,
-        num_workers=args.nb_workers,
-        generator=torch.Generator().manual_seed(0),
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
-    model.train()
-    timing = Timing(name, args.batch_size, [], [])
-    batches = iter(loader)
-    for step in range(args.warmup + args.steps):
+class Variant:
+    """One training set-up (data set, model, encoder) stepped one batch at a time."""
+
+    def __init__(
+        self,
+        name: str,
+        dataset: Dataset,
+        model: nn.Module,
+        encoder: nn.Module,
+        args: argparse.Namespace,
+    ):
+        loader = DataLoader(
+            dataset,
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=args.nb_workers,
+            generator=torch.Generator().manual_seed(0),
+        )
+        self.batches = iter(loader)
+        self.model, self.encoder = model.train(), encoder
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+        self.timing = Timing(name, args.batch_size, [], [])
+
+    def step(self, timed: bool) -> None:
+        """Load one batch and train on it; record both times if ``timed``."""
         start = time.perf_counter()
-        mixture, target = next(batches)
+        mixture, target = next(self.batches)
         loaded = time.perf_counter()
-        optimizer.zero_grad()
-        loss = nn.functional.mse_loss(model(encoder(mixture)), encoder(target))
+        self.optimizer.zero_grad()
+        estimate = self.model(self.encoder(mixture))
+        loss = nn.functional.mse_loss(estimate, self.encoder(target))
         loss.backward()
-        optimizer.step()
+        self.optimizer.step()
         done = time.perf_counter()
-        if step >= args.warmup:
-            timing.load.append(loaded - start)
-            timing.compute.append(done - loaded)
+        if timed:
+            self.timing.load.append(loaded - start)
+            self.timing.compute.append(done - loaded)
         print(
-            f"  {name}: step {step + 1}/{args.warmup + args.steps} "
-            f"load {loaded - start:.3f} s, compute {done - loaded:.3f} s",
+            f"  {self.timing.name}: load {loaded - start:.3f} s, compute {done - loaded:.3f} s",
             file=sys.stderr,
         )
-    del batches  # stops loader workers
-    return timing
+
+
+def interleaved(variants: list[Variant], args: argparse.Namespace) -> list[Timing]:
+    """Step every variant in turn, so that all see the same (shared) machine load."""
+    for step in range(args.warmup + args.steps):
+        for variant in variants:
+            variant.step(timed=step >= args.warmup)
+    return [variant.timing for variant in variants]
 
 
 def config_for(args: argparse.Namespace, sample_rate: int) -> TrainConfig:
@@ -127,19 +139,19 @@ def config_for(args: argparse.Namespace, sample_rate: int) -> TrainConfig:
     )
 
 
-def unmixlab_variant(name: str, reader: object, config: TrainConfig, args) -> Timing:
-    """Time unmixlab's TrainingChunks over ``reader`` with unmixlab's model."""
+def unmixlab_variant(name: str, reader: object, config: TrainConfig, args) -> Variant:
+    """Unmixlab's TrainingChunks over ``reader`` with unmixlab's model."""
     tracks = discover(config.root, config.is_wav, "train")
     dataset = TrainingChunks(
         reader, tracks, "vocals", config.seq_dur, 64, seed=0, random_track_mix=True, augment=True
     )
     model = OpenUnmix(config.model())
     encoder = Spectrogram(config.nfft, config.nhop, mono=config.nb_channels == 1)
-    return time_steps(name, dataset, model, encoder, args)
+    return Variant(name, dataset, model, encoder, args)
 
 
-def reference_variant(args: argparse.Namespace) -> Timing | None:
-    """Time openunmix 1.3.0's MUSDBDataset and model, as its ``train.py`` sets them up."""
+def reference_variant(args: argparse.Namespace) -> Variant | None:
+    """Openunmix 1.3.0's MUSDBDataset and model, as its ``train.py`` sets them up."""
     try:
         from openunmix import data as reference_data
         from openunmix import model as reference_model
@@ -169,7 +181,7 @@ def reference_variant(args: argparse.Namespace) -> Timing | None:
         hidden_size=args.hidden_size,
         max_bin=config.max_bin,
     )
-    return time_steps("openunmix 1.3.0", dataset, model, encoder, args)
+    return Variant("openunmix 1.3.0", dataset, model, encoder, args)
 
 
 def timed_build(config: TrainConfig, cache_dir: Path) -> tuple[CachedReader, float]:
@@ -216,7 +228,7 @@ def throughput(args: argparse.Namespace) -> None:
             f"cache build (one-off, {cached.cache.folder.parent}): {build_native:.2f} s at "
             f"44100 Hz, {build_low:.2f} s at {low} Hz"
         )
-        runs: list[tuple[str, Callable[[], Timing | None]]] = [
+        makers: list[tuple[str, Callable[[], Variant | None]]] = [
             ("reference", lambda: reference_variant(args)),
             (
                 "decoding",
@@ -235,15 +247,17 @@ def throughput(args: argparse.Namespace) -> None:
                 ),
             ),
         ]
-        timings = []
-        for key, run in runs:
+        variants = []
+        for key, make in makers:
             if key in args.skip:
                 continue
-            timing = run()
-            if timing is None:
+            variant = make()
+            if variant is None:
                 print("openunmix is not installed: no reference timing")
                 continue
-            timings.append(timing)
+            variants.append(variant)
+        timings = interleaved(variants, args)
+        del variants  # stops loader workers
     reference = next((t for t in timings if t.name.startswith("openunmix")), None)
     print_table(timings, reference)
     print(f"(medians over the timed steps; load average now {os.getloadavg()[0]:.1f})")
@@ -273,11 +287,9 @@ class RssRecorder:
         """Nothing to do."""
 
 
-def train_and_measure(root: Path, work: Path, args: argparse.Namespace) -> tuple[list[float], int]:
-    """Train on ``root`` in this (fresh) process; RSS per epoch (MiB) and cache bytes."""
-    from unmixlab.trainer import train
-
-    config = TrainConfig(
+def memory_config(root: Path, work: Path, args: argparse.Namespace) -> TrainConfig:
+    """A small model trained on every track of ``root``, chunks as in the comparison."""
+    return TrainConfig(
         root=root,
         is_wav=True,
         epochs=args.memory_epochs,
@@ -291,6 +303,14 @@ def train_and_measure(root: Path, work: Path, args: argparse.Namespace) -> tuple
         output=work / "model",
         cache_dir=work / "cache",
     )
+
+
+def train_and_measure(root: Path, work: Path, args: argparse.Namespace) -> tuple[list[float], int]:
+    """Train on ``root`` in this (fresh) process; RSS per epoch (MiB) and cache bytes."""
+    from unmixlab.trainer import train
+
+    config = memory_config(root, work, args)
+    torch.set_num_threads(1)  # memory does not depend on it; a busy machine slows 2 threads more
     recorder = RssRecorder()
     try:
         train(config, callbacks=[recorder])
@@ -302,6 +322,7 @@ def train_and_measure(root: Path, work: Path, args: argparse.Namespace) -> tuple
 
 def memory(args: argparse.Namespace) -> None:
     """Resident memory of a training process on a small and a 4x larger synthetic set."""
+    from unmixlab.prepare import prepare_data
     from unmixlab.synth import synthesize
 
     print(
@@ -313,6 +334,7 @@ def memory(args: argparse.Namespace) -> None:
         for tracks in (args.memory_tracks, 4 * args.memory_tracks):
             work = Path(scratch) / f"set{tracks}"
             root = synthesize(work / "musdb", tracks, args.memory_seconds, 0, 44100, test_tracks=1)
+            prepare_data(memory_config(root, work, args))  # the prepare step, in this process
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
                 rss, size = pool.submit(train_and_measure, root, work, args).result()
             rows.append((tracks, size, rss))
