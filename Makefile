@@ -1,6 +1,7 @@
 # unmixlab: `make help` lists the targets.
 .DEFAULT_GOAL := help
 VENV := .venv/bin
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -1,11 +1,19 @@
 """Shared fixtures: tiny synthetic data, a tiny training config, isolated MLflow and Prefect."""
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from unmixlab.config import TrainConfig
 from unmixlab.synth import synthesize
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put this interpreter's scripts (mlflow, unmixlab, uvicorn) first on PATH for subprocesses."""
+    scripts = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
 
 
 @pytest.fixture(scope="session")

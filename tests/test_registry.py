@@ -126,6 +126,7 @@ def test_champion_is_served_over_http(tiny_config: TrainConfig, tmp_path: Path):
         (prediction,) = response.json()["predictions"]
         assert np.asarray(prediction["vocals"]).shape == audio.shape
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn workers
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn workers
         server.wait(timeout=30)
         log.close()
