@@ -361,6 +361,7 @@ def parse(argv: Iterable[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seq-dur", type=float, default=6.0)
     parser.add_argument("--low-rate", type=int, default=16000, help="the lower sample rate")
     parser.add_argument("--nb-workers", type=int, default=0, help="data-loader processes")
+    parser.add_argument("--threads", type=int, help="torch threads [default: torch's]")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument(
@@ -384,6 +385,8 @@ def parse(argv: Iterable[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     """Entry point."""
     args = parse()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not args.memory_only:
         throughput(args)
     if args.memory or args.memory_only:
