@@ -6,7 +6,8 @@ ROOT is a MUSDB18 folder (``.stem.mp4`` or HQ wav, detected), e.g. one made by
 ``unmixlab data synth ROOT --tracks 6 --seconds 20``. Every variant trains the same
 configuration on ROOT/train (random chunks, random track mix, gain and channel-swap
 augmentation, MSE on STFT magnitudes, Adam) and is timed the same way, step by step, the
-variants taking turns so that all see the same load of a shared machine:
+variants taking turns so that all see the same load of a shared machine (one after another
+with ``--nb-workers`` > 0, whose loader processes would prefetch while others run):
 
 - load: time waiting on the data loader's iterator for the next batch;
 - compute: forward (STFT + model) + backward + optimizer step.
@@ -114,8 +115,11 @@ class Variant:
         )
 
 
-def interleaved(variants: list[Variant], args: argparse.Namespace) -> list[Timing]:
+def interleaved(variants: list[Variant | None], args: argparse.Namespace) -> list[Timing]:
     """Step every variant in turn, so that all see the same (shared) machine load."""
+    if None in variants:
+        print("openunmix is not installed: no reference timing")
+        variants = [variant for variant in variants if variant is not None]
     for step in range(args.warmup + args.steps):
         for variant in variants:
             variant.step(timed=step >= args.warmup)
@@ -247,17 +251,11 @@ def throughput(args: argparse.Namespace) -> None:
                 ),
             ),
         ]
-        variants = []
-        for key, make in makers:
-            if key in args.skip:
-                continue
-            variant = make()
-            if variant is None:
-                print("openunmix is not installed: no reference timing")
-                continue
-            variants.append(variant)
-        timings = interleaved(variants, args)
-        del variants  # stops loader workers
+        makers = [(key, make) for key, make in makers if key not in args.skip]
+        if args.nb_workers:  # loader processes of waiting variants would prefetch: one by one
+            timings = [t for _, make in makers for t in interleaved([make()], args)]
+        else:
+            timings = interleaved([make() for _, make in makers], args)
     reference = next((t for t in timings if t.name.startswith("openunmix")), None)
     print_table(timings, reference)
     print(f"(medians over the timed steps; load average now {os.getloadavg()[0]:.1f})")
