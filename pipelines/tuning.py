@@ -61,6 +61,8 @@ class TuningSummary:
         study = self.study
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(study.states.items()))
         lines = [f"# Tuning `{self.preset}`: study `{self.study_name}`", "", f"Trials: {states}."]
+        if study.note:
+            lines += ["", f"**Partial report:** {study.note}."]
         if study.pareto_front:
             names = list(study.objectives)
             lines += ["", "| trial | " + " | ".join(names) + " | params |"]
@@ -108,8 +110,12 @@ def run_trials(storage_url: str, study_name: str, workers: int) -> None:
 
 @task(name="report_study", **TRANSIENT_RETRIES)
 def report_study(storage_url: str, study_name: str, report_dir: Path) -> StudySummary:
-    """Best trial or Pareto front, plots and tables, logged on the parent run (then FINISHED)."""
-    return finish_study(storage_url, study_name, report_dir)
+    """Best trial or Pareto front, plots and tables, logged on the parent run (then FINISHED).
+
+    It first waits, with progress in the log, until no trial of the study runs (those of
+    workers on other machines included): :func:`unmixlab.tuning.report.finish_study`.
+    """
+    return finish_study(storage_url, study_name, report_dir, log=get_run_logger().info)
 
 
 @flow(name="tuning")

@@ -154,11 +154,13 @@ def test_two_workers_share_a_postgres_study_tracked_in_postgres(
     single = start_worker(  # joins for one trial
         [*worker, "--storage", storage, "--max-trials", "1"], client_env, logs[1]
     )
+    outputs = []
     try:
         for process, log in zip((capped, single), logs, strict=True):
             out, _ = process.communicate(timeout=180)
             assert process.returncode == 0, log.read_text()[-3000:]
             assert f"of study {STUDY}" in out
+            outputs.append(out)
     finally:
         for process in (capped, single):
             if process.poll() is None:
@@ -172,6 +174,9 @@ def test_two_workers_share_a_postgres_study_tracked_in_postgres(
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == CAP  # none twice
     workers = Counter(int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in trials)
     assert workers == {capped.pid: CAP - 1, single.pid: 1}  # both worked; the cap stopped one
+    # each counts its own trials, not those the other started meanwhile
+    assert f"worker ran {CAP - 1} trial(s)" in outputs[0]
+    assert "worker ran 1 trial(s)" in outputs[1]
     best = min(trials, key=lambda t: t.value)
     assert study.best_trial.number == best.number
     assert study.best_value == pytest.approx(best.value)

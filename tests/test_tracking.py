@@ -45,8 +45,10 @@ def test_default_store_is_sqlite_in_cwd(monkeypatch, tmp_path):
 
 
 def test_targets_in_threads_log_everything_under_one_parent(
-    tiny_config: TrainConfig, tmp_path: Path
+    tiny_config: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    # a run shorter than one sampling interval records no system metrics: sample often
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     client = MlflowClient()
     experiment_id = get_or_create_experiment(client, "parallel")
     parent = client.create_run(experiment_id, run_name="both targets").info.run_id
@@ -56,7 +58,11 @@ def test_targets_in_threads_log_everything_under_one_parent(
     def run(config: TrainConfig) -> None:
         try:
             tracked[config.target] = train_tracked(
-                config, experiment="parallel", parent_run_id=parent, preset="tiny"
+                config,
+                experiment="parallel",
+                parent_run_id=parent,
+                preset="tiny",
+                log_model=config.target == "vocals",  # drums: files only, as tuning trials
             )
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
@@ -128,6 +134,20 @@ def test_targets_in_threads_log_everything_under_one_parent(
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
     (model_output,) = run.outputs.model_outputs
     assert tracked["vocals"].model_uri == f"models:/{model_output.model_id}"
+    assert run.data.tags["model_uri"] == tracked["vocals"].model_uri
+
+    # without the pyfunc model: the model folder and checkpoint still, no model, no model_uri
+    drums_run = client.get_run(tracked["drums"].run_id)
+    assert tracked["drums"].model_uri is None and "model_uri" not in drums_run.data.tags
+    assert not drums_run.outputs or not drums_run.outputs.model_outputs
+    assert {a.path for a in client.list_artifacts(drums_run.info.run_id, "model_files")} == {
+        "model_files/drums.pth",
+        "model_files/drums.json",
+        "model_files/separator.json",
+    }
+    assert [a.path for a in client.list_artifacts(drums_run.info.run_id, "checkpoints")] == [
+        "checkpoints/drums.chkpnt"
+    ]
     assert json.loads(run_file(tiny_config).read_text())["mlflow_run_id"] == run_id
 
 

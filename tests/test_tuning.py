@@ -5,10 +5,12 @@ the session's synthetic data, tracked into the test's SQLite MLflow store; studi
 a SQLite (or journal) file in ``tmp_path``.
 """
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 
 from unmixlab.config import TrainConfig
 from unmixlab.prepare import prepare_data
-from unmixlab.tuning.report import finish_study
+from unmixlab.tuning.report import finish_study, report_wait_timeout
 from unmixlab.tuning.settings import TuneConfig, default_space
 from unmixlab.tuning.storage import default_storage_url, open_storage, public_url
 from unmixlab.tuning.study import (
@@ -30,6 +32,7 @@ from unmixlab.tuning.study import (
     run_worker,
     run_workers,
     start_study,
+    storage_for,
 )
 
 EXPERIMENT = "tuning-test"
@@ -156,6 +159,10 @@ def test_failing_and_nan_trials_fail_and_the_study_goes_on(
     assert sorted(runs) == [1, 2]  # the invalid configuration never started a run
     assert runs[1].info.status == "FAILED" and runs[1].data.tags["trial_state"] == "FAIL"
     assert runs[2].info.status == "FINISHED" and runs[2].data.tags["trial_state"] == "COMPLETE"
+    # trials log the model folder and checkpoint, not the (slow) pyfunc model
+    assert "model_uri" not in runs[2].data.tags
+    files = {a.path for a in MlflowClient().list_artifacts(runs[2].info.run_id, "model_files")}
+    assert "model_files/vocals.pth" in files
 
 
 @pytest.mark.slow
@@ -224,17 +231,62 @@ def test_killed_study_resumes_from_storage(tiny_config: TrainConfig, tmp_path: P
     assert "heartbeat" in runs[1].data.tags["error"]
 
 
+def test_report_on_a_journal_file_waits_out_a_dead_worker_and_says_so(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    journal = str(tmp_path / "optuna.log")
+    tune = tiny_tune(report_wait_seconds=1)
+    spec = start_study(
+        tiny_config,
+        tune,
+        study_name="journal",
+        experiment=EXPERIMENT,
+        storage_url=journal,
+        trials_dir=tmp_path / "trials",
+    )
+    # a killed worker's trial: without heartbeat it stays RUNNING
+    optuna.load_study(study_name="journal", storage=open_storage(journal)).ask()
+    summary = finish_study(journal, "journal", tmp_path / "report", poll_seconds=0.2)
+
+    assert summary.states == {"RUNNING": 1}
+    assert 1 <= summary.waited_seconds < 5
+    assert "1 trial(s) still running" in summary.note and "no heartbeat" in summary.note
+    assert json.loads((tmp_path / "report" / "summary.json").read_text())["note"] == summary.note
+    parent = MlflowClient().get_run(spec.parent_run_id)
+    assert parent.data.tags["report_note"] == summary.note
+    assert parent.info.status == "FINISHED"
+    assert report_wait_timeout(journal, tiny_tune()) == 300  # journal files: bounded
+    assert report_wait_timeout(default_storage_url(tmp_path), tiny_tune()) is None
+
+
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask()
 def test_two_objectives_give_a_pareto_front_and_its_plot(
     tiny_config: TrainConfig, tmp_path: Path
 ) -> None:
-    tune = tiny_tune(trials=2, objective="loss,rtf", enqueue=[{"hidden_size": 8}])
+    tune = tiny_tune(trials=3, objective="loss,rtf", enqueue=[{"hidden_size": 8}])
     spec = begin(tiny_config, tune, tmp_path, "pareto")
-    run_workers(default_storage_url(tmp_path), "pareto", workers=1)
-    summary = finish_study(default_storage_url(tmp_path), "pareto", tmp_path / "report")
+    url = default_storage_url(tmp_path)
+    storage = storage_for(url, tune)
+    study = optuna.load_study(study_name="pareto", storage=storage)
+    ran: list[int] = []
+    worker = threading.Thread(target=lambda: ran.append(run_worker(url, "pareto", worker_index=0)))
+    worker.start()
+    while worker.is_alive() and not study.get_trials(states=(TrialState.RUNNING,)):
+        time.sleep(0.05)
+    other = study.ask()  # another machine's worker starts a trial meanwhile
+    worker.join()
+    assert ran == [2]  # trials 0 and 2: the worker counts its own trials only
 
+    # the report waits for the other machine's trials: one finishes, one's worker died
+    dead = study.ask()
+    storage.record_heartbeat(dead._trial_id)  # then silence: failed after the grace period
+    threading.Timer(2.0, study.tell, (other, [10.0, 10.0])).start()  # dominated
+    summary = finish_study(url, "pareto", tmp_path / "report", poll_seconds=0.2)
+
+    assert summary.states == {"COMPLETE": 3, "FAIL": 1}
+    assert summary.waited_seconds >= 2 and summary.note is None
     assert summary.objectives == ("valid_loss", "rtf")
-    assert summary.states == {"COMPLETE": 2}
     front = summary.pareto_front
     assert front and all(set(p["values"]) == {"valid_loss", "rtf"} for p in front)
     assert all(p["values"]["rtf"] > 0 for p in front)

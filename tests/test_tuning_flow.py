@@ -80,6 +80,7 @@ def test_tuning_flow_tracks_the_study_and_trains_the_best(
         history = client.get_metric_history(run.info.run_id, "valid_loss")
         assert [m.step for m in history] == list(range(1, len(history) + 1))
         assert run.data.params["hidden_size"] in ("8", "16")
+        assert "model_uri" not in run.data.tags  # no pyfunc model per trial
         state = run.data.tags["trial_state"]
         if state == "COMPLETE":
             assert run.info.status == "FINISHED" and len(history) == 2

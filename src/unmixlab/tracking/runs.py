@@ -49,7 +49,7 @@ class TrackedRun:
 
     run_id: str
     result: TrainResult
-    model_uri: str  # the pyfunc model, ``models:/<model_id>``
+    model_uri: str | None  # the pyfunc model, ``models:/<model_id>`` (None: not logged)
 
 
 class MlflowLogger(TrainingCallback):
@@ -100,13 +100,14 @@ def train_tracked(
     preset: str | None = None,
     resume: bool = False,
     callbacks: Sequence[TrainingCallback] = (),
+    log_model: bool = True,
 ) -> TrackedRun:
     """Train ``config.target`` inside its own MLflow run.
 
     The run gets the whole config as params, per-epoch metrics, system metrics, the data set
     as input, the loss-curve plot, the model folder (``model_files/``), the last checkpoint
-    (``checkpoints/``) and the pyfunc model ``model``. It ends FINISHED only when all of that
-    was logged; an error ends it FAILED, an interrupt KILLED.
+    (``checkpoints/``) and the pyfunc model ``model`` (unless ``log_model`` is False). It ends
+    FINISHED only when all of that was logged; an error ends it FAILED, an interrupt KILLED.
 
     Args:
         config: the training.
@@ -118,9 +119,11 @@ def train_tracked(
         resume: continue from the checkpoint in ``config.output``, and continue its MLflow
             run when the folder records one of this tracking store.
         callbacks: more trainer callbacks (e.g. Optuna pruning), called after the logger.
+        log_model: log the pyfunc model (1-2 s); without it the run has no ``model_uri``
+            tag, so :func:`unmixlab.tracking.registry.promote` never picks it (tuning trials).
 
     Returns:
-        The run id, the training result and the logged model's URI.
+        The run id, the training result and the logged model's URI (None without the model).
 
     Raises:
         UnmixlabError: the tracking store is unreachable (before any training), or bad input.
@@ -151,7 +154,7 @@ def train_tracked(
         log_dataset(client, run_id, config, data)
         trainer = Trainer(config, data, [MlflowLogger(client, run_id), *callbacks])
         result = trainer.fit(resume=resume)
-        model_uri = log_training_artifacts(client, run_id, result, config)
+        model_uri = log_training_artifacts(client, run_id, result, config, log_model)
     except KeyboardInterrupt:
         end_run(client, monitor, run_id, RunStatus.KILLED, "interrupted")
         raise
@@ -286,12 +289,16 @@ def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: Pr
 
 
 def log_training_artifacts(
-    client: MlflowClient, run_id: str, result: TrainResult, config: TrainConfig
-) -> str:
+    client: MlflowClient,
+    run_id: str,
+    result: TrainResult,
+    config: TrainConfig,
+    log_model: bool = True,
+) -> str | None:
     """Upload the loss curves, the model folder, the last checkpoint and the pyfunc model.
 
     Returns:
-        The pyfunc model's URI.
+        The pyfunc model's URI (tag ``model_uri``); None when ``log_model`` is False.
     """
     from unmixlab.tracking.pyfunc import log_separator_model
 
@@ -311,6 +318,8 @@ def log_training_artifacts(
         )
         client.log_artifacts(run_id, str(model_dir), "model_files")
         client.log_artifact(run_id, str(result.output / f"{target}.chkpnt"), "checkpoints")
+        if not log_model:
+            return None
         model_uri = log_separator_model(client, run_id, model_dir)
     client.set_tag(run_id, "model_uri", model_uri)
     return model_uri

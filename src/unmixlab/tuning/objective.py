@@ -138,6 +138,7 @@ class Objective:
                 tags={"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)},
                 preset=self.preset,
                 callbacks=callbacks,
+                log_model=False,  # files and checkpoint only; --train-best logs the model
             )
             values = self._measure(tracked.result, config)
         except optuna.TrialPruned:

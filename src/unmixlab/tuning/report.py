@@ -1,5 +1,11 @@
 """What a study found: the best trial (or the Pareto front), Optuna's plots, the parent run.
 
+The report waits first until no trial of the study is RUNNING, so trials that workers on
+other machines started finish first (:func:`wait_for_running_trials`). On a database a dead
+worker's trial is failed by heartbeat, so the wait ends; a journal file has no heartbeat,
+so there the wait is bounded (``tune.report_wait_seconds``, default 300 s) and the report
+says when it stopped waiting with trials still running.
+
 Plots are Optuna's plotly figures saved as self-contained HTML (plotly.js embedded, so they
 open offline and in MLflow's artifact viewer); PNG copies are written too when ``kaleido``
 is installed. A plot Optuna cannot draw yet (e.g. importances before two complete trials)
@@ -11,9 +17,11 @@ import logging
 import math
 import os
 import tempfile
+import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import optuna
@@ -21,8 +29,14 @@ from optuna.trial import TrialState
 
 from unmixlab.tuning.runs import client, end_parent_run
 from unmixlab.tuning.settings import TuneConfig
+from unmixlab.tuning.storage import is_database
 
 logger = logging.getLogger(__name__)
+
+JOURNAL_WAIT_SECONDS = 300  # no heartbeat there: a killed worker's trial stays RUNNING
+POLL_SECONDS = 2.0  # between looks at the running trials
+LOG_EVERY_SECONDS = 30.0  # between progress lines while waiting
+NOTE_TAG = "report_note"  # parent-run tag: the report stopped waiting with trials running
 
 # objective component -> the name plots and MLflow give it
 METRIC_NAMES = {"loss": "valid_loss", "time": "seconds_per_epoch", "rtf": "rtf"}
@@ -42,6 +56,8 @@ class StudySummary:
         best_values: its objective values by metric name.
         pareto_front: two objectives: ``{"number", "values", "params"}`` per trial of the
             front, sorted by loss.
+        waited_seconds: how long the report waited for trials running on other workers.
+        note: why the report covers trials still running (it stopped waiting), else None.
     """
 
     study_name: str
@@ -51,6 +67,64 @@ class StudySummary:
     best_params: dict[str, object] = field(default_factory=dict)
     best_values: dict[str, float] = field(default_factory=dict)
     pareto_front: list[dict] = field(default_factory=list)
+    waited_seconds: float = 0.0
+    note: str | None = None
+
+
+def report_wait_timeout(storage_url: str, tune: TuneConfig) -> float | None:
+    """``tune.report_wait_seconds``, else no limit on a database, 300 s on a journal file."""
+    if tune.report_wait_seconds is not None:
+        return float(tune.report_wait_seconds)
+    return None if is_database(storage_url) else float(JOURNAL_WAIT_SECONDS)
+
+
+def wait_for_running_trials(
+    study: optuna.Study,
+    timeout: float | None,
+    log: Callable[[str], None] = logger.info,
+    poll_seconds: float = POLL_SECONDS,
+) -> tuple[float, int]:
+    """Wait until no trial of ``study`` is RUNNING, or ``timeout`` seconds have passed.
+
+    Each look first fails the trials of dead workers (database storages with heartbeat:
+    their stale-trial callback fails their MLflow runs too). A progress line goes to ``log``
+    when the wait starts and every 30 s.
+
+    Args:
+        study: the study, loaded with the storage of :func:`unmixlab.tuning.study.storage_for`.
+        timeout: the most seconds to wait (None: until no trial runs).
+        log: where progress lines go (the flow passes Prefect's run logger).
+        poll_seconds: seconds between looks.
+
+    Returns:
+        Seconds waited, and the number of trials still RUNNING (0 unless timed out).
+    """
+    start = time.monotonic()
+    logged_at = -math.inf
+    while True:
+        with warnings.catch_warnings():  # experimental since Optuna 2.9, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        waited = time.monotonic() - start
+        if not running or (timeout is not None and waited >= timeout):
+            if waited >= poll_seconds:
+                left = f"{len(running)} trial(s) still running" if running else "none running"
+                log(f"done waiting after {waited:.0f} s: {left}")
+            return waited, len(running)
+        if waited - logged_at >= LOG_EVERY_SECONDS:
+            logged_at = waited
+            where = ", ".join(
+                f"trial {t.number} on {t.user_attrs.get('worker', 'an unknown worker')}"
+                for t in running[:5]
+            )
+            bound = "no limit" if timeout is None else f"at most {timeout:.0f} s"
+            log(
+                f"waiting for {len(running)} running trial(s) of other workers before the "
+                f"report: {where}; {waited:.0f} s so far, {bound}"
+            )
+        left = math.inf if timeout is None else timeout - waited
+        time.sleep(min(poll_seconds, left))
 
 
 def summarize(study: optuna.Study, tune: TuneConfig) -> StudySummary:
@@ -166,22 +240,49 @@ def log_study(run_id: str, summary: StudySummary, files: list[Path]) -> None:
         mlflow_client.log_metric(run_id, key, float(value), step=finished)
     if summary.best_trial is not None:
         mlflow_client.set_tag(run_id, "best_trial", str(summary.best_trial))
+    if summary.note:
+        mlflow_client.set_tag(run_id, NOTE_TAG, summary.note)
+    elif NOTE_TAG in mlflow_client.get_run(run_id).data.tags:  # an earlier, partial report
+        mlflow_client.delete_tag(run_id, NOTE_TAG)
     for path in files:
         where = "plots" if path.suffix in (".html", ".png") else "study"
         mlflow_client.log_artifact(run_id, str(path), where)
 
 
-def finish_study(storage_url: str, study_name: str, folder: Path) -> StudySummary:
-    """Summarise the stored study, write its plots and tables into ``folder``, log them.
+def finish_study(
+    storage_url: str,
+    study_name: str,
+    folder: Path,
+    log: Callable[[str], None] = logger.info,
+    poll_seconds: float = POLL_SECONDS,
+) -> StudySummary:
+    """Wait for running trials, summarise the study, write its plots and tables, log them.
 
-    The parent run recorded in the study gets everything (:func:`log_study`) and ends
-    FINISHED.
+    The report waits first (:func:`wait_for_running_trials`, bounded by
+    :func:`report_wait_timeout`); then the parent run recorded in the study gets everything
+    (:func:`log_study`) and ends FINISHED.
+
+    Args:
+        storage_url: the study storage.
+        study_name: the study.
+        folder: where plots and tables are written.
+        log: where the wait's progress lines go.
+        poll_seconds: seconds between looks at the running trials.
     """
     from unmixlab.tuning.study import load_spec, storage_for
 
     spec = load_spec(storage_url, study_name)
     study = optuna.load_study(study_name=study_name, storage=storage_for(storage_url, spec.tune))
-    summary = summarize(study, spec.tune)
+    timeout = report_wait_timeout(storage_url, spec.tune)
+    waited, running = wait_for_running_trials(study, timeout, log, poll_seconds)
+    note = None
+    if running:
+        note = f"stopped waiting after {waited:.0f} s with {running} trial(s) still running"
+        if not is_database(storage_url):
+            note += " (a journal file has no heartbeat: a killed worker's trial stays RUNNING)"
+        note += "; run the command again to update the report"
+        log(note)
+    summary = replace(summarize(study, spec.tune), waited_seconds=round(waited, 1), note=note)
     files = write_plots(study, spec.tune, folder / "plots")
     files += write_tables(study, summary, folder)
     if spec.parent_run_id:

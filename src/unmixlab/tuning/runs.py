@@ -4,7 +4,10 @@ Trial runs are made by :func:`unmixlab.tracking.runs.train_tracked` with ``paren
 passed explicitly, so nesting holds whatever process or thread runs the trial. Each child
 run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED`` or ``FAIL``) and a status:
 
-- COMPLETE: FINISHED (``train_tracked`` logged the model);
+- COMPLETE: FINISHED. ``train_tracked`` logged the model folder and checkpoint, but no pyfunc
+  model (``log_model=False``: 1-2 s a trial saved), so no trial is promoted; the best
+  configuration is trained, logged and promoted in full by the ``training`` flow
+  (``--train-best``);
 - PRUNED: KILLED: the pruner stopped it; its per-epoch metrics stay, no model is logged.
   The ``error`` tag that the trainer's exception left is removed;
 - FAIL: FAILED with the tag ``error`` (KILLED when interrupted with Ctrl-C); also when the

@@ -130,6 +130,13 @@ class TuneConfig(BaseModel):
         None, ge=1, description="a trial without heartbeat this long is failed (default 2x)"
     )
     rtf_seconds: float = Field(8.0, gt=0, description="clip length for the real-time factor")
+    report_wait_seconds: int | None = Field(
+        None,
+        ge=0,
+        description="most seconds the report waits for other workers' running trials "
+        "(default: no limit on a database, where a dead worker's trial fails by heartbeat; "
+        "300 on a journal file, which has no heartbeat)",
+    )
     train_best: bool = Field(False, description="train, evaluate and promote the best trial")
 
     @field_validator("space", mode="before")

@@ -222,7 +222,8 @@ def run_worker(
         threads: torch intra-op threads of this process (None: torch's default).
 
     Returns:
-        The number of trials this worker ran.
+        The number of trials this worker ran (finished, whatever their outcome), not
+        counting those that other workers ran meanwhile.
     """
     spec = load_spec(storage_url, study_name)
     tune = spec.tune
@@ -243,18 +244,22 @@ def run_worker(
         todo = min(todo, n_trials)
     if todo == 0:
         return 0
-    before = {t.number for t in study.get_trials(deepcopy=False, states=STARTED)}
     objective = Objective(
         spec.train, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
     )
+    ran: list[int] = []  # this call's trials, not those other workers start meanwhile
+
+    def count(study: optuna.Study, trial: FrozenTrial) -> None:
+        ran.append(trial.number)
+
     study.optimize(
         objective,
         n_trials=todo,
-        callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED)],
+        callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED), count],
         catch=(Exception,),
         gc_after_trial=True,
     )
-    return len({t.number for t in study.get_trials(deepcopy=False, states=STARTED)} - before)
+    return len(ran)
 
 
 def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None = None) -> None:
