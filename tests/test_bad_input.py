@@ -273,3 +273,13 @@ def test_model_of_another_channel_count_than_the_folder(model_dir: Path) -> None
     with pytest.raises(UnmixlabError, match="does not match separator.json") as error:
         load_separator(model_dir)
     assert error.value.path == model_dir / "vocals.pth"
+
+
+def test_unmixlab_error_survives_pickling_across_processes():
+    import pickle
+
+    from unmixlab.errors import UnmixlabError
+
+    error = pickle.loads(pickle.dumps(UnmixlabError("holds no samples", "Replace it", "/d/x.wav")))
+    assert str(error) == "/d/x.wav: holds no samples. Replace it"
+    assert error.fix == "Replace it" and str(error.path) == "/d/x.wav"

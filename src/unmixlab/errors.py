@@ -16,3 +16,7 @@ class UnmixlabError(Exception):
         self.path = Path(path) if path is not None else None
         where = f"{self.path}: " if self.path is not None else ""
         super().__init__(f"{where}{problem}. {fix}")
+
+    def __reduce__(self) -> tuple:
+        """Rebuild from the three arguments, so the error crosses process boundaries."""
+        return (type(self), (self.problem, self.fix, self.path))
