@@ -3,28 +3,14 @@
 from pathlib import Path
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from components.runtime import (
-    RETRIES,
-    RETRY_DELAY_SECONDS,
-    RETRY_JITTER_FACTOR,
-    retry_if_transient,
-    run_logger,
-)
+from components.runtime import retry_transient, run_logger
 from unmixlab.evaluate import Evaluation, log_evaluation, scores_markdown
 from unmixlab.evaluate import evaluate as evaluate_model
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
 
 
-@task(
-    name="evaluate",
-    cache_policy=NO_CACHE,
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-)
+@task(name="evaluate", **retry_transient())
 def evaluate(
     root: Path,
     model_dir: Path,

@@ -4,15 +4,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from components.runtime import (
-    RETRIES,
-    RETRY_DELAY_SECONDS,
-    RETRY_JITTER_FACTOR,
-    retry_if_transient,
-    run_logger,
-)
+from components.runtime import retry_transient, run_logger
 from unmixlab.config import TrainConfig
 from unmixlab.tracking.runs import train_tracked
 
@@ -31,14 +24,7 @@ class TrainedModel:
     epochs_trained: int
 
 
-@task(
-    name="train",
-    cache_policy=NO_CACHE,
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAY_SECONDS,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-)
+@task(name="train", **retry_transient())
 def train(
     config: TrainConfig,
     experiment: str,
