@@ -59,3 +59,25 @@ def _click_type(annotation: object) -> click.ParamType | type:
     if annotation is Path:
         return click.Path(path_type=Path)
     return annotation if annotation in (int, float, str) else str
+
+
+def preset_options(default: str, example: str) -> Callable:
+    """Decorate a ``unmixlab run`` command with ``--preset`` and repeatable ``--set KEY=VALUE``."""
+    from unmixlab.experiment import available_presets
+
+    def decorate(command: Callable) -> Callable:
+        command = click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help=f"override a preset setting, e.g. --set {example} (repeatable)",
+        )(command)
+        return click.option(
+            "--preset",
+            default=default,
+            show_default=True,
+            help=f"preset name ({', '.join(available_presets())}) or YAML file",
+        )(command)
+
+    return decorate

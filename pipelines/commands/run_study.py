@@ -13,23 +13,12 @@ from pathlib import Path
 
 import click
 
-from unmixlab.experiment import available_presets, load_preset
+from pipelines.commands.options import preset_options
+from unmixlab.experiment import load_preset
 
 
 @click.command()
-@click.option(
-    "--preset",
-    default="seed-study",
-    show_default=True,
-    help=f"preset name ({', '.join(available_presets())}) or YAML file",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="override a preset setting, e.g. --set study.grid.hidden_size=[128,256] (repeatable)",
-)
+@preset_options(default="seed-study", example="study.grid.hidden_size=[128,256]")
 @click.option("--seeds", type=click.IntRange(min=1), help="seeds per configuration")
 @click.option(
     "--root",

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pipelines.commands.options import preset_options
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
 
@@ -13,19 +14,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option(
-    "--preset",
-    default="quickstart",
-    show_default=True,
-    help="preset name (quickstart, umx, or any in pipelines/presets) or a YAML file",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="override a preset setting, e.g. --set train.epochs=5 (repeatable)",
-)
+@preset_options(default="quickstart", example="train.epochs=5")
 def training(preset: str, overrides: tuple[str, ...]) -> None:
     """Synthesise or check the data, train each target, evaluate with museval, promote."""
     load_preset(preset, overrides)  # a bad key fails here, in one line, before Prefect starts

@@ -14,7 +14,8 @@ with ``unmixlab tune worker``.
 
 import click
 
-from unmixlab.experiment import available_presets, load_preset
+from pipelines.commands.options import preset_options
+from unmixlab.experiment import load_preset
 
 # command-line shortcut -> the preset setting it overrides
 SHORTCUTS = {
@@ -30,19 +31,7 @@ SHORTCUTS = {
 
 
 @click.command()
-@click.option(
-    "--preset",
-    default="tune-quickstart",
-    show_default=True,
-    help=f"preset name ({', '.join(available_presets())}) or YAML file",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="override a preset setting, e.g. --set tune.space.hidden_size=[64,128] (repeatable)",
-)
+@preset_options(default="tune-quickstart", example="tune.space.hidden_size=[64,128]")
 @click.option("--trials", type=click.IntRange(min=1), help="trial cap of the study (all workers)")
 @click.option("--workers", type=click.IntRange(min=1), help="worker processes on this machine")
 @click.option(
