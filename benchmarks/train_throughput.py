@@ -151,12 +151,12 @@ def config_for(args: argparse.Namespace, sample_rate: int) -> TrainConfig:
 
 def unmixlab_variant(name: str, reader: object, config: TrainConfig, args) -> Variant:
     """Unmixlab's TrainingChunks over ``reader`` with unmixlab's model."""
-    tracks = discover(config.root, config.is_wav, "train")
+    tracks = discover(config.data.root, config.data.is_wav, "train")
     dataset = TrainingChunks(
-        reader, tracks, "vocals", config.seq_dur, 64, seed=0, random_track_mix=True, augment=True
+        reader, tracks, "vocals", config.optim.seq_dur, 64, 0, random_track_mix=True, augment=True
     )
-    model = OpenUnmix(config.model())
-    encoder = Spectrogram(config.nfft, config.nhop, mono=config.nb_channels == 1)
+    model = OpenUnmix(config.architecture())
+    encoder = Spectrogram(config.model.nfft, config.model.nhop, mono=config.data.nb_channels == 1)
     return Variant(name, dataset, model, encoder, args)
 
 
@@ -182,11 +182,11 @@ def reference_variant(args: argparse.Namespace) -> Variant | None:
         seed=0,
     )
     stft, _ = reference_transforms.make_filterbanks(
-        n_fft=config.nfft, n_hop=config.nhop, sample_rate=44100.0
+        n_fft=config.model.nfft, n_hop=config.model.nhop, sample_rate=44100.0
     )
     encoder = nn.Sequential(stft, reference_model.ComplexNorm(mono=False))
     model = reference_model.OpenUnmix(
-        nb_bins=config.nfft // 2 + 1,
+        nb_bins=config.model.nfft // 2 + 1,
         nb_channels=2,
         hidden_size=args.hidden_size,
         max_bin=config.max_bin,
@@ -196,9 +196,10 @@ def reference_variant(args: argparse.Namespace) -> Variant | None:
 
 def timed_build(config: TrainConfig, cache_dir: Path) -> tuple[CachedReader, float]:
     """Build the cache of ``config`` into a fresh ``cache_dir``; return it and its build time."""
-    tracks = discover(config.root, config.is_wav, "train")
+    data = config.data
+    tracks = discover(data.root, data.is_wav, "train")
     start = time.perf_counter()
-    cache = build_cache(tracks, cache_dir, config.sample_rate, config.nb_channels)
+    cache = build_cache(tracks, cache_dir, data.sample_rate, data.nb_channels)
     return CachedReader(cache), time.perf_counter() - start
 
 
@@ -332,7 +333,7 @@ def train_and_measure(root: Path, work: Path, args: argparse.Namespace) -> tuple
 
 def memory(args: argparse.Namespace) -> None:
     """Resident memory of a training process on a small and a 4x larger synthetic set."""
-    from unmixlab.prepare import prepare_data
+    from unmixlab.prepare import prepare
     from unmixlab.synth import synthesize
 
     print(
@@ -344,7 +345,7 @@ def memory(args: argparse.Namespace) -> None:
         for tracks in (args.memory_tracks, 4 * args.memory_tracks):
             work = Path(scratch) / f"set{tracks}"
             root = synthesize(work / "musdb", tracks, args.memory_seconds, 0, 44100, test_tracks=1)
-            prepare_data(memory_config(root, work, args))  # the prepare step, in this process
+            prepare(memory_config(root, work, args).data)  # the prepare step, in this process
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
                 rss, size = pool.submit(train_and_measure, root, work, args).result()
             rows.append((tracks, size, rss))

@@ -7,6 +7,7 @@ from prefect import task
 
 from components.runtime import retry_transient, run_logger
 from unmixlab.config import TrainConfig
+from unmixlab.prepare import PreparedData
 from unmixlab.tracking.runs import train_tracked
 
 
@@ -27,23 +28,26 @@ class TrainedModel:
 @task(name="train", **retry_transient())
 def train(
     config: TrainConfig,
+    data: PreparedData,
     experiment: str,
     parent_run_id: str | None = None,
     preset: str | None = None,
 ) -> TrainedModel:
-    """Train ``config.target`` under ``parent_run_id``; a retry resumes from the checkpoint.
+    """Train ``config.run.target`` on ``data`` under ``parent_run_id``; a retry resumes.
 
     Raises:
         UnmixlabError: bad input, or the tracking store is unreachable (retried).
     """
-    checkpoint = Path(config.output) / f"{config.target}.chkpnt"
+    target = config.run.target
+    checkpoint = Path(config.run.output) / f"{target}.chkpnt"
     resume = checkpoint.is_file()  # left by an earlier attempt of this run
     if resume:
-        run_logger().info("resuming %s from %s", config.target, checkpoint)
+        run_logger().info("resuming %s from %s", target, checkpoint)
     tracked = train_tracked(
         config,
+        data,
         experiment=experiment,
-        run_name=config.target,
+        run_name=target,
         parent_run_id=parent_run_id,
         preset=preset,
         resume=resume,

@@ -27,6 +27,7 @@ from components.synthesize import synthesize
 from components.train import train
 from pipelines.training import run_url
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.prepare import PreparedData
 from unmixlab.realtime import log_realtime_metrics
 from unmixlab.report import ReportFiles, render_markdown, write_report
 from unmixlab.study import (
@@ -154,7 +155,7 @@ def study(
 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
-    prepared = prepare_data(planned[0].config)  # one decoded cache for every run
+    prepared = prepare_data(config.data_config())  # one decoded cache for every run
     parent = start_parent_run(
         config,
         run_name=f"study {config.name} {name}",
@@ -170,7 +171,7 @@ def study(
             logger.info(
                 "run %d of %d: %s, seed %d", index, len(planned), run.configuration.name, run.seed
             )
-            run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared.train_tracks)
+            run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared)
             run_ids.setdefault(run.configuration.name, []).append(run_id)
         context = StudyContext(
             name=config.name,
@@ -226,23 +227,23 @@ def _train_and_measure(
     run: PlannedRun,
     parent_run_id: str,
     run_dir: Path,
-    train_tracks: tuple[str, ...],
+    prepared: PreparedData,
 ) -> str:
     """Train one (configuration, seed), record its times, score it, stream it if causal."""
-    trained = train(run.config, config.experiment, parent_run_id, config.name)
+    trained = train(run.config, prepared, config.experiment, parent_run_id, config.name)
     record_study_run(
         trained.run_id,
         config.name,
         run.configuration.name,
         run.seed,
-        run.config.samples_per_track * len(train_tracks),
+        run.config.optim.samples_per_track * len(prepared.train_tracks),
     )
     if config.evaluate.enabled:
         evaluate(
             config.data.root,
             trained.model_dir,
             run_dir / "evaluation" / run.configuration.name / f"seed-{run.seed}",
-            {run.config.target: trained.run_id},
+            {run.config.run.target: trained.run_id},
             None,
             is_wav=config.data.is_wav,
             subset=config.evaluate.subset,

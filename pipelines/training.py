@@ -125,9 +125,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
-    prepared_state = prepare_data(
-        config.train_config(config.targets[0], model_dir), return_state=True
-    )
+    prepared_state = prepare_data(config.data_config(), return_state=True)
     prepared = prepared_state.result()  # raises the library's error on bad data
     parent = start_parent_run(
         config,
@@ -138,6 +136,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
         trained = {
             target: train(
                 config.train_config(target, model_dir),
+                prepared,
                 config.experiment,
                 parent.run_id,
                 config.name,

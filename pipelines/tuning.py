@@ -143,7 +143,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
-    prepare_data(config.train_config(target_of(config), report_dir.parent))  # the shared cache
+    prepare_data(config.data_config())  # the shared cache, before any trial
     spec = open_study(config, storage_url)
     logger.info(
         "study %s in %s: %d trials of %s on %d worker(s); follow it with optuna-dashboard %s",

@@ -19,17 +19,34 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MUSDB18-HQ-format folder: 4 train + 2 test tracks of 4 s at 16 kHz (shared, read-only)."""
-    return synthesize(tmp_path_factory.mktemp("data") / "musdb", tracks=4, seconds=4.0, seed=7,
-                      sample_rate=16000, test_tracks=2)
+    return synthesize(
+        tmp_path_factory.mktemp("data") / "musdb",
+        tracks=4,
+        seconds=4.0,
+        seed=7,
+        sample_rate=16000,
+        test_tracks=2,
+    )
 
 
 @pytest.fixture
 def tiny_config(synth_root: Path, tmp_path: Path) -> TrainConfig:
     """A model and schedule small enough to train a few epochs in seconds."""
     return TrainConfig(
-        root=synth_root, is_wav=True, target="vocals", epochs=2, batch_size=4,
-        samples_per_track=4, seq_dur=1.0, nfft=512, nhop=128, hidden_size=16,
-        sample_rate=16000, bandwidth=8000, seed=0, output=tmp_path / "model",
+        root=synth_root,
+        is_wav=True,
+        target="vocals",
+        epochs=2,
+        batch_size=4,
+        samples_per_track=4,
+        seq_dur=1.0,
+        nfft=512,
+        nhop=128,
+        hidden_size=16,
+        sample_rate=16000,
+        bandwidth=8000,
+        seed=0,
+        output=tmp_path / "model",
         cache_dir=tmp_path / "cache",
     )
 

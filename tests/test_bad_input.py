@@ -16,7 +16,7 @@ from unmixlab.data.tracks import discover
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
-from unmixlab.prepare import prepare_data
+from unmixlab.prepare import prepare
 from unmixlab.separator import load_separator
 
 
@@ -64,7 +64,7 @@ def rewrite(path: Path, change: Callable[[np.ndarray, int], tuple[np.ndarray, in
 def expect_error(root: Path, offending: Path, match: str, **changes) -> None:
     """``prepare_data`` refuses ``root`` naming ``offending``, and writes no cache."""
     with pytest.raises(UnmixlabError, match=match) as error:
-        prepare_data(config(root, **changes))
+        prepare(config(root, **changes).data)
     assert str(offending) in str(error.value)
     assert error.value.path == offending
     assert error.value.fix  # says what to do
@@ -116,7 +116,7 @@ def test_mono_tracks_for_a_stereo_model(root: Path) -> None:
     for path in track.glob("*.wav"):
         rewrite(path, lambda audio, rate: (audio[:, 0], rate))
     expect_error(root, track, "is mono, but the model expects stereo", nb_channels=2)
-    mono = prepare_data(config(root, nb_channels=1))  # fine for a mono model
+    mono = prepare(config(root, nb_channels=1).data).load()  # fine for a mono model
     assert len(mono.train) == 1
     for track in (*mono.train, *mono.valid):
         assert mono.reader.chunk(track, "vocals", 0, 100).shape == (1, 100)
@@ -138,7 +138,7 @@ def test_missing_root(tmp_path: Path) -> None:
 
 def test_no_root() -> None:
     with pytest.raises(UnmixlabError, match="no data root given"):
-        prepare_data(TrainConfig())
+        prepare(TrainConfig().data)
 
 
 def test_empty_root(tmp_path: Path) -> None:
@@ -199,10 +199,10 @@ def model_dir(tmp_path: Path) -> Path:
         bandwidth=8000,
         output=folder,
     )
-    save_torch(OpenUnmix(train.model()).state_dict(), folder / "vocals.pth")
+    save_torch(OpenUnmix(train.architecture()).state_dict(), folder / "vocals.pth")
     write_json(
         folder / "vocals.json",
-        {"args": train.model_dump(mode="json"), "model": train.model().model_dump()},
+        {"args": train.flat(), "model": train.architecture().model_dump()},
     )
     write_separator_json(folder, 16000, 512, 128, 2)
     return folder

@@ -184,8 +184,8 @@ def test_separate_errors_print_one_line_and_write_nothing_partial(
     config = TrainConfig(
         nfft=512, nhop=128, hidden_size=8, nb_layers=1, sample_rate=SR, bandwidth=8000, output=model
     )
-    save_torch(OpenUnmix(config.model()).state_dict(), model / "vocals.pth")
-    write_json(model / "vocals.json", {"model": config.model().model_dump()})
+    save_torch(OpenUnmix(config.architecture()).state_dict(), model / "vocals.pth")
+    write_json(model / "vocals.json", {"model": config.architecture().model_dump()})
     write_separator_json(model, SR, 512, 128, 2)
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not audio" * 100)

@@ -15,9 +15,10 @@ from components.register import register
 from components.runtime import is_transient
 from components.synthesize import synthesize
 from components.train import train
-from unmixlab.config import TrainConfig
+from unmixlab.config import DataConfig, TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.experiment import SynthSettings
+from unmixlab.prepare import prepare
 from unmixlab.tracking.setup import ensure_tracking_reachable
 
 
@@ -31,26 +32,26 @@ def test_prepare_data_builds_the_cache_and_its_key_follows_the_data(
     synth_root: Path, tiny_config: TrainConfig, tmp_path: Path
 ):
     root = shutil.copytree(synth_root, tmp_path / "musdb")
-    config = tiny_config.model_copy(update={"root": root})
-    key = data_key(None, {"config": config})
-    prepared = prepare_data.fn(config)
+    config = tiny_config.updated(root=root)
+    key = data_key(None, {"config": config.data})
+    prepared = prepare_data.fn(config.data)
     assert (prepared.cache_folder / "index.json").is_file()
     assert prepared.cache_folder.name == prepared.fingerprint
     assert len(prepared.train_tracks) == 3 and len(prepared.valid_tracks) == 1
 
-    assert data_key(None, {"config": config}) == key  # the same data: a cache hit
-    other_training = config.model_copy(update={"epochs": 50, "hidden_size": 32})
-    assert data_key(None, {"config": other_training}) == key
-    assert data_key(None, {"config": config.model_copy(update={"nb_channels": 1})}) != key
+    assert data_key(None, {"config": config.data}) == key  # the same data: a cache hit
+    other_training = config.updated(epochs=50, hidden_size=32)
+    assert data_key(None, {"config": other_training.data}) == key
+    assert data_key(None, {"config": config.updated(nb_channels=1).data}) != key
     stem = next((root / "train").iterdir()) / "vocals.wav"
     os.utime(stem, ns=(stem.stat().st_atime_ns, stem.stat().st_mtime_ns + 10**9))
-    assert data_key(None, {"config": config}) != key  # a changed source file
+    assert data_key(None, {"config": config.data}) != key  # a changed source file
 
 
 def test_prepare_data_refuses_a_bad_root(tiny_config: TrainConfig, tmp_path: Path):
-    config = tiny_config.model_copy(update={"root": tmp_path / "missing"})
+    config = tiny_config.updated(root=tmp_path / "missing")
     with pytest.raises(UnmixlabError, match="data root does not exist"):
-        prepare_data.fn(config)
+        prepare_data.fn(config.data)
 
 
 def test_synthesize_makes_the_data_set_once(tmp_path: Path):
@@ -67,14 +68,15 @@ def test_synthesize_makes_the_data_set_once(tmp_path: Path):
 
 
 def test_train_resume_evaluate_register(synth_root: Path, tiny_config: TrainConfig, tmp_path: Path):
-    trained = train.fn(tiny_config, "components")
+    prepared = prepare(tiny_config.data)
+    trained = train.fn(tiny_config, prepared, "components")
     client = MlflowClient()
     history = client.get_metric_history(trained.run_id, "valid_loss")
     assert [m.step for m in history] == [1, 2] and trained.epochs_trained == 2
     assert (trained.model_dir / "vocals.pth").is_file()
 
     # a retry finds the earlier attempt's checkpoint: it resumes, in the same MLflow run
-    longer = train.fn(tiny_config.model_copy(update={"epochs": 3}), "components")
+    longer = train.fn(tiny_config.updated(epochs=3), prepared, "components")
     assert longer.run_id == trained.run_id and longer.epochs_trained == 3
     assert [m.step for m in client.get_metric_history(trained.run_id, "valid_loss")] == [1, 2, 3]
 
@@ -109,6 +111,6 @@ def test_connectivity_failures_are_transient_bad_input_is_not(
     assert is_transient(refused.value)
 
     with pytest.raises(UnmixlabError) as bad_root:
-        prepare_data.fn(TrainConfig(root=Path("nowhere")))
+        prepare_data.fn(DataConfig(root=Path("nowhere")))
     assert not is_transient(bad_root.value)
     assert not is_transient(ValueError("a bug"))

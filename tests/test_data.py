@@ -14,7 +14,7 @@ from unmixlab.data.cache import build_cache, fingerprint, open_cache
 from unmixlab.data.datasets import DecodingReader, TrainingChunks, WholeTracks
 from unmixlab.data.tracks import Track, discover, official_validation_tracks, split_train_valid
 from unmixlab.errors import UnmixlabError
-from unmixlab.prepare import PreparedData, prepare_data
+from unmixlab.prepare import LoadedData, prepare
 
 SR = 16000
 SEQ = 0.5  # seconds per training chunk
@@ -38,7 +38,7 @@ class RecordingReader:
 
 
 @pytest.fixture(scope="module")
-def prepared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> PreparedData:
+def prepared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedData:
     config = TrainConfig(
         root=synth_root,
         is_wav=True,
@@ -48,10 +48,10 @@ def prepared(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Prep
         bandwidth=8000,
         cache_dir=tmp_path_factory.mktemp("cache"),
     )
-    return prepare_data(config)
+    return prepare(config.data).load()
 
 
-def chunks(data: PreparedData, reader=None, **options) -> TrainingChunks:
+def chunks(data: LoadedData, reader=None, **options) -> TrainingChunks:
     settings = {"seed": 0, "samples_per_track": 5, "random_track_mix": False, "augment": False}
     settings.update(options)
     return TrainingChunks(reader or data.reader, data.train, "vocals", SEQ, **settings)
@@ -72,7 +72,7 @@ def offsets_of(chunk: np.ndarray, stem: np.ndarray) -> list[int]:
     return [int(s) for s in candidates if np.array_equal(stem[:, s : s + chunk.shape[1]], chunk)]
 
 
-def test_split_and_lengths(prepared: PreparedData, synth_root: Path) -> None:
+def test_split_and_lengths(prepared: LoadedData, synth_root: Path) -> None:
     names = sorted(p.name for p in (synth_root / "train").iterdir())
     assert [t.name for t in prepared.train] == names[:-1]
     assert [t.name for t in prepared.valid] == names[-1:]  # last track by name
@@ -83,7 +83,7 @@ def test_split_and_lengths(prepared: PreparedData, synth_root: Path) -> None:
     assert mixture.dtype == target.dtype == torch.float32
 
 
-def test_items_depend_on_seed_epoch_and_index_only(prepared: PreparedData) -> None:
+def test_items_depend_on_seed_epoch_and_index_only(prepared: LoadedData) -> None:
     one, two = chunks(prepared, augment=True), chunks(prepared, augment=True)
     one.set_epoch(3), two.set_epoch(3)
     for index in (0, 6, 14):
@@ -97,7 +97,7 @@ def test_items_depend_on_seed_epoch_and_index_only(prepared: PreparedData) -> No
     assert not torch.equal(one[6][0], one[7][0])
 
 
-def test_plain_chunks_are_excerpts_of_their_track(prepared: PreparedData) -> None:
+def test_plain_chunks_are_excerpts_of_their_track(prepared: LoadedData) -> None:
     reader = RecordingReader(prepared.reader)
     data = chunks(prepared, reader)
     data.set_epoch(1)
@@ -120,7 +120,7 @@ def test_plain_chunks_are_excerpts_of_their_track(prepared: PreparedData) -> Non
     assert len(starts) > 1
 
 
-def test_augmentation_scales_and_swaps_stems(prepared: PreparedData) -> None:
+def test_augmentation_scales_and_swaps_stems(prepared: LoadedData) -> None:
     reader = RecordingReader(prepared.reader)
     data = chunks(prepared, reader, augment=True, samples_per_track=12)
     data.set_epoch(2)
@@ -148,7 +148,7 @@ def test_augmentation_scales_and_swaps_stems(prepared: PreparedData) -> None:
     assert 0 < sum(swapped) < len(swapped)  # channel swap happens sometimes, not always
 
 
-def test_random_track_mix_draws_stems_from_several_tracks(prepared: PreparedData) -> None:
+def test_random_track_mix_draws_stems_from_several_tracks(prepared: LoadedData) -> None:
     reader = RecordingReader(prepared.reader)
     data = chunks(prepared, reader, random_track_mix=True, samples_per_track=4)
     data.set_epoch(1)
@@ -161,7 +161,7 @@ def test_random_track_mix_draws_stems_from_several_tracks(prepared: PreparedData
     assert {name for name, _, _ in reader.calls} <= {t.name for t in prepared.train}
 
 
-def test_whole_tracks_are_complete(prepared: PreparedData) -> None:
+def test_whole_tracks_are_complete(prepared: LoadedData) -> None:
     data = WholeTracks(prepared.reader, prepared.valid, "drums")
     assert len(data) == len(prepared.valid) == 1
     mixture, target = data[0]
@@ -171,7 +171,7 @@ def test_whole_tracks_are_complete(prepared: PreparedData) -> None:
     np.testing.assert_array_equal(target.numpy(), wav(track, "drums"))
 
 
-def test_decoding_reader_reads_what_the_cache_holds(prepared: PreparedData) -> None:
+def test_decoding_reader_reads_what_the_cache_holds(prepared: LoadedData) -> None:
     track = prepared.train[1]
     decoding = DecodingReader(prepared.train, SR, 2)
     assert decoding.length(track) == prepared.reader.length(track)

@@ -30,7 +30,7 @@ def model_dir(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         cache_dir=folder / "cache",
     )  # fmt: skip
     train(config)
-    return config.output
+    return config.run.output
 
 
 def frame_median(frames: list[dict], metric: str) -> float:

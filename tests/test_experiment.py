@@ -19,7 +19,7 @@ def test_shipped_presets_load():
     assert quick.name == "quickstart"
     assert quick.targets == ("vocals",)
     assert quick.data.synth is not None and quick.data.is_wav
-    assert quick.train.sample_rate == quick.data.synth.sample_rate == 16000
+    assert quick.train.data.sample_rate == quick.data.synth.sample_rate == 16000
     assert quick.promote.metric_for("vocals") == "test_sdr_vocals"
     umx = load_preset("umx", ["data.root=/data/musdb18"])
     assert umx.targets == ("vocals", "drums", "bass", "other")
@@ -40,9 +40,9 @@ def test_overrides_use_dotted_keys_and_yaml_values():
             "promote.enabled=false",
         ],
     )
-    assert config.train.hidden_size == 128
-    assert config.train.lr == pytest.approx(1e-4)
-    assert config.train.unidirectional is True
+    assert config.train.model.hidden_size == 128
+    assert config.train.optim.lr == pytest.approx(1e-4)
+    assert config.train.model.unidirectional is True
     assert config.targets == ("vocals", "drums")
     assert config.data.synth.tracks == 3
     assert config.evaluate.workers == 1
@@ -76,7 +76,7 @@ def test_a_mistyped_key_in_a_preset_file_is_an_error(tmp_path: Path):
     assert error.value.path == path
     path.write_text("targets: [bass]\ndata:\n  root: data\ntrain:\n  epochs: 3\n")
     config = load_preset(path)
-    assert config.name == "mine" and config.train.epochs == 3
+    assert config.name == "mine" and config.train.run.epochs == 3
 
 
 def test_umx_needs_a_root_and_unknown_presets_are_listed():
@@ -90,9 +90,13 @@ def test_train_config_fills_in_what_the_experiment_derives(tmp_path: Path):
     config = load_preset("quickstart", [f"data.cache_dir={tmp_path / 'cache'}"])
     train = config.train_config("drums", tmp_path / "model")
     assert isinstance(train, TrainConfig)
-    assert (train.root, train.is_wav, train.target) == (Path("data/quickstart"), True, "drums")
-    assert train.output == tmp_path / "model" and train.cache_dir == tmp_path / "cache"
-    assert train.hidden_size == config.train.hidden_size
+    assert (train.data.root, train.data.is_wav, train.run.target) == (
+        Path("data/quickstart"),
+        True,
+        "drums",
+    )
+    assert train.run.output == tmp_path / "model" and train.data.cache_dir == tmp_path / "cache"
+    assert train.model.hidden_size == config.train.model.hidden_size
 
 
 def test_config_is_frozen_and_schema_exports():

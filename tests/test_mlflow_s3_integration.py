@@ -152,11 +152,11 @@ def tracking_server(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) 
 def test_cli_training_lands_in_server_and_bucket(
     tracking_server: str, s3_endpoint: str, tiny_config: TrainConfig
 ):
-    args = ["--root", str(tiny_config.root), "--is-wav", "--epochs", "2", "--batch-size", "4",
+    args = ["--root", str(tiny_config.data.root), "--is-wav", "--epochs", "2", "--batch-size", "4",
             "--samples-per-track", "4", "--seq-dur", "1", "--nfft", "512", "--nhop", "128",
             "--hidden-size", "16", "--sample-rate", "16000", "--bandwidth", "8000",
-            "--seed", "0", "--output", str(tiny_config.output),
-            "--cache-dir", str(tiny_config.cache_dir)]  # fmt: skip
+            "--seed", "0", "--output", str(tiny_config.run.output),
+            "--cache-dir", str(tiny_config.data.cache_dir)]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(CLIENT_DROPS)}
     env["MLFLOW_TRACKING_URI"] = tracking_server
     unmixlab = shutil.which("unmixlab", path=str(Path(sys.executable).parent))
@@ -168,7 +168,9 @@ def test_cli_training_lands_in_server_and_bucket(
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    run_id = json.loads((tiny_config.output / "vocals.mlflow.json").read_text())["mlflow_run_id"]
+    run_id = json.loads((tiny_config.run.output / "vocals.mlflow.json").read_text())[
+        "mlflow_run_id"
+    ]
     assert run_id in done.stdout
 
     keys = [o["Key"] for o in s3(s3_endpoint).list_objects_v2(Bucket=BUCKET)["Contents"]]
@@ -186,7 +188,7 @@ def test_cli_training_lands_in_server_and_bucket(
     assert any(key.endswith(f"{model_id}/artifacts/MLmodel") for key in keys)
 
     assert run.info.status == "FINISHED"
-    assert run.data.params == flatten(tiny_config.model_dump(mode="json"))
+    assert run.data.params == flatten(tiny_config.flat())
     for key in ("train_loss", "valid_loss", "lr", "epoch_seconds", "samples_per_second"):
         history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
         assert [m.step for m in history] == [1, 2], key
@@ -211,7 +213,7 @@ def test_failed_artifact_upload_marks_run_failed(
     client = MlflowClient()
     client.create_experiment("no-bucket", artifact_location="s3://no-such-bucket/mlflow")
     with pytest.raises(Exception, match="NoSuchBucket|does not exist"):
-        train_tracked(tiny_config.model_copy(update={"epochs": 1}), experiment="no-bucket")
+        train_tracked(tiny_config.updated(epochs=1), experiment="no-bucket")
     (run,) = client.search_runs([client.get_experiment_by_name("no-bucket").experiment_id])
     assert run.info.status == "FAILED"
     assert "error" in run.data.tags

@@ -27,7 +27,7 @@ from postgres import PostgresCluster, free_port, start_cluster
 from test_mlflow_s3_integration import BUCKET, CLIENT_DROPS, S3_KEYS, MotoServer, s3, start, stop
 
 from unmixlab.config import TrainConfig
-from unmixlab.prepare import prepare_data
+from unmixlab.prepare import prepare
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.study import start_study
 
@@ -132,7 +132,7 @@ def test_two_workers_share_a_postgres_study_tracked_in_postgres(
             },
         }
     )
-    prepare_data(tiny_config)  # as the tuning flow does once, before any worker starts
+    prepare(tiny_config.data)  # as the tuning flow does once, before any worker starts
     spec = start_study(
         tiny_config,
         tune,

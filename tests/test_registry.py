@@ -34,7 +34,7 @@ def clip(seconds: float = 0.5, rate: int = 16000) -> np.ndarray:
 
 def tracked_with_sdr(config: TrainConfig, experiment: str, sdr: float) -> str:
     """Train one epoch in ``experiment`` and log ``test_sdr_vocals`` = ``sdr`` on the run."""
-    run_id = train_tracked(config.model_copy(update={"epochs": 1}), experiment=experiment).run_id
+    run_id = train_tracked(config.updated(epochs=1), experiment=experiment).run_id
     MlflowClient().log_metric(run_id, "test_sdr_vocals", sdr)
     return run_id
 
@@ -49,7 +49,7 @@ def test_metric_direction_is_inferred_from_the_name():
 def test_better_model_takes_champion_worse_does_not(tiny_config: TrainConfig, tmp_path: Path):
     client = MlflowClient()
     weak = tracked_with_sdr(tiny_config, "weak", 1.0)
-    strong_config = tiny_config.model_copy(update={"output": tmp_path / "strong", "seed": 1})
+    strong_config = tiny_config.updated(output=tmp_path / "strong", seed=1)
     strong = tracked_with_sdr(strong_config, "strong", 3.0)
 
     first = promote("weak", "test_sdr_vocals", "vocals")
@@ -78,7 +78,7 @@ def test_better_model_takes_champion_worse_does_not(tiny_config: TrainConfig, tm
     out = model.predict(pd.DataFrame({"audio": [audio.tolist()], "sample_rate": [16000]}))
     vocals = np.asarray(out["vocals"][0])
     assert vocals.shape == audio.shape and np.isfinite(vocals).all()
-    expected = load_separator(strong_config.output).separate(torch.from_numpy(audio), 16000)
+    expected = load_separator(strong_config.run.output).separate(torch.from_numpy(audio), 16000)
     np.testing.assert_allclose(vocals, expected["vocals"].numpy(), atol=1e-5)
 
 

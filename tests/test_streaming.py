@@ -193,7 +193,7 @@ def test_latency_is_the_worst_delay_of_an_impulse():
 @pytest.fixture
 def unidirectional_model(tiny_config) -> Path:
     """A tiny unidirectional vocals model trained on the synthetic data (16 kHz, nfft 512)."""
-    return train(tiny_config.model_copy(update={"unidirectional": True})).output
+    return train(tiny_config.updated(unidirectional=True)).output
 
 
 def test_cli_streams_a_file_into_stems(unidirectional_model: Path, synth_root: Path, tmp_path):

@@ -102,9 +102,13 @@ def test_seed_study_preset_is_the_seed_exactly():
         )
         assert c.reference == Reference(loss=loss, time=time)
     train = config.train
-    assert train.sample_rate == 16000
-    assert (train.patience, train.lr_decay_patience, train.lr_decay_gamma) == (140, 80, 0.3)
-    assert train.bandwidth == 8000 and train.nb_channels == 2
+    assert train.data.sample_rate == 16000
+    assert (train.run.patience, train.optim.lr_decay_patience, train.optim.lr_decay_gamma) == (
+        140,
+        80,
+        0.3,
+    )
+    assert train.model.bandwidth == 8000 and train.data.nb_channels == 2
     assert any("Nyquist" in note for note in config.study.notes)
     assert config.data.synth is not None  # synthetic by default
 
@@ -138,9 +142,9 @@ def test_plan_runs_every_configuration_with_every_seed(tmp_path: Path):
         ("open-unmix2", 7),
     ]
     first = planned[0].config
-    assert (first.batch_size, first.hidden_size, first.seed) == (8, 256, 7)
-    assert first.output == tmp_path / "open-unmix" / "seed-7"
-    assert first.patience == 140 and first.target == "vocals"
+    assert (first.optim.batch_size, first.model.hidden_size, first.optim.seed) == (8, 256, 7)
+    assert first.run.output == tmp_path / "open-unmix" / "seed-7"
+    assert first.run.patience == 140 and first.run.target == "vocals"
 
 
 def test_plan_wants_one_target(tmp_path: Path):
@@ -352,7 +356,7 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
     experiment_id = client.create_experiment("s")
     parent = client.create_run(experiment_id).info.run_id
     tracked = train_tracked(tiny_config, experiment="s", parent_run_id=parent)
-    chunks = tiny_config.samples_per_track * 3  # 4 train tracks, one kept for validation
+    chunks = tiny_config.optim.samples_per_track * 3  # 4 train tracks, one kept for validation
     total = record_run(
         client, tracked.run_id, study="s", configuration="tiny", seed=0, chunks_per_epoch=chunks
     )

@@ -12,7 +12,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
-from unmixlab.prepare import prepare_data
+from unmixlab.prepare import prepare
 from unmixlab.tracking.runs import flatten, run_file, train_tracked
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
@@ -52,17 +52,17 @@ def test_targets_in_threads_log_everything_under_one_parent(
     client = MlflowClient()
     experiment_id = get_or_create_experiment(client, "parallel")
     parent = client.create_run(experiment_id, run_name="both targets").info.run_id
-    drums = tiny_config.model_copy(update={"target": "drums", "cache_dir": tmp_path / "cache2"})
+    drums = tiny_config.updated(target="drums", cache_dir=tmp_path / "cache2")
     tracked, errors = {}, []
 
     def run(config: TrainConfig) -> None:
         try:
-            tracked[config.target] = train_tracked(
+            tracked[config.run.target] = train_tracked(
                 config,
                 experiment="parallel",
                 parent_run_id=parent,
                 preset="tiny",
-                log_model=config.target == "vocals",  # drums: files only, as tuning trials
+                log_model=config.run.target == "vocals",  # drums: files only, as tuning trials
             )
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
@@ -80,7 +80,7 @@ def test_targets_in_threads_log_everything_under_one_parent(
         assert run_info.info.experiment_id == experiment_id
         assert run_info.data.tags[MLFLOW_PARENT_RUN_ID] == parent
         assert run_info.data.tags["target"] == target
-        assert run_info.data.params == flatten(config.model_dump(mode="json"))
+        assert run_info.data.params == flatten(config.flat())
 
     run_id = tracked["vocals"].run_id
     run = client.get_run(run_id)
@@ -96,7 +96,7 @@ def test_targets_in_threads_log_everything_under_one_parent(
     assert run.data.metrics["best_epoch"] == result.history.best_epoch
     assert any(key.startswith("system/") for key in run.data.metrics), run.data.metrics
 
-    fingerprint = prepare_data(tiny_config).fingerprint
+    fingerprint = prepare(tiny_config.data).fingerprint
     tags = run.data.tags
     assert tags["dataset_fingerprint"] == fingerprint
     assert tags["preset"] == "tiny"
@@ -107,7 +107,7 @@ def test_targets_in_threads_log_everything_under_one_parent(
         assert tags["git_commit"] == head.stdout.strip()
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == fingerprint
-    assert dataset_input.dataset.name == Path(tiny_config.root).name
+    assert dataset_input.dataset.name == Path(tiny_config.data.root).name
     assert json.loads(dataset_input.dataset.profile)["num_rows"] == 4  # 3 train + 1 valid
     assert {(t.key, t.value) for t in dataset_input.tags} == {("mlflow.data.context", "training")}
 
@@ -160,7 +160,7 @@ def test_interrupted_run_is_killed_and_resume_continues_it(tiny_config: TrainCon
     assert run.info.status == "KILLED"
     assert steps(client, run_id, "train_loss") == [1]
 
-    tracked = train_tracked(tiny_config.model_copy(update={"epochs": 3}), resume=True)
+    tracked = train_tracked(tiny_config.updated(epochs=3), resume=True)
     assert tracked.run_id == run_id
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
@@ -172,9 +172,7 @@ def test_interrupted_run_is_killed_and_resume_continues_it(tiny_config: TrainCon
 
 def test_raising_run_is_failed_with_the_error(tiny_config: TrainConfig):
     with pytest.raises(RuntimeError, match="boom"):
-        train_tracked(
-            tiny_config.model_copy(update={"epochs": 1}), callbacks=[Raise(RuntimeError("boom"))]
-        )
+        train_tracked(tiny_config.updated(epochs=1), callbacks=[Raise(RuntimeError("boom"))])
     (run,) = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("unmixlab").experiment_id]
     )
@@ -192,8 +190,8 @@ def test_unreachable_server_stops_before_training(
     with pytest.raises(UnmixlabError, match="127.0.0.1:9"):
         train_tracked(tiny_config)
     assert time.perf_counter() - start < 10
-    assert not Path(tiny_config.output).exists()
-    assert not Path(tiny_config.cache_dir).exists()
+    assert not Path(tiny_config.run.output).exists()
+    assert not Path(tiny_config.data.cache_dir).exists()
 
 
 def test_missing_sqlite_folder_is_reported(tmp_path: Path):

@@ -30,7 +30,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def config(tiny_config: TrainConfig, shared_cache: Path) -> TrainConfig:
-    return tiny_config.model_copy(update={"cache_dir": shared_cache})
+    return tiny_config.updated(cache_dir=shared_cache)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def curves(result: TrainResult) -> tuple[list[float], list[float], list[float]]:
 
 
 def test_loss_falls(config: TrainConfig) -> None:
-    result = train(config.model_copy(update={"epochs": 6, "lr": 1e-2}))
+    result = train(config.updated(epochs=6, lr=1e-2))
     history = result.history
     assert result.epochs_trained == 6 and not result.stopped_early
     assert history.train_loss[-1] < 0.6 * history.train_loss[0]
@@ -87,13 +87,13 @@ def test_loss_falls(config: TrainConfig) -> None:
 
 def test_same_seed_same_run_other_seed_other_run(config: TrainConfig, tmp_path: Path) -> None:
     first = train(config)
-    again = train(config.model_copy(update={"output": tmp_path / "again"}))
+    again = train(config.updated(output=tmp_path / "again"))
     assert curves(first) == curves(again)
     assert_same_weights(weights(first.output / "vocals.pth"), weights(again.output / "vocals.pth"))
-    other = train(config.model_copy(update={"seed": 1, "output": tmp_path / "other"}))
+    other = train(config.updated(seed=1, output=tmp_path / "other"))
     assert other.history.train_loss != first.history.train_loss
     # data-loader processes draw the same chunks as the main process
-    workers = train(config.model_copy(update={"nb_workers": 2, "output": tmp_path / "workers"}))
+    workers = train(config.updated(nb_workers=2, output=tmp_path / "workers"))
     assert curves(workers) == curves(first)
 
 
@@ -103,7 +103,7 @@ def test_resumed_run_equals_an_uninterrupted_one(
     interrupted = tiny(synth_root, shared_cache, tmp_path / "model", epochs=2)
     first = train(interrupted)
     assert first.epochs_trained == 2
-    resumed = train(interrupted.model_copy(update={"epochs": 3}), resume=True)
+    resumed = train(interrupted.updated(epochs=3), resume=True)
     assert resumed.epochs_trained == 3
     assert curves(resumed) == curves(straight)
     assert resumed.history.best_epoch == straight.history.best_epoch
@@ -120,9 +120,9 @@ def test_resume_refuses_other_settings_and_a_missing_checkpoint(
     straight: TrainResult, config: TrainConfig, tmp_path: Path
 ) -> None:
     with pytest.raises(UnmixlabError, match="no checkpoint") as error:
-        train(config.model_copy(update={"output": tmp_path / "empty"}), resume=True)
+        train(config.updated(output=tmp_path / "empty"), resume=True)
     assert "vocals.chkpnt" in str(error.value)
-    changed = config.model_copy(update={"output": straight.output, "hidden_size": 32, "lr": 0.1})
+    changed = config.updated(output=straight.output, hidden_size=32, lr=0.1)
     with pytest.raises(UnmixlabError, match=r"other settings \(hidden_size, lr\)") as error:
         train(changed, resume=True)
     assert str(straight.output / "vocals.chkpnt") in str(error.value)
@@ -198,7 +198,7 @@ def test_trained_model_loads_in_the_reference_package(straight: TrainResult) -> 
 
 def test_early_stopping(config: TrainConfig) -> None:
     # a learning rate this small cannot improve: only batch-norm statistics move the loss
-    result = train(config.model_copy(update={"epochs": 30, "lr": 1e-12, "patience": 2}))
+    result = train(config.updated(epochs=30, lr=1e-12, patience=2))
     history = result.history
     assert result.stopped_early
     assert 3 <= result.epochs_trained < 30
@@ -229,7 +229,7 @@ def test_callbacks_see_every_epoch(config: TrainConfig) -> None:
     assert [first.epoch, second.epoch] == [1, 2]
     assert [first.train_loss, second.train_loss] == result.history.train_loss
     assert [first.valid_loss, second.valid_loss] == result.history.valid_loss
-    assert first.is_best and first.lr == config.lr
+    assert first.is_best and first.lr == config.optim.lr
     assert second.is_best == (second.valid_loss < first.valid_loss)
     assert first.epoch_seconds > 0 and first.samples_per_second > 0
 
@@ -244,24 +244,24 @@ class BlowUp(TrainingCallback):
 
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(config: TrainConfig) -> None:
     with pytest.raises(UnmixlabError, match=r"loss became nan in epoch 2") as error:
-        train(config.model_copy(update={"epochs": 3}), callbacks=[BlowUp()])
-    checkpoint = config.output / "vocals.chkpnt"
+        train(config.updated(epochs=3), callbacks=[BlowUp()])
+    checkpoint = config.run.output / "vocals.chkpnt"
     assert str(checkpoint) in str(error.value)
     assert "epoch 1) is kept" in str(error.value)
     state = torch.load(checkpoint, weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["state_dict"].values())
-    model = load_target_model(config.output, "vocals")  # the best model of epoch 1
+    model = load_target_model(config.run.output, "vocals")  # the best model of epoch 1
     assert torch.isfinite(model(torch.rand(1, 2, 257, 5))).all()
-    assert not list(config.output.glob(".*"))  # no temporary files
+    assert not list(config.run.output.glob(".*"))  # no temporary files
 
 
 def test_huge_learning_rate_stops_with_a_clear_error(config: TrainConfig) -> None:
     with pytest.raises(UnmixlabError, match=r"loss became (nan|inf) in epoch 1") as error:
-        train(config.model_copy(update={"lr": 1e30}))
-    assert str(config.output) in str(error.value)
+        train(config.updated(lr=1e30))
+    assert str(config.run.output) in str(error.value)
     assert "nothing was saved" in str(error.value)
-    assert list(config.output.iterdir()) == []
+    assert list(config.run.output.iterdir()) == []
 
 
 def test_separator_on_a_trained_model(straight: TrainResult, synth_root: Path) -> None:

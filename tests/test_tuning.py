@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from pydantic import ValidationError
 
 from unmixlab.config import TrainConfig
-from unmixlab.prepare import prepare_data
+from unmixlab.prepare import prepare
 from unmixlab.tuning.report import finish_study, report_wait_timeout
 from unmixlab.tuning.settings import TuneConfig, default_space
 from unmixlab.tuning.storage import default_storage_url, open_storage, public_url
@@ -61,7 +61,7 @@ def tiny_tune(**changes: object) -> TuneConfig:
 
 
 def begin(config: TrainConfig, tune: TuneConfig, tmp_path: Path, name: str) -> StudySpec:
-    prepare_data(config)  # the flow prepares once before the trials; so do the tests
+    prepare(config.data)  # the flow prepares once before the trials; so do the tests
     return start_study(
         config,
         tune,

@@ -1,4 +1,4 @@
-"""Click options generated from a pydantic model: one flag per config field, nothing else."""
+"""Click options generated from pydantic fields: one flag per config field, nothing else."""
 
 import types
 import typing
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 
 def flag_name(field: str) -> str:
@@ -14,11 +14,11 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def config_options(model: type[BaseModel], skip: tuple[str, ...] = ()) -> Callable:
-    """Decorate a click command with one option per field of ``model`` (default: unset)."""
+def config_options(fields: dict[str, FieldInfo], skip: tuple[str, ...] = ()) -> Callable:
+    """Decorate a click command with one option per field (default: unset)."""
 
     def decorate(command: Callable) -> Callable:
-        for name, field in reversed(model.model_fields.items()):
+        for name, field in reversed(fields.items()):
             if name in skip:
                 continue
             help_text = field.description or ""

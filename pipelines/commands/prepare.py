@@ -36,17 +36,15 @@ def prepare(
     valid_count: int,
 ) -> None:
     """Decode the training tracks of ROOT once into the cache that training reads."""
-    from unmixlab.config import TrainConfig
-    from unmixlab.data.datasets import CachedReader
-    from unmixlab.prepare import prepare_data
+    from unmixlab.config import DataConfig
+    from unmixlab.prepare import prepare
 
     try:
-        config = TrainConfig(
+        config = DataConfig(
             root=root,
             is_wav=is_wav,
             sample_rate=sample_rate,
             nb_channels=nb_channels,
-            bandwidth=min(16000.0, sample_rate / 2),  # the crop plays no part in the cache
             cache_dir=cache_dir,
             valid_tracks=valid_tracks,
             valid_count=valid_count,
@@ -57,10 +55,9 @@ def prepare(
             f"invalid settings: {error.errors()[0]['msg']}", "Fix the flag"
         ) from error
     start = time.perf_counter()
-    data = prepare_data(config)
+    prepared = prepare(config)
+    data = prepared.load()
     seconds = time.perf_counter() - start
-    assert isinstance(data.reader, CachedReader)  # config.cache is set
-    cache = data.reader.cache
     duration = sum(track.duration for track in data.train + data.valid)
     click.echo(
         f"tracks: {len(data.train) + len(data.valid)} ({duration / 60:.1f} min): "
@@ -68,8 +65,8 @@ def prepare(
     )
     click.echo(f"validation: {', '.join(track.name for track in data.valid)}")
     click.echo(f"fingerprint: {data.fingerprint}")
-    click.echo(f"cache: {cache.folder} ({sample_rate} Hz, {nb_channels} channels)")
-    if cache.build_seconds is None:
+    click.echo(f"cache: {prepared.cache_folder} ({sample_rate} Hz, {nb_channels} channels)")
+    if prepared.build_seconds is None:
         click.echo(f"build: reused the existing cache ({seconds:.1f} s to check the data)")
     else:
-        click.echo(f"build: decoded in {cache.build_seconds:.1f} s")
+        click.echo(f"build: decoded in {prepared.build_seconds:.1f} s")

@@ -14,7 +14,7 @@ from unmixlab.errors import UnmixlabError
 
 
 @click.command()
-@config_options(TrainConfig)
+@config_options(TrainConfig.fields())
 @click.option("--resume", is_flag=True, help="continue from OUTPUT/<target>.chkpnt")
 @click.option("--experiment", default="unmixlab", show_default=True, help="MLflow experiment")
 @click.option("--run-name", default=None, help="MLflow run name [default: generated]")

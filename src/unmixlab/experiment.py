@@ -1,12 +1,12 @@
 """Experiment presets: one validated, frozen settings object per pipeline run.
 
-A preset is a YAML file (``pipelines/presets/<name>.yaml``) holding an
+A preset is a YAML file (shipped ones: package data ``unmixlab/presets/<name>.yaml``) holding an
 :class:`ExperimentConfig`; ``key=value`` overrides with dotted keys
 (``train.hidden_size=128``, values read as YAML scalars) change it before validation.
 A mistyped key, in the file or an override, is an error naming the key.
 """
 
-import importlib.util
+import importlib.resources
 import types
 import typing
 from collections.abc import Sequence
@@ -14,23 +14,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
-from unmixlab.config import TrainConfig
+from unmixlab.config import GROUP_OF, GROUPS, DataConfig, Target, TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.study import StudySettings
 from unmixlab.tuning.settings import TuneConfig
-
-Target = Literal["vocals", "drums", "bass", "other"]
-
-# TrainConfig fields the experiment sets per run (from `data`, `targets` and the run folder)
-DERIVED_TRAIN_FIELDS = {
-    "root": "data.root",
-    "is_wav": "data.is_wav",
-    "cache_dir": "data.cache_dir",
-    "target": "targets",
-    "output": "output",
-}
 
 
 class _Settings(BaseModel):
@@ -75,11 +71,22 @@ class PromoteSettings(_Settings):
     metric: str = Field(
         "test_sdr_{target}", description="MLflow metric deciding the champion ({target} filled in)"
     )
-    greater_is_better: bool = Field(True, description="higher metric values are better")
+    greater_is_better: bool | None = Field(
+        None, description="higher metric values are better (default: inferred from the name)"
+    )
 
     def metric_for(self, target: str) -> str:
         """The metric name for one target."""
         return self.metric.format(target=target)
+
+
+# TrainConfig fields the experiment sets per run, and the setting that sets them: the data
+# set's location (the `data` section) and the arguments of ExperimentConfig.train_config
+DERIVED_TRAIN_FIELDS = {
+    **{name: f"data.{name}" for name in DataSettings.model_fields if name in GROUP_OF},
+    "target": "targets",
+    "output": "output",
+}
 
 
 class ExperimentConfig(_Settings):
@@ -108,17 +115,22 @@ class ExperimentConfig(_Settings):
         train = values.get("train") if isinstance(values, dict) else None
         if not isinstance(train, dict):
             return values
-        defaults = TrainConfig().model_dump(mode="json")
+        defaults = TrainConfig().flat()
         derived = sorted(
             k
             for k in set(train) & set(DERIVED_TRAIN_FIELDS)
-            if TrainConfig(**{k: train[k]}).model_dump(mode="json")[k] != defaults[k]
+            if TrainConfig(**{k: train[k]}).flat()[k] != defaults[k]
         )
         if derived:
             where = ", ".join(f"{DERIVED_TRAIN_FIELDS[k]} instead of train.{k}" for k in derived)
             raise ValueError(f"set {where}")
         train = {k: v for k, v in train.items() if k not in DERIVED_TRAIN_FIELDS}
         return {**values, "train": train}
+
+    @field_serializer("train")
+    def _flat_train(self, train: TrainConfig) -> dict[str, Any]:
+        """``train`` dumps flat, as presets write it."""
+        return train.flat()
 
     @model_validator(mode="after")
     def _check(self) -> "ExperimentConfig":
@@ -135,28 +147,22 @@ class ExperimentConfig(_Settings):
             )
         return self
 
+    def data_config(self) -> DataConfig:
+        """The data group every training shares: ``train``'s settings at ``data``'s location."""
+        location = {name: getattr(self.data, name) for name in DataSettings.model_fields}
+        return self.train.data.model_copy(
+            update={k: v for k, v in location.items() if k in DataConfig.model_fields}
+        )
+
     def train_config(self, target: str, output: Path) -> TrainConfig:
         """The training settings of one target, writing its model into ``output``."""
-        values = self.train.model_dump(exclude=set(DERIVED_TRAIN_FIELDS))
-        values |= {
-            "root": self.data.root,
-            "is_wav": self.data.is_wav,
-            "cache_dir": self.data.cache_dir,
-            "target": target,
-            "output": output,
-        }
-        return TrainConfig(**values)
+        run = self.train.run.model_copy(update={"target": target, "output": Path(output)})
+        return self.train.model_copy(update={"data": self.data_config(), "run": run})
 
 
 def presets_dir() -> Path:
-    """The folder of the shipped presets, ``pipelines/presets`` (found without importing it)."""
-    spec = importlib.util.find_spec("pipelines")
-    if spec is None or not spec.submodule_search_locations:
-        raise UnmixlabError(
-            "the pipelines package (holding the presets) is not installed",
-            "Install unmixlab with `pip install -e .`, or pass a preset file path",
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "presets"
+    """The folder of the shipped presets, package data of ``unmixlab``."""
+    return Path(str(importlib.resources.files("unmixlab") / "presets"))
 
 
 def available_presets(folder: Path | None = None) -> list[str]:
@@ -244,6 +250,8 @@ def _explain(error: ValidationError, path: Path) -> UnmixlabError:
     """One clear message for the first validation problem, naming the dotted key."""
     first = error.errors()[0]
     loc = [str(part) for part in first["loc"] if not isinstance(part, int)]
+    if loc[:1] == ["train"] and loc[1:2] and loc[1] in GROUPS and len(loc) > 2:
+        del loc[1]  # a training setting is named flat: train.hidden_size
     key = ".".join(loc)
     if first["type"] == "extra_forbidden":
         valid = _keys_at(loc[:-1])
@@ -269,10 +277,9 @@ def _keys_at(loc: list[str]) -> list[str]:
         if nested is None:
             return []
         model = nested
-    keys = list(model.model_fields)
     if model is TrainConfig:
-        keys = [k for k in keys if k not in DERIVED_TRAIN_FIELDS]
-    return keys
+        return [k for k in TrainConfig.fields() if k not in DERIVED_TRAIN_FIELDS]
+    return list(model.model_fields)
 
 
 def _model_of(annotation: object) -> type[BaseModel] | None:

@@ -15,12 +15,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from unmixlab.config import TrainConfig
+from unmixlab.config import ModelSettings, OptimConfig, RunConfig, TrainConfig
 from unmixlab.data.datasets import TrainingChunks, WholeTracks
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
-from unmixlab.prepare import PreparedData, prepare_data
+from unmixlab.prepare import PreparedData, prepare
 from unmixlab.transforms import Spectrogram
 
 
@@ -100,7 +100,7 @@ def input_statistics(data: WholeTracks, encoder: Spectrogram) -> tuple[Tensor, T
 
 
 class Trainer:
-    """Trains one target model of ``config`` on prepared data."""
+    """Trains one target model of ``config`` on prepared data (the data group is its)."""
 
     def __init__(
         self,
@@ -109,37 +109,38 @@ class Trainer:
         callbacks: list[TrainingCallback] | None = None,
     ):
         self.config = config
-        self.data = data
+        self.prepared = data
+        self.data = data.load()
         self.callbacks = list(callbacks or [])
-        self.output = Path(config.output)
-        self.device = torch.device(config.device)
-        self.encoder = Spectrogram(config.nfft, config.nhop, mono=config.nb_channels == 1).to(
-            self.device
-        )
+        run, optim = config.run, config.optim
+        self.output = Path(run.output)
+        self.device = torch.device(run.device)
+        mono = config.data.nb_channels == 1
+        self.encoder = Spectrogram(config.model.nfft, config.model.nhop, mono=mono).to(self.device)
         self.train_set = TrainingChunks(
-            data.reader,
-            data.train,
-            config.target,
-            config.seq_dur,
-            config.samples_per_track,
-            config.seed,
-            config.random_track_mix,
-            config.augment,
+            self.data.reader,
+            self.data.train,
+            run.target,
+            optim.seq_dur,
+            optim.samples_per_track,
+            optim.seed,
+            optim.random_track_mix,
+            optim.augment,
         )
-        self.valid_set = WholeTracks(data.reader, data.valid, config.target)
+        self.valid_set = WholeTracks(self.data.reader, self.data.valid, run.target)
         self.model: OpenUnmix | None = None
         self.history = History()
 
     @property
     def checkpoint_path(self) -> Path:
         """The last epoch's full training state."""
-        return self.output / f"{self.config.target}.chkpnt"
+        return self.output / f"{self.config.run.target}.chkpnt"
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until ``epochs`` or early stopping; return the histories and timing."""
-        config = self.config
+        run = self.config.run
         self.output.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(config.seed)
+        torch.manual_seed(self.config.optim.seed)
         if resume and not self.checkpoint_path.is_file():
             raise UnmixlabError(
                 "no checkpoint to resume from",
@@ -152,26 +153,26 @@ class Trainer:
             mean, std = input_statistics(
                 WholeTracks(self.data.reader, self.data.train, "vocals"), self.encoder
             )
-            self._build(OpenUnmix(config.model(), input_mean=mean, input_scale=std))
+            self._build(OpenUnmix(self.config.architecture(), input_mean=mean, input_scale=std))
             start_epoch = 1
         for callback in self.callbacks:
             callback.on_train_start(self)
 
         stopped_early = False
         epochs = tqdm(
-            range(start_epoch, config.epochs + 1), desc=f"training {config.target}", unit="epoch"
+            range(start_epoch, run.epochs + 1), desc=f"training {run.target}", unit="epoch"
         )
         for epoch in epochs:
             record = self._run_epoch(epoch)
             epochs.set_postfix(train=f"{record.train_loss:.4g}", valid=f"{record.valid_loss:.4g}")
             for callback in self.callbacks:
                 callback.on_epoch_end(self, record)
-            if self.history.bad_epochs >= config.patience:
+            if self.history.bad_epochs >= run.patience:
                 stopped_early = True
                 break
         result = TrainResult(
             self.output,
-            config.target,
+            run.target,
             self.history,
             len(self.history.train_loss),
             sum(self.history.epoch_seconds),
@@ -182,16 +183,16 @@ class Trainer:
         return result
 
     def _build(self, model: OpenUnmix) -> None:
-        config = self.config
+        optim = self.config.optim
         self.model = model.to(self.device)
         self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer,
-            factor=config.lr_decay_gamma,
-            patience=config.lr_decay_patience,
-            cooldown=config.lr_decay_cooldown,
+            factor=optim.lr_decay_gamma,
+            patience=optim.lr_decay_patience,
+            cooldown=optim.lr_decay_cooldown,
         )
 
     def _run_epoch(self, epoch: int) -> EpochRecord:
@@ -214,7 +215,7 @@ class Trainer:
         history.lr.append(lr)
         history.epoch_seconds.append(seconds)
         if is_best:
-            save_torch(self.model.state_dict(), self.output / f"{self.config.target}.pth")
+            save_torch(self.model.state_dict(), self.output / f"{self.config.run.target}.pth")
         self._save_checkpoint(epoch)
         self._write_model_json()
         return EpochRecord(
@@ -232,11 +233,11 @@ class Trainer:
         self.train_set.set_epoch(epoch)
         loader = DataLoader(
             self.train_set,
-            batch_size=self.config.batch_size,
+            batch_size=self.config.optim.batch_size,
             shuffle=True,
             drop_last=False,
-            num_workers=self.config.nb_workers,
-            generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch),
+            num_workers=self.config.run.nb_workers,
+            generator=torch.Generator().manual_seed(self.config.optim.seed * 100_003 + epoch),
         )
         total, count = 0.0, 0
         for mixture, target in tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False):
@@ -282,25 +283,23 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "history": asdict(self.history),
                 "rng": torch.get_rng_state(),
-                "config": self.config.model_dump(mode="json"),
+                "config": self.config.flat(),
+                "data_fingerprint": self.data.fingerprint,
             },
             self.checkpoint_path,
         )
 
     def _restore(self) -> int:
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE}
-        current = {
-            k: v for k, v in self.config.model_dump(mode="json").items() if k not in RESUMABLE
-        }
-        changed = sorted(k for k in current if saved.get(k) != current[k])
+        changed = self._changed_since(state)
         if changed:
             raise UnmixlabError(
                 f"checkpoint was trained with other settings ({', '.join(changed)})",
-                "Resume with the same settings; only --epochs, --patience, --nb-workers may change",
+                f"Resume with the same settings; only {', '.join(RunConfig.model_fields)} "
+                "and the data's location may change",
                 self.checkpoint_path,
             )
-        self._build(OpenUnmix(self.config.model()))
+        self._build(OpenUnmix(self.config.architecture()))
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -308,14 +307,23 @@ class Trainer:
         torch.set_rng_state(state["rng"])
         return int(state["epoch"]) + 1
 
+    def _changed_since(self, state: dict) -> list[str]:
+        """Settings outside the run group that differ from the checkpoint's, and the data."""
+        saved, current = state["config"], self.config.flat()
+        fixed = [*ModelSettings.model_fields, *OptimConfig.model_fields]
+        changed = [k for k in fixed if saved.get(k) != current[k]]
+        if state.get("data_fingerprint", self.data.fingerprint) != self.data.fingerprint:
+            changed.append("the data (its files, sample rate or channels)")
+        return changed
+
     def _write_model_json(self) -> None:
         config = self.config
         history = self.history
         write_json(
-            self.output / f"{config.target}.json",
+            self.output / f"{config.run.target}.json",
             {
-                "args": config.model_dump(mode="json"),
-                "model": config.model().model_dump(),
+                "args": config.flat(),
+                "model": config.architecture().model_dump(),
                 "best_loss": history.best_loss,
                 "best_epoch": history.best_epoch,
                 "epochs_trained": len(history.train_loss),
@@ -327,17 +335,14 @@ class Trainer:
                 "num_bad_epochs": history.bad_epochs,
             },
         )
+        data, model = config.data, config.model
         write_separator_json(
-            self.output, config.sample_rate, config.nfft, config.nhop, config.nb_channels
+            self.output, data.sample_rate, model.nfft, model.nhop, data.nb_channels
         )
-
-
-# settings that may change between an interrupted run and its resumption
-RESUMABLE = {"epochs", "patience", "nb_workers", "output", "cache_dir", "root", "device"}
 
 
 def train(
     config: TrainConfig, resume: bool = False, callbacks: list[TrainingCallback] | None = None
 ) -> TrainResult:
     """Prepare the data of ``config`` and train its target: the whole ``unmixlab train``."""
-    return Trainer(config, prepare_data(config), callbacks).fit(resume=resume)
+    return Trainer(config, prepare(config.data), callbacks).fit(resume=resume)

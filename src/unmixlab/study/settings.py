@@ -164,14 +164,13 @@ def plan(experiment: "ExperimentConfig", output: Path) -> list[PlannedRun]:
         )
     target = experiment.targets[0]
     settings = experiment.study
-    seeds = [experiment.train.seed + i for i in range(settings.seeds)]
+    seeds = [experiment.train.optim.seed + i for i in range(settings.seeds)]
     runs = []
     for configuration in expand(settings):
         for seed in seeds:
             base = experiment.train_config(target, output / configuration.name / f"seed-{seed}")
-            values = base.model_dump() | configuration.overrides() | {"seed": seed}
             try:
-                config = TrainConfig(**values)
+                config = base.updated(**configuration.overrides(), seed=seed)
             except ValueError as error:
                 raise UnmixlabError(
                     f"configuration {configuration.name} is invalid ({error})",
@@ -183,7 +182,8 @@ def plan(experiment: "ExperimentConfig", output: Path) -> list[PlannedRun]:
 
 def variables_of(config: TrainConfig) -> dict[str, int | bool]:
     """The values of the independent variables in ``config``."""
-    return {k: getattr(config, k) for k in INDEPENDENT}
+    flat = config.flat()
+    return {k: flat[k] for k in INDEPENDENT}
 
 
 @dataclass(frozen=True)
@@ -227,4 +227,5 @@ SHOWN_SETTINGS = ("sample_rate", "nfft", "nhop", "seq_dur", "nb_layers", "lr", "
 
 def fixed_settings(config: TrainConfig) -> dict[str, object]:
     """The control variables and the other shared settings of a study's runs."""
-    return {k: getattr(config, k) for k in (*CONTROL, *SHOWN_SETTINGS)}
+    flat = config.flat()
+    return {k: flat[k] for k in (*CONTROL, *SHOWN_SETTINGS)}

@@ -28,7 +28,7 @@ import unmixlab
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import write_separator_json
-from unmixlab.prepare import PreparedData, prepare_data
+from unmixlab.prepare import LoadedData, PreparedData, prepare
 from unmixlab.tracking.plots import plot_loss_curves
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
@@ -92,6 +92,7 @@ class MlflowLogger(TrainingCallback):
 
 def train_tracked(
     config: TrainConfig,
+    data: PreparedData | None = None,
     *,
     experiment: str = "unmixlab",
     run_name: str | None = None,
@@ -102,7 +103,7 @@ def train_tracked(
     callbacks: Sequence[TrainingCallback] = (),
     log_model: bool = True,
 ) -> TrackedRun:
-    """Train ``config.target`` inside its own MLflow run.
+    """Train ``config.run.target`` inside its own MLflow run.
 
     The run gets the whole config as params, per-epoch metrics, system metrics, the data set
     as input, the loss-curve plot, the model folder (``model_files/``), the last checkpoint
@@ -111,12 +112,13 @@ def train_tracked(
 
     Args:
         config: the training.
+        data: the prepared data (None: prepare ``config.data`` here, reusing its cache).
         experiment: MLflow experiment name (created if missing).
         run_name: the run's name (MLflow picks one if None).
         parent_run_id: nest the run under this run (trials, several targets).
         tags: extra run tags.
         preset: name of the preset the config came from (tag ``preset``).
-        resume: continue from the checkpoint in ``config.output``, and continue its MLflow
+        resume: continue from the checkpoint in ``config.run.output``, and continue its MLflow
             run when the folder records one of this tracking store.
         callbacks: more trainer callbacks (e.g. Optuna pruning), called after the logger.
         log_model: log the pyfunc model (1-2 s); without it the run has no ``model_uri``
@@ -150,9 +152,10 @@ def train_tracked(
     try:
         record_run(config, run_id, uri)
         log_config(client, run_id, config, resumed)
-        data = prepare_data(config)
-        log_dataset(client, run_id, config, data)
-        trainer = Trainer(config, data, [MlflowLogger(client, run_id), *callbacks])
+        trainer = Trainer(
+            config, data or prepare(config.data), [MlflowLogger(client, run_id), *callbacks]
+        )
+        log_dataset(client, run_id, config, trainer.data)
         result = trainer.fit(resume=resume)
         model_uri = log_training_artifacts(client, run_id, result, config, log_model)
     except KeyboardInterrupt:
@@ -198,7 +201,7 @@ def run_tags_for(
     """Tags of a new run: MLflow's context tags, target, preset, git commit, parent, extras."""
     from mlflow.tracking.context.registry import resolve_tags
 
-    tags = {"target": config.target}
+    tags = {"target": config.run.target}
     if preset:
         tags["preset"] = preset
     if commit := git_commit():
@@ -241,7 +244,7 @@ def log_config(client: MlflowClient, run_id: str, config: TrainConfig, resumed: 
     A resumed run keeps its params (MLflow forbids changing them); settings that a resume may
     change (``--epochs``, ``--patience``, ...) are then recorded as tags ``resumed.<name>``.
     """
-    params = flatten(config.model_dump(mode="json"))
+    params = flatten(config.flat())
     if resumed:
         logged = client.get_run(run_id).data.params
         for key, value in params.items():
@@ -253,7 +256,7 @@ def log_config(client: MlflowClient, run_id: str, config: TrainConfig, resumed: 
         client.log_batch(run_id, params=items[start : start + 100])
 
 
-def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: PreparedData) -> None:
+def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: LoadedData) -> None:
     """Tag the data set fingerprint and log the track list as the run's training input."""
     import pandas as pd
 
@@ -268,7 +271,7 @@ def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: Pr
         for split, tracks in (("train", data.train), ("valid", data.valid))
         for track in tracks
     ]
-    root = Path(config.root).absolute()
+    root = Path(config.data.root).absolute()
     with warnings.catch_warnings():
         # mlflow registers two resolvers for local paths; the int columns never miss values
         warnings.filterwarnings("ignore", message="The specified dataset source")
@@ -313,9 +316,8 @@ def log_training_artifacts(
         for name in (f"{target}.pth", f"{target}.json"):
             shutil.copy2(result.output / name, model_dir / name)
         # this run's target only, whatever else shares the output folder
-        write_separator_json(
-            model_dir, config.sample_rate, config.nfft, config.nhop, config.nb_channels
-        )
+        data, model = config.data, config.model
+        write_separator_json(model_dir, data.sample_rate, model.nfft, model.nhop, data.nb_channels)
         client.log_artifacts(run_id, str(model_dir), "model_files")
         client.log_artifact(run_id, str(result.output / f"{target}.chkpnt"), "checkpoints")
         if not log_model:
@@ -327,7 +329,7 @@ def log_training_artifacts(
 
 def run_file(config: TrainConfig) -> Path:
     """Where the model folder records the MLflow run of its target."""
-    return Path(config.output) / f"{config.target}.mlflow.json"
+    return Path(config.run.output) / f"{config.run.target}.mlflow.json"
 
 
 def record_run(config: TrainConfig, run_id: str, tracking_uri: str) -> None:

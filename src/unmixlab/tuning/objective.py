@@ -62,7 +62,7 @@ class RunRecorder(TrainingCallback):
 
 
 def trial_run_id(config: TrainConfig) -> str | None:
-    """The MLflow run that tracks the training in ``config.output``, if one started."""
+    """The MLflow run that tracks the training in ``config.run.output``, if one started."""
     path = run_file(config)
     return json.loads(path.read_text())["mlflow_run_id"] if path.is_file() else None
 
@@ -159,13 +159,13 @@ class Objective:
         if "time" in self.tune.metrics:
             values["time"] = statistics.fmean(result.history.epoch_seconds)
         if "rtf" in self.tune.metrics:
-            values["rtf"] = separator_rtf(config.output, self.tune.rtf_seconds)
+            values["rtf"] = separator_rtf(config.run.output, self.tune.rtf_seconds)
         bad = [name for name, value in values.items() if not math.isfinite(value)]
         if bad:
             raise UnmixlabError(
                 f"trial objective {', '.join(bad)} is {values[bad[0]]}",
                 "Narrow the search space (e.g. the learning rate range)",
-                config.output,
+                config.run.output,
             )
         return values
 

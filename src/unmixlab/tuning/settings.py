@@ -41,29 +41,13 @@ from pydantic import (
     model_validator,
 )
 
-from unmixlab.config import TrainConfig
+from unmixlab.config import GROUPS, TrainConfig
 
 Choice = bool | int | float | str
 # objective name -> the metric each component minimises
 OBJECTIVES = {"loss": ("loss",), "loss,time": ("loss", "time"), "loss,rtf": ("loss", "rtf")}
-# settings that are not hyperparameters: data identity, budget, places, hardware
-NOT_TUNABLE = frozenset(
-    {
-        "root",
-        "is_wav",
-        "target",
-        "epochs",
-        "valid_tracks",
-        "valid_count",
-        "cache",
-        "cache_dir",
-        "output",
-        "device",
-        "nb_workers",
-        "sample_rate",
-        "nb_channels",
-    }
-)
+# hyperparameters: the model and optimisation groups (not the data, nor the run's budget)
+TUNABLE = frozenset(name for group in ("model", "optim") for name in GROUPS[group].model_fields)
 
 
 class FloatRange(BaseModel):
@@ -157,9 +141,9 @@ class TuneConfig(BaseModel):
         if not space:
             raise ValueError("tune.space searches nothing")
         for name, dimension in space.items():
-            if name not in TrainConfig.model_fields:
+            if name not in TrainConfig.fields():
                 raise ValueError(f"tune.space.{name} is not a training setting")
-            if name in NOT_TUNABLE:
+            if name not in TUNABLE:
                 raise ValueError(f"tune.space.{name} is not a hyperparameter")
             values = (
                 [dimension.low, dimension.high]

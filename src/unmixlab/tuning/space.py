@@ -36,6 +36,4 @@ def trial_config(
     Raises:
         pydantic.ValidationError: the combination is invalid (the trial fails with it).
     """
-    values = base.model_dump()
-    values.update(params, output=output, epochs=epochs or base.epochs)
-    return TrainConfig.model_validate(values)
+    return base.updated(**params, output=output, epochs=epochs or base.run.epochs)

@@ -318,7 +318,7 @@ def make_pruner(tune: TuneConfig, base: TrainConfig) -> optuna.pruners.BasePrune
     if tune.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=1,
-            max_resource=tune.epochs or base.epochs,
+            max_resource=tune.epochs or base.run.epochs,
             reduction_factor=tune.reduction_factor,
         )
     return optuna.pruners.MedianPruner(
