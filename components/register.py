@@ -8,7 +8,7 @@ from unmixlab.tracking.registry import Promotion, promote
 
 @task(name="register", **retry_transient())
 def register(
-    experiment: str, metric: str, target: str, greater_is_better: bool = True
+    experiment: str, metric: str, target: str, greater_is_better: bool | None = None
 ) -> Promotion:
     """Register ``unmixlab-<target>`` from the experiment's best run; move ``champion`` if better.
 

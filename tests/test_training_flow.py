@@ -99,6 +99,41 @@ def test_training_flow_end_to_end_then_reuses_the_prepared_data(
     assert tasks["train"].state.is_completed()
 
 
+@pytest.mark.slow
+def test_two_targets_check_and_decode_the_data_once_and_a_loss_promotes_the_lower(
+    prefect_harness: None, tiny: list[str], monkeypatch: pytest.MonkeyPatch
+):
+    import components.prepare_data
+    import unmixlab.data.cache
+    import unmixlab.prepare
+
+    calls: dict[str, int] = {}
+
+    def counted(module: object, name: str) -> None:
+        real = getattr(module, name)
+
+        def spy(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+
+    counted(components.prepare_data, "prepare")
+    counted(unmixlab.prepare, "check_channels")
+    counted(unmixlab.data.cache, "_decode_all")
+    by_loss = [*tiny, "evaluate.enabled=false", "promote.metric=best_valid_loss"]
+    first = training(preset="quickstart", overrides=[*by_loss, "targets=[vocals, drums]"])
+    assert calls == {"prepare": 1, "check_channels": 4, "_decode_all": 1}  # 4 train tracks
+
+    # a second vocals model that cannot learn: its loss is higher, so it must not win
+    worse = training(preset="quickstart", overrides=[*by_loss, "train.lr=1e-12"])
+    good, bad = first.targets["vocals"].trained, worse.targets["vocals"].trained
+    assert bad.best_valid_loss > good.best_valid_loss
+    champion = MlflowClient().get_model_version_by_alias("unmixlab-vocals", "champion")
+    assert champion.run_id == good.run_id
+    assert worse.targets["vocals"].promotion.promoted is False
+
+
 def test_a_bad_root_fails_the_flow_at_prepare_data(
     prefect_harness: None, tiny: list[str], tmp_path: Path
 ):

@@ -31,30 +31,37 @@ class PreparedData:
     Attributes:
         config: the data settings it was prepared with.
         fingerprint: identity of the source files, rate and channels (the cache's name).
-        train_tracks: training track names.
-        valid_tracks: validation track names.
+        train: the checked training tracks.
+        valid: the checked validation tracks.
         cache_folder: the decoded cache (None when caching is off).
         build_seconds: how long decoding took (None: the cache was reused, or is off).
     """
 
     config: DataConfig
     fingerprint: str
-    train_tracks: tuple[str, ...]
-    valid_tracks: tuple[str, ...]
+    train: tuple[Track, ...]
+    valid: tuple[Track, ...]
     cache_folder: Path | None
     build_seconds: float | None = None
 
+    @property
+    def train_tracks(self) -> tuple[str, ...]:
+        """Training track names."""
+        return tuple(track.name for track in self.train)
+
+    @property
+    def valid_tracks(self) -> tuple[str, ...]:
+        """Validation track names."""
+        return tuple(track.name for track in self.valid)
+
     def load(self) -> LoadedData:
-        """The tracks and a reader; a cache deleted since is rebuilt, nothing else re-checked."""
+        """The tracks and a chunk reader; nothing is checked again (a deleted cache is rebuilt)."""
         config = self.config
-        tracks = discover(config.root, config.is_wav, "train")
-        train = [track for track in tracks if track.name in self.train_tracks]
-        valid = [track for track in tracks if track.name in self.valid_tracks]
+        train, valid = list(self.train), list(self.valid)
+        tracks = sorted(train + valid, key=lambda track: track.name)  # as discovered
         rate, channels = config.sample_rate, config.nb_channels
         if not config.cache:
-            return LoadedData(
-                train, valid, DecodingReader(tracks, rate, channels), self.fingerprint
-            )
+            return LoadedData(train, valid, DecodingReader(tracks, rate, channels), self.fingerprint)
         cache = open_cache(self.cache_folder) or build_cache(
             tracks, config.cache_folder(), rate, channels
         )
@@ -86,5 +93,4 @@ def prepare(config: DataConfig) -> PreparedData:
     if config.cache:
         cache = build_cache(tracks, config.cache_folder(), config.sample_rate, config.nb_channels)
         folder, seconds = cache.folder, cache.build_seconds
-    names = (tuple(t.name for t in train), tuple(t.name for t in valid))
-    return PreparedData(config, key, *names, folder, seconds)
+    return PreparedData(config, key, tuple(train), tuple(valid), folder, seconds)
