@@ -60,12 +60,14 @@ class PreparedData:
         train, valid = list(self.train), list(self.valid)
         tracks = sorted(train + valid, key=lambda track: track.name)  # as discovered
         rate, channels = config.sample_rate, config.nb_channels
-        if not config.cache:
-            return LoadedData(train, valid, DecodingReader(tracks, rate, channels), self.fingerprint)
-        cache = open_cache(self.cache_folder) or build_cache(
-            tracks, config.cache_folder(), rate, channels
-        )
-        return LoadedData(train, valid, CachedReader(cache), self.fingerprint)
+        if config.cache:
+            cache = open_cache(self.cache_folder) or build_cache(
+                tracks, config.cache_folder(), rate, channels
+            )
+            reader: ChunkReader = CachedReader(cache)
+        else:
+            reader = DecodingReader(tracks, rate, channels)
+        return LoadedData(train, valid, reader, self.fingerprint)
 
 
 def data_fingerprint(config: DataConfig) -> str:
