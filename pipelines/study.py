@@ -250,7 +250,7 @@ def _train_and_measure(
             workers=config.evaluate.workers,
             niter=config.evaluate.niter,
         )
-    if config.study.realtime and run.config.unidirectional:
+    if config.study.realtime and run.config.model.unidirectional:
         measure_realtime(trained.run_id, trained.model_dir, config.study.realtime_seconds)
     return trained.run_id
 

@@ -150,7 +150,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         study_name,
         public_url(storage_url),
         tune.trials,
-        spec.train.target,
+        spec.train.run.target,
         tune.workers,
         public_url(storage_url),
     )
@@ -174,7 +174,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         logger.info("training trial %d's configuration in full: %s", summary.best_trial, best)
         best_training = training(
             preset=preset,
-            overrides=[*overrides, f"targets=[{spec.train.target}]", *best],
+            overrides=[*overrides, f"targets=[{spec.train.run.target}]", *best],
         )
         client().set_tag(spec.parent_run_id, "best_training_run", best_training.parent_run_id)
     result = TuningSummary(
