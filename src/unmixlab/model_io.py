@@ -7,6 +7,7 @@
 
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,26 @@ def save_torch(obj: Any, path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_torch(path: Path, fix: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain values only, never other objects.
+
+    Raises:
+        UnmixlabError: the file is empty, cut off, not a torch file, or holds other objects
+            (tampered with); the message names the file and says ``fix``.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        problem = "holds objects other than tensors and plain values (foreign or tampered with)"
+        raise UnmixlabError(problem, fix, path) from error
+    except Exception as error:  # noqa: BLE001 - torch fails through many types on a bad file
+        if path.stat().st_size == 0:
+            raise UnmixlabError("is empty", fix, path) from error
+        reason = next(iter(str(error).splitlines()), "") or type(error).__name__
+        raise UnmixlabError(f"is damaged or cut off ({reason[:160]})", fix, path) from error
 
 
 def write_separator_json(
@@ -104,14 +125,11 @@ def load_target_model(folder: Path, target: str) -> OpenUnmix:
                 path,
             )
     meta = read_json(meta_path)
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch fails through many types on a bad file
+    state = load_torch(weights, "Retrain the model or copy the file again")
+    if not isinstance(state, dict):
         raise UnmixlabError(
-            f"cannot load the weights ({str(error).splitlines()[0]})",
-            "The file is damaged or not a state_dict; retrain or copy it again",
-            weights,
-        ) from error
+            "is not a state_dict", "Retrain the model or copy the file again", weights
+        )
     config = model_config_from(meta, state, meta_path)
     model = OpenUnmix(config)
     try:
