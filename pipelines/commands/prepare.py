@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from unmixlab.errors import UnmixlabError
+from pipelines.commands.options import flag_error
 
 
 @click.command()
@@ -53,9 +53,7 @@ def prepare(
             cache=True,
         )
     except ValidationError as error:
-        raise UnmixlabError(
-            f"invalid settings: {error.errors()[0]['msg']}", "Fix the flag"
-        ) from error
+        raise flag_error(error) from error
     start = time.perf_counter()
     data = prepare_data(config)
     seconds = time.perf_counter() - start

@@ -10,6 +10,7 @@ Environment:
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse, urlunparse
@@ -66,13 +67,12 @@ def hide_credentials() -> None:
     the server sees the same credentials, while every URI that MLflow prints ("View run"
     links, errors) and that unmixlab records holds none. Variables already set win.
     """
-    import mlflow
-
     for variable in URI_VARIABLES:
         uri = os.environ.get(variable, "")
         if _move_credentials(uri):
             os.environ[variable] = without_credentials(uri)
-    if mlflow.is_tracking_uri_set():  # set in-process, not (only) through the environment
+    mlflow = sys.modules.get("mlflow")  # a URI set in-process needs mlflow imported
+    if mlflow is not None and mlflow.is_tracking_uri_set():
         uri = mlflow.get_tracking_uri()
         if _move_credentials(uri):
             mlflow.set_tracking_uri(without_credentials(uri))
