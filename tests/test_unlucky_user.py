@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -190,3 +191,17 @@ def test_chunks_longer_than_the_tracks_are_said(tiny_config: TrainConfig, caplog
     (message,) = [r.getMessage() for r in caplog.records if "--seq-dur" in r.getMessage()]
     assert "longer than 3 of 3 training tracks (shortest 4.00 s)" in message
     assert "padded with silence" in message
+
+
+@pytest.mark.slow
+def test_bad_data_in_the_training_flow_prints_no_traceback(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-c", "from pipelines.cli import main; main()", "run", "training",
+         "--set", f"data.root={tmp_path / 'nowhere'}", "--set", "data.synth=null"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{tmp_path / 'nowhere'}: data root does not exist" in errors[0]
+    assert "Task run failed with exception" in done.stderr  # Prefect still reports the failure
