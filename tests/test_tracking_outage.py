@@ -122,3 +122,26 @@ def test_outage_outlasting_training_is_said_and_resume_sends_what_is_missing(
     logged = {m.step: m.value for m in client.get_metric_history(tracked.run_id, "valid_loss")}
     assert [logged[step] for step in (1, 2, 3)] == pytest.approx(history.valid_loss)
     assert synced.model_uri is not None
+
+
+def test_password_in_the_uri_is_never_printed_nor_stored(
+    server: MlflowServer, tiny_config: TrainConfig, monkeypatch: pytest.MonkeyPatch, capfd
+):
+    from pipelines.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri.replace("//", "//alice:s3cret@"))
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    args = ["--root", tiny_config.root, "--is-wav", "--epochs", "1", "--batch-size", "4",
+            "--samples-per-track", "4", "--seq-dur", "1", "--nfft", "512", "--nhop", "128",
+            "--hidden-size", "16", "--sample-rate", "16000", "--bandwidth", "8000",
+            "--output", tiny_config.output, "--cache-dir", tiny_config.cache_dir]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["unmixlab", "train", *map(str, args)])
+    main()
+
+    printed = capfd.readouterr()
+    assert "trained vocals" in printed.out
+    assert "View run" in printed.out + printed.err  # MLflow's links, printed without it
+    assert "s3cret" not in printed.out + printed.err
+    for path in tiny_config.output.iterdir():
+        assert b"s3cret" not in path.read_bytes(), path
