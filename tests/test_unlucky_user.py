@@ -163,7 +163,7 @@ def test_resume_with_nothing_to_train_says_so(
 
     status, out, _ = run(monkeypatch, capsys, *args, "--resume")
     assert status == 0
-    assert "nothing to train" in out and "holds 1 epochs, --epochs is 1" in out
+    assert "nothing to train" in out and "trained to epoch 1, and --epochs is 1" in out
     assert "raise --epochs" in out
 
 

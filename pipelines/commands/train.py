@@ -48,13 +48,13 @@ def train(resume: bool, experiment: str, run_name: str | None, **options: object
 
 def _why_nothing(result: "TrainResult", config: TrainConfig) -> str:
     """Why a resume trained no epoch, and which flag trains more."""
-    done = f"{result.output} holds {result.epochs_trained} epochs"
+    done = f"{result.output} is trained to epoch {result.epochs_trained}"
     if result.stopped_early:
         return (
-            f"{done} and stopped early ({config.patience} epochs without improvement); "
+            f"{done}, where it stopped early ({config.patience} epochs without improvement); "
             "raise --patience to train on"
         )
-    return f"{done}, --epochs is {config.epochs}; raise --epochs to train on"
+    return f"{done}, and --epochs is {config.epochs}; raise --epochs to train on"
 
 
 def _interrupt(signum: int, frame: object) -> None:
