@@ -37,6 +37,7 @@ def train(
 
     Raises:
         UnmixlabError: bad input, or the tracking store is unreachable (retried).
+        ConnectionError: the server stopped answering during the training (retried).
     """
     target = config.run.target
     checkpoint = Path(config.run.output) / f"{target}.chkpnt"
@@ -52,6 +53,8 @@ def train(
         preset=preset,
         resume=resume,
     )
+    if tracked.unsent:  # a connectivity failure: the retry resumes, trains nothing, sends it
+        raise ConnectionError(tracked.unsent)
     result = tracked.result
     run_logger().info(
         "trained %s in %.1f s: best valid loss %.5g (epoch %d of %d), MLflow run %s",

@@ -10,6 +10,7 @@ import sys
 import click
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.tracking.setup import hide_credentials
 
 # sub-command name -> "module:attribute" holding a click command or group
 COMMANDS = {
@@ -47,6 +48,7 @@ def cli() -> None:
 
 def main() -> None:
     """Console entry point: bad input ends with one clear line, not a traceback."""
+    hide_credentials()  # no password in any URI that MLflow prints or unmixlab records
     try:
         cli.main(standalone_mode=False)
     except UnmixlabError as error:

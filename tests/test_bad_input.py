@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from unmixlab.audio import read_audio
 from unmixlab.config import TrainConfig
@@ -283,3 +284,24 @@ def test_unmixlab_error_survives_pickling_across_processes():
     error = pickle.loads(pickle.dumps(UnmixlabError("holds no samples", "Replace it", "/d/x.wav")))
     assert str(error) == "/d/x.wav: holds no samples. Replace it"
     assert error.fix == "Replace it" and str(error.path) == "/d/x.wav"
+
+
+@pytest.mark.parametrize(("bad", "name"), [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+def test_non_finite_samples_in_a_float_stem(root: Path, bad: float, name: str) -> None:
+    path = first_track(root) / "vocals.wav"
+    audio, rate = sf.read(path, dtype="float32")
+    audio[rate // 2 + 3, 0] = bad  # 0.500 s in
+    sf.write(path, audio, rate, subtype="FLOAT")
+    expect_error(root, path, rf"{name} at sample {rate // 2 + 3}, 0\.500 s")
+
+
+def test_separating_a_mixture_with_nan_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    song = tmp_path / "song.wav"
+    audio = np.zeros((16000, 2), dtype="float32")
+    audio[8000:8010] = np.nan
+    sf.write(song, audio, 16000, subtype="FLOAT")
+    with pytest.raises(UnmixlabError, match=r"nan at sample 8000, 0\.500 s, and 19 more"):
+        read_audio(song)
+    separator = load_separator(model_dir)
+    with pytest.raises(UnmixlabError, match="non-finite"):
+        separator.separate(torch.from_numpy(audio.T.copy()), 16000)

@@ -55,7 +55,7 @@ def start(command: list[str], env: dict[str, str], health: str, log: Path) -> su
             try:
                 if requests.get(health, timeout=2).status_code == 200:
                     return process
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or busy
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{health} did not answer in 90 s:\n{log.read_text()[-3000:]}")

@@ -267,3 +267,39 @@ def test_measure_and_log_realtime_figures(tmp_path: Path, isolated_mlflow: str):
     assert data.metrics["latency_ms"] == pytest.approx(40.0)
     assert "worst_block_ratio" in data.metrics
     assert data.tags["realtime_block_hops"] == "2"
+
+
+def test_nan_and_inf_input_are_zeroed_and_never_poison_the_stream(tmp_path: Path):
+    rate, nfft, nhop = 16000, 512, 128
+    models = random_models(rate, nfft, 2, 8000, ("vocals",))
+    folder = save_folder(tmp_path / "model", models, rate, nfft, nhop)
+    audio = noise(2, 8000)
+    hostile = audio.clone()
+    hostile[:, 1000:1010] = float("nan")  # 10 NaN samples per channel
+    hostile[0, 3000] = float("inf")
+    zeroed = torch.nan_to_num(hostile, nan=0.0, posinf=0.0)
+    raw = ["stream", "--raw", "--model", str(folder), "--rate", str(rate), "--channels", "2"]
+    result = CliRunner().invoke(cli, raw, input=hostile.numpy().T.astype("<f4").tobytes())
+    assert result.exit_code == 0, result.stderr
+    out = np.frombuffer(result.stdout_bytes, dtype="<f4").reshape(-1, 2).T
+    assert np.isfinite(out).all()
+    expected = StreamingSeparator(models, rate, nfft, nhop, 2).offline(zeroed)[0].numpy()
+    assert np.abs(out - expected).max() <= 1e-4  # as if the bad samples were silence
+
+    separator = StreamingSeparator(models, rate, nfft, nhop, 2)
+    list(separator.stream(torch.split(hostile, separator.block_size, -1)))
+    assert separator.zeroed_samples == 21
+    assert all(torch.isfinite(t).all() for layer in separator._state for t in layer)
+
+
+def test_a_file_with_nan_samples_is_refused(tmp_path: Path):
+    rate, nfft, nhop = 16000, 512, 128
+    folder = save_folder(tmp_path / "model", random_models(rate, nfft, 2, 8000), rate, nfft, nhop)
+    audio = noise(2, 8000).numpy().T.copy()
+    audio[4000, 1] = np.nan
+    song = tmp_path / "song.wav"
+    sf.write(song, audio, rate, subtype="FLOAT")
+    result = CliRunner().invoke(cli, ["stream", str(song), "--model", str(folder), "--out", "o"])
+    assert isinstance(result.exception, UnmixlabError)
+    assert "nan at sample 4000, 0.250 s" in str(result.exception)
+    assert not (tmp_path / "o").exists()

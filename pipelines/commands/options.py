@@ -6,12 +6,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from pydantic.fields import FieldInfo
+
+from unmixlab.errors import UnmixlabError
 
 
 def flag_name(field: str) -> str:
     """``hidden_size`` -> ``--hidden-size``."""
     return "--" + field.replace("_", "-")
+
+
+def flag_error(error: ValidationError) -> UnmixlabError:
+    """One line naming the flag of the first invalid setting (``--batch-size: ...``)."""
+    first = error.errors()[0]
+    fields = [str(part) for part in first["loc"] if not isinstance(part, int)]
+    message = first["msg"].removeprefix("Value error, ")
+    if not fields:  # a check across settings: its message names them
+        return UnmixlabError(f"invalid settings: {message}", "Fix the flags")
+    flag = flag_name(fields[-1])  # the field, not its group
+    return UnmixlabError(f"invalid {flag}: {message}", f"Fix {flag} (see --help)")
 
 
 def config_options(fields: dict[str, FieldInfo], skip: tuple[str, ...] = ()) -> Callable:

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from unmixlab.errors import UnmixlabError
+from pipelines.commands.options import flag_error
 
 
 @click.command()
@@ -51,9 +51,7 @@ def prepare(
             cache=True,
         )
     except ValidationError as error:
-        raise UnmixlabError(
-            f"invalid settings: {error.errors()[0]['msg']}", "Fix the flag"
-        ) from error
+        raise flag_error(error) from error
     start = time.perf_counter()
     prepared = prepare(config)
     data = prepared.load()

@@ -5,9 +5,15 @@ Each flow's command lives in its own module, imported only when that flow is run
 """
 
 import importlib
+import logging
 import os
 
 import click
+
+from unmixlab.errors import UnmixlabError
+
+# the loggers through which Prefect reports a failed task or flow run (with its traceback)
+PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 
 # flow name -> "module:attribute" holding its click command
 FLOWS = {
@@ -32,9 +38,25 @@ class LazyFlows(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
 
+class NoTracebackForBadInput(logging.Filter):
+    """Keep Prefect's one-line report of a failed run; drop the traceback of bad input.
+
+    The command ends with the error's one clear line; a traceback of an
+    :class:`~unmixlab.errors.UnmixlabError` (a user's mistake, not a bug) only hides it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Strip the traceback of an :class:`UnmixlabError`; never drop the record."""
+        if record.exc_info and isinstance(record.exc_info[1], UnmixlabError):
+            record.exc_info = record.exc_text = None
+        return True
+
+
 @click.group(cls=LazyFlows)
 def run() -> None:
     """Run a pipeline flow (Prefect) from a preset: training, tuning or study."""
+    for name in PREFECT_RUN_LOGGERS:
+        logging.getLogger(name).addFilter(NoTracebackForBadInput())
     # the ephemeral Prefect server would log an error for each telemetry send it cannot make
     # offline; opt out unless the user chose otherwise
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -4,13 +4,16 @@ Every training is tracked as one MLflow run (``MLFLOW_TRACKING_URI``, else ./mlf
 """
 
 import signal
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
 
-from pipelines.commands.options import config_options, given
+from pipelines.commands.options import config_options, flag_error, given
 from unmixlab.config import TrainConfig
-from unmixlab.errors import UnmixlabError
+
+if TYPE_CHECKING:
+    from unmixlab.trainer import TrainResult
 
 
 @click.command()
@@ -25,18 +28,33 @@ def train(resume: bool, experiment: str, run_name: str | None, **options: object
     try:
         config = TrainConfig(**given(options))
     except ValidationError as error:
-        raise UnmixlabError(
-            f"invalid settings: {error.errors()[0]['msg']}", "Fix the flag"
-        ) from error
+        raise flag_error(error) from error
     signal.signal(signal.SIGTERM, _interrupt)  # a stopped job ends its run KILLED
     tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
     result = tracked.result
-    click.echo(
-        f"trained {result.target}: best valid loss {result.best_loss:.5g} "
-        f"(epoch {result.history.best_epoch} of {result.epochs_trained}), "
-        f"{result.training_seconds:.1f} s; model in {result.output}; "
-        f"MLflow run {tracked.run_id} in experiment '{experiment}'"
-    )
+    if result.trained_nothing:
+        click.echo(f"nothing to train: {_why_nothing(result, config)}")
+    else:
+        click.echo(
+            f"trained {result.target}: best valid loss {result.best_loss:.5g} "
+            f"(epoch {result.history.best_epoch} of {result.epochs_trained}), "
+            f"{result.training_seconds:.1f} s; model in {result.output}"
+        )
+    if tracked.unsent:
+        click.secho(f"warning: {tracked.unsent}", fg="yellow", err=True)
+    else:
+        click.echo(f"MLflow run {tracked.run_id} in experiment '{experiment}'")
+
+
+def _why_nothing(result: "TrainResult", config: TrainConfig) -> str:
+    """Why a resume trained no epoch, and which flag trains more."""
+    done = f"{result.output} is trained to epoch {result.epochs_trained}"
+    if result.stopped_early:
+        return (
+            f"{done}, where it stopped early ({config.run.patience} epochs without improvement); "
+            "raise --patience to train on"
+        )
+    return f"{done}, and --epochs is {config.run.epochs}; raise --epochs to train on"
 
 
 def _interrupt(signum: int, frame: object) -> None:

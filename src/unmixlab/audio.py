@@ -38,10 +38,54 @@ def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]
         raise UnmixlabError(
             "audio file holds no samples", "Replace it with a non-empty file.", path
         )
+    check_finite(data, rate, path)
     audio = torch.from_numpy(np.ascontiguousarray(data.T))
     if sample_rate is not None and sample_rate != rate:
         audio, rate = resample(audio, rate, sample_rate), sample_rate
     return audio, rate
+
+
+def check_finite(
+    samples: np.ndarray, rate: float, path: Path | None = None, start: int = 0
+) -> None:
+    """Refuse NaN or infinite samples, naming the time of the first one.
+
+    Args:
+        samples: ``(nb_timesteps, nb_channels)`` audio (as ``soundfile`` reads it).
+        rate: its sample rate in Hz.
+        path: the file it came from (named in the error).
+        start: index of the first row in the whole file.
+
+    Raises:
+        UnmixlabError: a sample is NaN or +/-Inf.
+    """
+    finite = np.isfinite(samples)
+    if finite.all():
+        return
+    row = int(np.argmin(finite.all(axis=1)))
+    value = samples[row][~finite[row]][0]
+    index = start + row
+    raise UnmixlabError(
+        f"audio holds non-finite samples ({value} at sample {index}, {index / rate:.3f} s, and "
+        f"{int((~finite).sum()) - 1} more)",
+        "NaN and infinity are not audio: fix the export (or replace them with 0) and try again",
+        path,
+    )
+
+
+def check_finite_file(path: Path, block: int = 2**18) -> None:
+    """Refuse a float audio file holding NaN or infinite samples (integer files cannot).
+
+    Raises:
+        UnmixlabError: naming the file and the time of the first non-finite sample.
+    """
+    info = sf.info(path)
+    if info.subtype not in ("FLOAT", "DOUBLE"):
+        return
+    start = 0
+    for samples in sf.blocks(path, blocksize=block, dtype="float32", always_2d=True):
+        check_finite(samples, info.samplerate, path, start)
+        start += len(samples)
 
 
 def check_not_truncated(path: Path) -> None:

@@ -7,6 +7,8 @@
 
 import json
 import os
+import pickle
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,16 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.model import ModelConfig, OpenUnmix
 
 
+def _mode_of_folder(tmp: str) -> None:
+    """Give a new file its folder's read/write bits (``mkstemp`` makes it private)."""
+    os.chmod(tmp, stat.S_IMODE(os.stat(os.path.dirname(tmp)).st_mode) & 0o666)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temporary name, then rename)."""
+    """Write JSON atomically (temporary name, then rename), readable like its folder."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    _mode_of_folder(tmp)
     with os.fdopen(fd, "w") as stream:
         json.dump(data, stream, indent=2, default=str)
     os.replace(tmp, path)
@@ -42,16 +50,38 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def save_torch(obj: Any, path: Path) -> None:
-    """``torch.save`` atomically (temporary name, then rename)."""
+    """``torch.save`` atomically (temporary name, then rename), readable like its folder."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    _mode_of_folder(tmp)
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_torch(path: Path, fix: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain values only, never other objects.
+
+    Raises:
+        UnmixlabError: the file is empty, cut off, not a torch file, or holds other objects
+            (tampered with); the message names the file and says ``fix``.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch fails through many types on a bad file
+        if path.stat().st_size == 0:
+            problem = "is empty"
+        elif isinstance(error, pickle.UnpicklingError):  # random bytes, or foreign objects
+            problem = "cannot load the weights: not a file of tensors, damaged or tampered with"
+        else:
+            reason = next(iter(str(error).splitlines()), "") or type(error).__name__
+            problem = f"cannot load the weights: damaged or cut off ({reason[:120]})"
+        raise UnmixlabError(problem, fix, path) from error
 
 
 def write_separator_json(
@@ -71,6 +101,17 @@ def write_separator_json(
     )
 
 
+# what separator.json must hold, as the reference ``openunmix.utils.load_separator`` reads it
+# (the reference's training writes its sample rate as a float)
+SEPARATOR_KEYS = {
+    "targets": list,
+    "sample_rate": (int, float),
+    "nfft": int,
+    "nhop": int,
+    "nb_channels": int,
+}
+
+
 def read_separator_json(folder: Path) -> dict[str, Any]:
     """The separator settings of a model folder."""
     folder = Path(folder)
@@ -85,7 +126,20 @@ def read_separator_json(folder: Path) -> dict[str, Any]:
             "Pass the --output folder of `unmixlab train`, or an Open-Unmix model folder",
             folder,
         )
-    return read_json(path)
+    settings = read_json(path)
+    wrong = [
+        key
+        for key, kind in SEPARATOR_KEYS.items()
+        if not isinstance(settings, dict) or not isinstance(settings.get(key), kind)
+    ]
+    if wrong:
+        raise UnmixlabError(
+            f"separator.json lacks or mistypes {', '.join(wrong)}",
+            "Rewrite it as `unmixlab train` does: targets (a list), sample_rate, nfft, nhop "
+            "and nb_channels (numbers)",
+            path,
+        )
+    return settings
 
 
 def load_target_model(folder: Path, target: str) -> OpenUnmix:
@@ -104,14 +158,11 @@ def load_target_model(folder: Path, target: str) -> OpenUnmix:
                 path,
             )
     meta = read_json(meta_path)
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch fails through many types on a bad file
+    state = load_torch(weights, "Retrain the model or copy the file again")
+    if not isinstance(state, dict):
         raise UnmixlabError(
-            f"cannot load the weights ({str(error).splitlines()[0]})",
-            "The file is damaged or not a state_dict; retrain or copy it again",
-            weights,
-        ) from error
+            "is not a state_dict", "Retrain the model or copy the file again", weights
+        )
     config = model_config_from(meta, state, meta_path)
     model = OpenUnmix(config)
     try:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from unmixlab.audio import match_channels, resample
+from unmixlab.audio import check_finite, match_channels, resample
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
@@ -87,7 +87,11 @@ class Separator(nn.Module):
 
         Returns:
             target name -> ``(nb_channels, nb_timesteps)`` at ``rate``.
+
+        Raises:
+            UnmixlabError: ``audio`` holds NaN or infinite samples.
         """
+        check_finite(audio.T.numpy(), rate)
         mixture = match_channels(resample(audio, rate, self.sample_rate), self.nb_channels)
         length = mixture.shape[-1]
         out = torch.zeros(len(self.targets), self.nb_channels, length)

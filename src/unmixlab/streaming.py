@@ -30,6 +30,7 @@ per-frame affine map and the LSTM is unidirectional.
 Audio is ``(nb_channels, nb_timesteps)``; ``nb_samples`` (the batch) is always 1.
 """
 
+import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,8 @@ from unmixlab.audio import match_channels, resample
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
+
+logger = logging.getLogger(__name__)
 
 
 class FusedTargets:
@@ -231,6 +234,8 @@ class StreamingSeparator:
         self._tail = torch.zeros(len(self.models), self.nb_channels, self.delay)
         self._output = torch.zeros(len(self.models), self.nb_channels, self.delay + self.block_size)
         self._state = self.fused.initial_state()
+        self._block_index = 0
+        self.zeroed_samples = 0  # NaN or infinite input samples replaced by zeros
 
     def warm_up(self, blocks: int = 4) -> None:
         """Process a few blocks of silence (first-call costs), then :meth:`reset`."""
@@ -249,14 +254,33 @@ class StreamingSeparator:
         Returns:
             ``(nb_targets, nb_channels, block_size)``: the next output-stream samples, which
             estimate the input ``delay`` samples earlier.
+
+        NaN or infinite input samples are zeroed (with a warning), and a state that overflowed
+        starts afresh, so one bad block never spoils the rest of the stream.
         """
         nfft, nhop, delay, size = self.nfft, self.nhop, self.delay, self.block_size
+        self._block_index += 1
+        if not torch.isfinite(block).all():
+            bad = int((~torch.isfinite(block)).sum())
+            self.zeroed_samples += bad
+            block = torch.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+            logger.warning(
+                "warning: block %d of the stream held %d NaN or infinite samples; they were zeroed",
+                self._block_index,
+                bad,
+            )
         self._input[:, :delay] = self._input[:, size:].clone()
         self._input[:, delay:] = block
         frames = self._input.unfold(-1, nfft, nhop).transpose(0, 1)  # (frames, channels, nfft)
         spec = torch.fft.rfft(frames * self.window)  # (nb_frames, nb_channels, nb_bins)
         mag = spec.abs()[..., : self.fused.max_bin]
         masks = self.fused.masks(mag, self._state)  # (targets, frames, channels * nb_bins)
+        if not all(torch.isfinite(t).all() for layer in self._state for t in layer):
+            logger.warning(
+                "warning: block %d overflowed the model; its state starts afresh", self._block_index
+            )
+            self._state = self.fused.initial_state()
+            masks = torch.nan_to_num(masks, nan=0.0, posinf=0.0, neginf=0.0)
         masks = masks.view(masks.shape[:2] + spec.shape[1:])  # (targets, frames, ch, bins)
         # mask * mixture spectrogram = target magnitude with the mixture phase
         estimate = torch.view_as_complex(masks[..., None] * torch.view_as_real(spec))

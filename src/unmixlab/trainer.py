@@ -5,6 +5,7 @@ interrupted and resumed run ends with the same losses as an uninterrupted one. T
 model is kept in the reference layout (see :mod:`unmixlab.model_io`).
 """
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,9 +20,11 @@ from unmixlab.config import ModelSettings, OptimConfig, RunConfig, TrainConfig
 from unmixlab.data.datasets import TrainingChunks, WholeTracks
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
-from unmixlab.model_io import save_torch, write_json, write_separator_json
+from unmixlab.model_io import load_torch, save_torch, write_json, write_separator_json
 from unmixlab.prepare import PreparedData, prepare
 from unmixlab.transforms import Spectrogram
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class History:
     valid_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    samples_per_second: list[float] = field(default_factory=list)
     best_loss: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
@@ -60,6 +64,12 @@ class TrainResult:
     epochs_trained: int
     training_seconds: float
     stopped_early: bool
+    first_epoch: int = 1  # the epoch this training began at (after a resume: the next one)
+
+    @property
+    def trained_nothing(self) -> bool:
+        """Whether a resume found nothing left to train (``--epochs`` reached or stopped)."""
+        return self.first_epoch > self.epochs_trained
 
     @property
     def best_loss(self) -> float:
@@ -85,6 +95,9 @@ def input_statistics(data: WholeTracks, encoder: Spectrogram) -> tuple[Tensor, T
 
     Returns:
         ``(mean, std)``, each ``(nb_bins,)``; std is floored at 1e-4 of its maximum.
+
+    Raises:
+        UnmixlabError: every mixture is silent (no scale to normalise the input with).
     """
     total = total_sq = None
     count = 0
@@ -95,6 +108,12 @@ def input_statistics(data: WholeTracks, encoder: Spectrogram) -> tuple[Tensor, T
         count += mag.shape[1]
     mean = total / count
     std = (total_sq / count - mean**2).clamp_min(0).sqrt()
+    if std.max() == 0:
+        raise UnmixlabError(
+            f"all {len(data)} training mixtures are silent (every sample is zero)",
+            "Check the data set: the model needs audible mixtures to learn from",
+            data.tracks[0].path.parent,
+        )
     std = torch.maximum(std, 1e-4 * std.max())
     return mean.float(), std.float()
 
@@ -134,22 +153,17 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path:
         """The last epoch's full training state."""
-        return self.output / f"{self.config.run.target}.chkpnt"
+        return checkpoint_path(self.config)
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until ``epochs`` or early stopping; return the histories and timing."""
         run = self.config.run
         self.output.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(self.config.optim.seed)
-        if resume and not self.checkpoint_path.is_file():
-            raise UnmixlabError(
-                "no checkpoint to resume from",
-                "Run without --resume to start afresh",
-                self.checkpoint_path,
-            )
         if resume:
             start_epoch = self._restore()
         else:
+            warn_about_padding(self.train_set, self.config.optim.seq_dur)
             mean, std = input_statistics(
                 WholeTracks(self.data.reader, self.data.train, "vocals"), self.encoder
             )
@@ -158,9 +172,10 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_train_start(self)
 
-        stopped_early = False
+        stopped_early = self.history.bad_epochs >= run.patience  # a resumed early stop
+        last_epoch = start_epoch - 1 if stopped_early else run.epochs
         epochs = tqdm(
-            range(start_epoch, run.epochs + 1), desc=f"training {run.target}", unit="epoch"
+            range(start_epoch, last_epoch + 1), desc=f"training {run.target}", unit="epoch"
         )
         for epoch in epochs:
             record = self._run_epoch(epoch)
@@ -177,6 +192,7 @@ class Trainer:
             len(self.history.train_loss),
             sum(self.history.epoch_seconds),
             stopped_early,
+            start_epoch,
         )
         for callback in self.callbacks:
             callback.on_train_end(self, result)
@@ -214,13 +230,13 @@ class Trainer:
         history.valid_loss.append(valid_loss)
         history.lr.append(lr)
         history.epoch_seconds.append(seconds)
+        samples_per_second = len(self.train_set) / train_seconds
+        history.samples_per_second.append(samples_per_second)
         if is_best:
             save_torch(self.model.state_dict(), self.output / f"{self.config.run.target}.pth")
         self._save_checkpoint(epoch)
         self._write_model_json()
-        return EpochRecord(
-            epoch, train_loss, valid_loss, lr, seconds, len(self.train_set) / train_seconds, is_best
-        )
+        return EpochRecord(epoch, train_loss, valid_loss, lr, seconds, samples_per_second, is_best)
 
     def _loss(self, mixture: Tensor, target: Tensor) -> Tensor:
         """MSE of target magnitudes; audio is ``(nb_samples, nb_channels, nb_timesteps)``."""
@@ -290,31 +306,27 @@ class Trainer:
         )
 
     def _restore(self) -> int:
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        changed = self._changed_since(state)
-        if changed:
+        state = load_checkpoint(self.config, self.device)
+        if state.get("data_fingerprint", self.data.fingerprint) != self.data.fingerprint:
             raise UnmixlabError(
-                f"checkpoint was trained with other settings ({', '.join(changed)})",
-                f"Resume with the same settings; only {', '.join(RunConfig.model_fields)} "
-                "and the data's location may change",
+                "checkpoint was trained on other data (its files, sample rate or channels)",
+                "Resume on the same data, or train without --resume",
                 self.checkpoint_path,
             )
         self._build(OpenUnmix(self.config.architecture()))
-        self.model.load_state_dict(state["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.history = History(**state["history"])
-        torch.set_rng_state(state["rng"])
-        return int(state["epoch"]) + 1
-
-    def _changed_since(self, state: dict) -> list[str]:
-        """Settings outside the run group that differ from the checkpoint's, and the data."""
-        saved, current = state["config"], self.config.flat()
-        fixed = [*ModelSettings.model_fields, *OptimConfig.model_fields]
-        changed = [k for k in fixed if saved.get(k) != current[k]]
-        if state.get("data_fingerprint", self.data.fingerprint) != self.data.fingerprint:
-            changed.append("the data (its files, sample rate or channels)")
-        return changed
+        try:
+            self.model.load_state_dict(state["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.history = History(**state["history"])
+            torch.set_rng_state(state["rng"])
+            return int(state["epoch"]) + 1
+        except (LookupError, TypeError, ValueError, RuntimeError) as error:
+            raise UnmixlabError(
+                f"is not a checkpoint of this model ({error})",
+                DAMAGED_CHECKPOINT_FIX,
+                self.checkpoint_path,
+            ) from error
 
     def _write_model_json(self) -> None:
         config = self.config
@@ -338,6 +350,66 @@ class Trainer:
         data, model = config.data, config.model
         write_separator_json(
             self.output, data.sample_rate, model.nfft, model.nhop, data.nb_channels
+        )
+
+
+DAMAGED_CHECKPOINT_FIX = (
+    "Delete it and train without --resume (the best epoch's model files are kept)"
+)
+
+
+def checkpoint_path(config: TrainConfig) -> Path:
+    """``OUTPUT/<target>.chkpnt``: the last epoch's full training state."""
+    return Path(config.run.output) / f"{config.run.target}.chkpnt"
+
+
+def load_checkpoint(config: TrainConfig, device: str | torch.device = "cpu") -> dict:
+    """The checkpoint of ``config``, checked to be whole and trained with the same settings.
+
+    Raises:
+        UnmixlabError: no checkpoint; an empty, truncated, foreign or damaged file; or one
+            trained with settings that may not change on resume.
+    """
+    path = checkpoint_path(config)
+    if not path.is_file():
+        raise UnmixlabError(
+            "no checkpoint to resume from", "Run without --resume to start afresh", path
+        )
+    state = load_torch(path, DAMAGED_CHECKPOINT_FIX, device)
+    try:
+        saved = dict(state["config"])
+    except (LookupError, TypeError, ValueError) as error:
+        raise UnmixlabError(
+            "is not an unmixlab checkpoint", DAMAGED_CHECKPOINT_FIX, path
+        ) from error
+    current = config.flat()
+    fixed = [*ModelSettings.model_fields, *OptimConfig.model_fields]  # all but data and run
+    changed = [k for k in fixed if saved.get(k) != current[k]]
+    if changed:
+        raise UnmixlabError(
+            f"checkpoint was trained with other settings ({', '.join(changed)})",
+            f"Resume with the same settings; only the run's ({', '.join(RunConfig.model_fields)})"
+            " and the data's location may change",
+            path,
+        )
+    return state
+
+
+def warn_about_padding(chunks: TrainingChunks, seq_dur: float) -> None:
+    """Say when ``--seq-dur`` is longer than training tracks (their chunks are zero-padded)."""
+    rate = chunks.reader.sample_rate
+    seconds = sorted(chunks.reader.length(track) / rate for track in chunks.tracks)
+    short = [s for s in seconds if s < seq_dur]
+    if short:
+        logger.warning(
+            "warning: --seq-dur %g s is longer than %d of %d training tracks (shortest %.2f s): "
+            "their chunks are padded with silence; lower --seq-dur to at most %.2f to train "
+            "on audio only",
+            seq_dur,
+            len(short),
+            len(seconds),
+            seconds[0],
+            seconds[0],
         )
 
 

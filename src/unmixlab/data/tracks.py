@@ -1,7 +1,8 @@
 """Find and check the tracks of a MUSDB18 folder (stems ``.mp4`` or HQ wav) through ``musdb``.
 
 Every problem a user can fix (wrong root, missing stem, mismatched lengths or sample rates,
-unreadable audio, wrong ``--is-wav``) raises one :class:`UnmixlabError` naming the file.
+unreadable audio, NaN or infinite samples, wrong ``--is-wav``) raises one
+:class:`UnmixlabError` naming the file.
 """
 
 from collections import Counter
@@ -13,7 +14,7 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from unmixlab.audio import check_not_truncated, match_channels, resample
+from unmixlab.audio import check_finite_file, check_not_truncated, match_channels, resample
 from unmixlab.config import STEMS
 from unmixlab.errors import UnmixlabError
 
@@ -114,6 +115,7 @@ def _wav_track(folder: Path, subset: str) -> Track:
         path = folder / f"{stem}.wav"
         if info.frames == 0:
             raise UnmixlabError("holds no samples", "Replace it with the full stem", path)
+        check_finite_file(path)
         if info.samplerate != rate:
             raise UnmixlabError(
                 f"sample rate {info.samplerate} Hz differs from the other stems' {rate} Hz",

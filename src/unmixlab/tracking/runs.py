@@ -7,11 +7,9 @@ run when one is given.
 
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,22 +18,26 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
+from mlflow.entities import DatasetInput, InputTag, Param, RunStatus
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 import unmixlab
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
-from unmixlab.model_io import write_separator_json
+from unmixlab.model_io import write_json, write_separator_json
 from unmixlab.prepare import LoadedData, PreparedData, prepare
+from unmixlab.tracking.buffered import EpochMetrics, bounded_requests
 from unmixlab.tracking.plots import plot_loss_curves
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
     get_or_create_experiment,
+    is_server,
+    redact_uri,
     resolve_tracking_uri,
+    server_answers,
 )
-from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult
+from unmixlab.trainer import Trainer, TrainingCallback, TrainResult, load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -50,44 +52,7 @@ class TrackedRun:
     run_id: str
     result: TrainResult
     model_uri: str | None  # the pyfunc model, ``models:/<model_id>`` (None: not logged)
-
-
-class MlflowLogger(TrainingCallback):
-    """Logs each epoch's metrics with ``step=epoch``, and the summary when training ends."""
-
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client = client
-        self.run_id = run_id
-
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
-        """Log train_loss, valid_loss, lr, epoch_seconds and samples_per_second."""
-        self._log(
-            {
-                "train_loss": record.train_loss,
-                "valid_loss": record.valid_loss,
-                "lr": record.lr,
-                "epoch_seconds": record.epoch_seconds,
-                "samples_per_second": record.samples_per_second,
-            },
-            step=record.epoch,
-        )
-
-    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
-        """Log training_seconds, best_valid_loss, best_epoch and epochs_trained."""
-        self._log(
-            {
-                "training_seconds": result.training_seconds,
-                "best_valid_loss": result.best_loss,
-                "best_epoch": result.history.best_epoch,
-                "epochs_trained": result.epochs_trained,
-            },
-            step=result.epochs_trained,
-        )
-
-    def _log(self, values: dict[str, float], step: int) -> None:
-        now = int(time.time() * 1000)
-        metrics = [Metric(key, float(value), now, step) for key, value in values.items()]
-        self.client.log_batch(self.run_id, metrics=metrics)
+    unsent: str | None = None  # what the server did not take, and how to send it later
 
 
 def train_tracked(
@@ -110,6 +75,11 @@ def train_tracked(
     (``checkpoints/``) and the pyfunc model ``model`` (unless ``log_model`` is False). It ends
     FINISHED only when all of that was logged; an error ends it FAILED, an interrupt KILLED.
 
+    A tracking server that stops answering does not stop the training: the metrics wait (see
+    :mod:`unmixlab.tracking.buffered`) and are sent when it answers again. If it still does
+    not answer when training ends, the run stays RUNNING without the artifacts, and
+    ``unsent`` says so; resuming later sends what is missing.
+
     Args:
         config: the training.
         data: the prepared data (None: prepare ``config.data`` here, reusing its cache).
@@ -125,13 +95,17 @@ def train_tracked(
             tag, so :func:`unmixlab.tracking.registry.promote` never picks it (tuning trials).
 
     Returns:
-        The run id, the training result and the logged model's URI (None without the model).
+        The run id, the training result, the logged model's URI (None without the model)
+        and what could not be logged (None when everything was).
 
     Raises:
-        UnmixlabError: the tracking store is unreachable (before any training), or bad input.
+        UnmixlabError: the tracking store is unreachable (before any training), a damaged
+            checkpoint to resume from (before the run is touched), or bad input.
     """
     uri = resolve_tracking_uri()
     ensure_tracking_reachable(uri)
+    if resume:
+        load_checkpoint(config)  # refuse a damaged or foreign checkpoint before any change
     client = MlflowClient(uri)
     experiment_id = get_or_create_experiment(client, experiment)
     run_id = find_resumable_run(client, config, experiment_id) if resume else None
@@ -149,14 +123,17 @@ def train_tracked(
         tracking_uri=uri,
     )
     monitor.start()
+    metrics = EpochMetrics(client, run_id)
     try:
-        record_run(config, run_id, uri)
-        log_config(client, run_id, config, resumed)
-        trainer = Trainer(
-            config, data or prepare(config.data), [MlflowLogger(client, run_id), *callbacks]
-        )
-        log_dataset(client, run_id, config, trainer.data)
-        result = trainer.fit(resume=resume)
+        with bounded_requests():
+            record_run(config, run_id, uri)
+            log_config(client, run_id, config, resumed)
+            trainer = Trainer(config, data or prepare(config.data), [metrics, *callbacks])
+            log_dataset(client, run_id, config, trainer.data)
+            result = trainer.fit(resume=resume)
+            monitor.finish()
+            if not metrics.send() or (is_server(uri) and not server_answers(uri)):
+                return TrackedRun(run_id, result, None, unsent_message(uri, run_id, metrics))
         model_uri = log_training_artifacts(client, run_id, result, config, log_model)
     except KeyboardInterrupt:
         end_run(client, monitor, run_id, RunStatus.KILLED, "interrupted")
@@ -177,19 +154,33 @@ def end_run(
 ) -> None:
     """Stop the system-metrics monitor and mark the run ``status`` (FINISHED, FAILED, KILLED).
 
-    On failure the error is recorded as tag ``error``; when the store cannot be reached then,
-    that is logged and the original error goes on.
+    On failure the error is recorded as tag ``error``; when the store cannot be reached then
+    (within bounded retries), that is logged and the original error goes on.
     """
-    monitor.finish()
     name = RunStatus.to_string(status)
     if error is None:
+        monitor.finish()
         client.set_terminated(run_id, name)
         return
     try:
-        client.set_tag(run_id, "error", error[:5000])
-        client.set_terminated(run_id, name)
+        with bounded_requests():
+            monitor.finish()
+            client.set_tag(run_id, "error", error[:5000])
+            client.set_terminated(run_id, name)
     except Exception as failure:  # noqa: BLE001 - the training error matters more
         logger.warning("could not mark MLflow run %s %s: %s", run_id, name, failure)
+
+
+def unsent_message(uri: str, run_id: str, metrics: EpochMetrics) -> str:
+    """One line: what the tracking server did not take, and how to send it."""
+    epochs = metrics.pending_epochs()
+    missing = f"the metrics of epochs {epochs[0]}-{epochs[-1]}, " if epochs else ""
+    return (
+        f"MLflow server {redact_uri(uri)} did not answer when training ended: run {run_id} "
+        f"lacks {missing}the model files and the logged model, and stays RUNNING; all are "
+        "kept in the output folder. When the server answers, run the same command with "
+        "--resume to send them (it trains no further epochs)"
+    )
 
 
 def run_tags_for(
@@ -336,9 +327,7 @@ def record_run(config: TrainConfig, run_id: str, tracking_uri: str) -> None:
     """Write ``mlflow_run_id`` (and its store) next to the model, atomically."""
     path = run_file(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"mlflow_run_id": run_id, "tracking_uri": tracking_uri}))
-    os.replace(tmp, path)
+    write_json(path, {"mlflow_run_id": run_id, "tracking_uri": redact_uri(tracking_uri)})
 
 
 def find_resumable_run(client: MlflowClient, config: TrainConfig, experiment_id: str) -> str | None:
@@ -350,7 +339,8 @@ def find_resumable_run(client: MlflowClient, config: TrainConfig, experiment_id:
         run_id = json.loads(path.read_text())["mlflow_run_id"]
         run = client.get_run(run_id)
     except (ValueError, KeyError, mlflow.exceptions.MlflowException):
-        logger.warning("%s names no run of %s; starting a new run", path, client.tracking_uri)
+        uri = redact_uri(client.tracking_uri)
+        logger.warning("%s names no run of %s; starting a new run", path, uri)
         return None
     if run.info.experiment_id != experiment_id:
         raise UnmixlabError(

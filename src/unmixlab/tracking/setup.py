@@ -3,14 +3,17 @@
 Environment:
     MLFLOW_TRACKING_URI: a tracking server (``http://host:5000``) or a database store;
         unset (and no ``mlflow.set_tracking_uri``) means ``sqlite:///<cwd>/mlflow.db``.
+        A user and password written into it (``http://alice:pw@host``) are moved to
+        ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (see :func:`hide_credentials`).
     UNMIXLAB_ARTIFACTS: artifact folder of experiments created in a database store
         (default ``<cwd>/mlartifacts``); a tracking server chooses its own artifact store.
 """
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from unmixlab.errors import UnmixlabError
 
@@ -20,19 +23,82 @@ if TYPE_CHECKING:
 # stores that MLflow reaches over HTTP (everything else is opened in-process)
 SERVER_SCHEMES = ("http", "https")
 HEALTH_TIMEOUT_SECONDS = 5.0
+PROBE_TIMEOUT_SECONDS = 2.0  # a quick "is it back?" while training goes on
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def resolve_tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI``, else the SQLite store ``sqlite:///<cwd>/mlflow.db``.
 
     A URI set in-process with ``mlflow.set_tracking_uri`` counts as set, so that this
-    agrees with what MLflow's own model logging uses.
+    agrees with what MLflow's own model logging uses. Credentials in it are moved out
+    first (:func:`hide_credentials`).
     """
     import mlflow
 
+    hide_credentials()
     if mlflow.is_tracking_uri_set():
         return mlflow.get_tracking_uri()
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with the password of its user part replaced by ``***``."""
+    parsed = urlparse(uri)
+    if parsed.password is None:
+        return uri
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return urlunparse(parsed._replace(netloc=f"{parsed.username}:***@{host}"))
+
+
+def without_credentials(uri: str) -> str:
+    """``uri`` without its user part."""
+    parsed = urlparse(uri)
+    if "@" not in parsed.netloc:
+        return uri
+    return urlunparse(parsed._replace(netloc=parsed.netloc.rsplit("@", 1)[1]))
+
+
+def hide_credentials() -> None:
+    """Move ``user:password@`` out of the tracking and registry URIs into MLflow's variables.
+
+    Only server (HTTP) URIs. MLflow sends ``MLFLOW_TRACKING_USERNAME``/``..._PASSWORD`` as
+    basic auth, so
+    the server sees the same credentials, while every URI that MLflow prints ("View run"
+    links, errors) and that unmixlab records holds none. Variables already set win.
+    """
+    for variable in URI_VARIABLES:
+        uri = os.environ.get(variable, "")
+        if _move_credentials(uri):
+            os.environ[variable] = without_credentials(uri)
+    mlflow = sys.modules.get("mlflow")  # a URI set in-process needs mlflow imported
+    if mlflow is not None and mlflow.is_tracking_uri_set():
+        uri = mlflow.get_tracking_uri()
+        if _move_credentials(uri):
+            mlflow.set_tracking_uri(without_credentials(uri))
+
+
+def _move_credentials(uri: str) -> bool:
+    """Put a server URI's user and password into MLflow's variables; False: nothing to move.
+
+    Database URIs keep theirs: SQLAlchemy reads them from the URI only.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme not in SERVER_SCHEMES or parsed.password is None:
+        return False
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", parsed.username or "")
+    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", parsed.password)
+    return True
+
+
+def server_answers(uri: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> bool:
+    """Whether the tracking server answers ``GET <uri>/health`` within ``timeout`` seconds."""
+    import requests
+
+    try:
+        return requests.get(uri.rstrip("/") + "/health", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def is_server(uri: str) -> bool:
@@ -65,20 +131,21 @@ def ensure_tracking_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_SECONDS)
         except requests.RequestException as error:
             reason = type(error).__name__
             raise UnmixlabError(
-                f"MLflow tracking server {uri} is not reachable ({reason})",
+                f"MLflow tracking server {redact_uri(uri)} is not reachable ({reason})",
                 "Start it (mlflow/start-server.sh) or point MLFLOW_TRACKING_URI elsewhere; "
                 "unset it to track into ./mlflow.db",
             ) from error
         if response.status_code != 200:
             raise UnmixlabError(
-                f"MLflow tracking server {uri} answered {health} with HTTP {response.status_code}",
+                f"MLflow tracking server {redact_uri(uri)} answered GET /health with HTTP "
+                f"{response.status_code}",
                 "Check that MLFLOW_TRACKING_URI names an MLflow server and that it is healthy",
             )
     elif parsed.scheme == "sqlite":
         database = Path(uri.removeprefix("sqlite:///"))
         if not database.parent.is_dir():
             raise UnmixlabError(
-                f"folder of the MLflow SQLite store {uri} does not exist",
+                f"folder of the MLflow SQLite store {redact_uri(uri)} does not exist",
                 "Create the folder or fix MLFLOW_TRACKING_URI",
                 database.parent,
             )
