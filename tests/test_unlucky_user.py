@@ -166,6 +166,15 @@ def test_resume_with_nothing_to_train_says_so(
     assert "nothing to train" in out and "trained to epoch 1, and --epochs is 1" in out
     assert "raise --epochs" in out
 
+    # a checkpoint that stopped early: no further epoch, whatever --epochs says
+    state = torch.load(output / "vocals.chkpnt", weights_only=True)
+    state["history"]["bad_epochs"] = 1
+    torch.save(state, output / "vocals.chkpnt")
+    later = [a if a != "1" or args[i - 1] != "--epochs" else "3" for i, a in enumerate(args)]
+    status, out, _ = run(monkeypatch, capsys, *later, "--patience", "1", "--resume")
+    assert status == 0 and "stopped early" in out and "raise --patience" in out
+    assert torch.load(output / "vocals.chkpnt", weights_only=True)["epoch"] == 1
+
 
 def silent_copy(synth_root: Path, folder: Path) -> Path:
     """Two training tracks whose every stem is digital silence."""

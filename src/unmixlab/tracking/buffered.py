@@ -168,14 +168,15 @@ class EpochMetrics(TrainingCallback):
                 self.client.log_batch(self.run_id, metrics=metrics)
                 self.sent.update((name, step) for name, step, _ in batch)
         except UNREACHABLE as error:
+            reason = next(iter(str(error).splitlines()), "") or type(error).__name__
             if self.failure is None:
                 logger.warning(
                     "warning: MLflow server %s does not answer (%s); training goes on, the "
                     "metrics wait in the checkpoint and are sent when it answers again",
                     redact_uri(self.uri),
-                    type(error).__name__,
+                    reason[:300],
                 )
-            self.failure = type(error).__name__
+            self.failure = reason
             return False
         if self.failure:
             logger.warning(
