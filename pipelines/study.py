@@ -64,9 +64,7 @@ class StudySummary:
 
 
 @task(name="record_study_run", **RETRY)
-def record_study_run(
-    run_id: str, study: str, configuration: str, seed: int, chunks_per_epoch: int
-) -> float:
+def record_study_run(run_id: str, study: str, configuration: str, seed: int) -> float:
     """Tag a training as the study's ``configuration``/``seed``; log its training-pass times."""
     return record_run(
         MlflowClient(resolve_tracking_uri()),
@@ -74,7 +72,6 @@ def record_study_run(
         study=study,
         configuration=configuration,
         seed=seed,
-        chunks_per_epoch=chunks_per_epoch,
     )
 
 
@@ -236,7 +233,6 @@ def _train_and_measure(
         config.name,
         run.configuration.name,
         run.seed,
-        run.config.optim.samples_per_track * len(prepared.train_tracks),
     )
     if config.evaluate.enabled:
         evaluate(

@@ -189,7 +189,14 @@ def test_cli_training_lands_in_server_and_bucket(
 
     assert run.info.status == "FINISHED"
     assert run.data.params == flatten(tiny_config.flat())
-    for key in ("train_loss", "valid_loss", "lr", "epoch_seconds", "samples_per_second"):
+    for key in (
+        "train_loss",
+        "valid_loss",
+        "lr",
+        "epoch_seconds",
+        "train_seconds",
+        "samples_per_second",
+    ):
         history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
         assert [m.step for m in history] == [1, 2], key
     assert run.data.metrics["training_seconds"] > 0

@@ -356,10 +356,7 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
     experiment_id = client.create_experiment("s")
     parent = client.create_run(experiment_id).info.run_id
     tracked = train_tracked(tiny_config, experiment="s", parent_run_id=parent)
-    chunks = tiny_config.optim.samples_per_track * 3  # 4 train tracks, one kept for validation
-    total = record_run(
-        client, tracked.run_id, study="s", configuration="tiny", seed=0, chunks_per_epoch=chunks
-    )
+    total = record_run(client, tracked.run_id, study="s", configuration="tiny", seed=0)
     (result,) = collect_results(client, experiment_id, parent, "vocals")
     assert (result.configuration, result.seed, result.run_id) == ("tiny", 0, tracked.run_id)
     assert result.variables["hidden_size"] == 16 and result.variables["unidirectional"] is False

@@ -21,7 +21,14 @@ from unmixlab.tracking.setup import (
 )
 from unmixlab.trainer import TrainingCallback
 
-PER_EPOCH = ("train_loss", "valid_loss", "lr", "epoch_seconds", "samples_per_second")
+PER_EPOCH = (
+    "train_loss",
+    "valid_loss",
+    "lr",
+    "epoch_seconds",
+    "train_seconds",
+    "samples_per_second",
+)
 
 
 class Raise(TrainingCallback):

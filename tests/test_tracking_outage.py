@@ -16,7 +16,14 @@ from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-EPOCH_METRICS = ("train_loss", "valid_loss", "lr", "epoch_seconds", "samples_per_second")
+EPOCH_METRICS = (
+    "train_loss",
+    "valid_loss",
+    "lr",
+    "epoch_seconds",
+    "train_seconds",
+    "samples_per_second",
+)
 
 
 class MlflowServer:

@@ -36,7 +36,8 @@ class EpochRecord:
     valid_loss: float
     lr: float
     epoch_seconds: float
-    samples_per_second: float
+    train_seconds: float  # the training pass alone (no validation, no checkpoint)
+    samples_per_second: float  # training chunks over train_seconds
     is_best: bool
 
 
@@ -48,10 +49,16 @@ class History:
     valid_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
-    samples_per_second: list[float] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)
+    chunks_per_epoch: int = 0
     best_loss: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
+
+    @property
+    def samples_per_second(self) -> list[float]:
+        """Training chunks per second of each epoch's training pass."""
+        return [self.chunks_per_epoch / seconds for seconds in self.train_seconds]
 
 
 @dataclass(frozen=True)
@@ -230,13 +237,14 @@ class Trainer:
         history.valid_loss.append(valid_loss)
         history.lr.append(lr)
         history.epoch_seconds.append(seconds)
-        samples_per_second = len(self.train_set) / train_seconds
-        history.samples_per_second.append(samples_per_second)
+        history.train_seconds.append(train_seconds)
+        history.chunks_per_epoch = len(self.train_set)
         if is_best:
             save_torch(self.model.state_dict(), self.output / f"{self.config.run.target}.pth")
         self._save_checkpoint(epoch)
         self._write_model_json()
-        return EpochRecord(epoch, train_loss, valid_loss, lr, seconds, samples_per_second, is_best)
+        rate = len(self.train_set) / train_seconds
+        return EpochRecord(epoch, train_loss, valid_loss, lr, seconds, train_seconds, rate, is_best)
 
     def _loss(self, mixture: Tensor, target: Tensor) -> Tensor:
         """MSE of target magnitudes; audio is ``(nb_samples, nb_channels, nb_timesteps)``."""

@@ -14,11 +14,9 @@ channels) at the preset's ``train`` values. A preset writes its ``study`` sectio
         hidden_size: [128, 256, 512]
         unidirectional: [false, true]
 
-Training time is measured the same way for every run: ``epoch_train_seconds`` is the wall
-clock of an epoch's training pass (data loading, forward, backward and optimiser steps over
-all batches), excluding validation, checkpointing and museval. It is the same
-``time.perf_counter`` interval the trainer reports as ``samples_per_second``
-(``chunks / seconds``), so it is recovered exactly from it.
+Training time is measured the same way for every run: ``train_seconds``, logged by the
+trainer every epoch, is the wall clock of the training pass (data loading, forward, backward
+and optimiser steps over all batches), excluding validation, checkpointing and museval.
 
 Verdicts are conservative: a difference between two configurations counts only when it
 exceeds :attr:`StudySettings.significance` standard errors of the difference (Welch, from the

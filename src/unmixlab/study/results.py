@@ -13,7 +13,7 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.study.settings import Configuration, Reference
 
 # per-run metrics the study logs next to the tracker's
-EPOCH_TRAIN_SECONDS = "epoch_train_seconds"
+EPOCH_TRAIN_SECONDS = "train_seconds"  # logged by the trainer every epoch
 TOTAL_TRAIN_SECONDS = "total_train_seconds"
 # logged by unmixlab.realtime.log_realtime_metrics
 REALTIME_FACTOR = "rtf"
@@ -197,14 +197,11 @@ def record_run(
     study: str,
     configuration: str,
     seed: int,
-    chunks_per_epoch: int,
 ) -> float:
-    """Tag a finished training as part of a study and log its training-pass times.
+    """Tag a finished training as part of a study and log its total training-pass time.
 
     Tags ``study``, ``configuration``, ``seed`` and the run name ``<configuration> seed <seed>``;
-    logs ``epoch_train_seconds`` per epoch (``step=epoch``) and ``total_train_seconds``. The
-    trainer's ``samples_per_second`` is ``chunks_per_epoch`` over the training pass's
-    ``perf_counter`` seconds, so that interval is recovered exactly.
+    logs ``total_train_seconds``, the sum of the trainer's per-epoch ``train_seconds``.
 
     Returns:
         The total training-pass seconds.
@@ -214,19 +211,15 @@ def record_run(
     from mlflow.entities import Metric, RunTag
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-    rates = {m.step: m for m in client.get_metric_history(run_id, "samples_per_second")}
-    if not rates:
+    passes = {m.step: m.value for m in client.get_metric_history(run_id, EPOCH_TRAIN_SECONDS)}
+    if not passes:
         raise UnmixlabError(
-            f"MLflow run {run_id} logged no samples_per_second",
+            f"MLflow run {run_id} logged no {EPOCH_TRAIN_SECONDS}",
             "Train through unmixlab.tracking.train_tracked, which logs it every epoch",
         )
-    metrics = [
-        Metric(EPOCH_TRAIN_SECONDS, chunks_per_epoch / m.value, m.timestamp, step)
-        for step, m in sorted(rates.items())
-    ]
-    total = sum(m.value for m in metrics)
+    total = sum(passes.values())
     now = int(time.time() * 1000)
-    metrics.append(Metric(TOTAL_TRAIN_SECONDS, total, now, max(rates)))
+    metrics = [Metric(TOTAL_TRAIN_SECONDS, total, now, max(passes))]
     tags = {
         "study": study,
         "configuration": configuration,

@@ -79,6 +79,7 @@ def epoch_metrics(history: History) -> dict[str, dict[int, float]]:
         "valid_loss": history.valid_loss,
         "lr": history.lr,
         "epoch_seconds": history.epoch_seconds,
+        "train_seconds": history.train_seconds,
         "samples_per_second": history.samples_per_second,
     }
     return {
