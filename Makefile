@@ -15,6 +15,9 @@ demo: setup  ## the main job: synthetic data -> training flow (quickstart) -> mu
 test: setup  ## run the whole test suite (about 15 minutes on 2 cores)
 	$(VENV)/python -m pytest
 
+test-fast: setup  ## the unit tests only (no training end to end, no servers): under a minute
+	$(VENV)/python -m pytest -m "not slow and not integration"
+
 lint: setup  ## ruff lint and format check
 	$(VENV)/ruff check . && $(VENV)/ruff format --check .
 
@@ -27,4 +30,4 @@ prefect-ui: setup  ## start a local Prefect server with its UI (http://127.0.0.1
 infra-up:  ## start the team services (PostgreSQL, MinIO, MLflow, Prefect) with docker compose
 	docker compose -f infra/docker-compose.yml --env-file infra/.env up -d
 
-.PHONY: help setup demo test lint ui prefect-ui infra-up
+.PHONY: help setup demo test test-fast lint ui prefect-ui infra-up

@@ -15,6 +15,8 @@ from unmixlab.config import TrainConfig
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
 
+pytestmark = pytest.mark.slow  # the command line end to end: not a unit test
+
 UNMIXLAB = Path(sys.executable).parent / "unmixlab"
 SR = 16000
 

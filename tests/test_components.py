@@ -21,6 +21,8 @@ from unmixlab.experiment import SynthSettings
 from unmixlab.prepare import prepare
 from unmixlab.tracking.setup import ensure_tracking_reachable
 
+pytestmark = pytest.mark.slow  # Prefect tasks that train: not a unit test
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -18,6 +18,8 @@ from unmixlab.model_io import write_separator_json
 from unmixlab.synth import synthesize
 from unmixlab.trainer import train
 
+pytestmark = pytest.mark.slow  # museval scoring: not a unit test
+
 
 @pytest.fixture(scope="module")
 def model_dir(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

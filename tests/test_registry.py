@@ -24,6 +24,8 @@ from unmixlab.separator import load_separator
 from unmixlab.tracking.registry import lower_is_better, promote
 from unmixlab.tracking.runs import train_tracked
 
+pytestmark = pytest.mark.slow  # trainings and the registry: not a unit test
+
 CHAMPION = "models:/unmixlab-vocals@champion"
 
 

@@ -248,6 +248,7 @@ def test_cli_pipes_raw_pcm(tmp_path: Path):
     assert "runs at 16000 Hz" in str(result.exception)
 
 
+@pytest.mark.slow
 def test_measure_and_log_realtime_figures(tmp_path: Path, isolated_mlflow: str):
     folder = save_folder(tmp_path / "model", random_models(16000, 512, 2, 8000), 16000, 512, 128)
     threads = torch.get_num_threads()

@@ -21,6 +21,8 @@ from unmixlab.tracking.setup import (
 )
 from unmixlab.trainer import TrainingCallback
 
+pytestmark = pytest.mark.slow  # trainings tracked in MLflow: not a unit test
+
 PER_EPOCH = (
     "train_loss",
     "valid_loss",

@@ -22,6 +22,8 @@ from pipelines.commands.run_training import format_summary
 from pipelines.training import training
 from unmixlab.errors import UnmixlabError
 
+pytestmark = pytest.mark.slow  # Prefect flows: not a unit test
+
 
 @pytest.fixture
 def tiny(synth_root: Path, tmp_path: Path) -> list[str]:

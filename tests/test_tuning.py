@@ -35,6 +35,8 @@ from unmixlab.tuning.study import (
     storage_for,
 )
 
+pytestmark = pytest.mark.slow  # Optuna studies that train: not a unit test
+
 EXPERIMENT = "tuning-test"
 # the tiny search: two hidden sizes and a learning rate range that learns in 2 epochs
 TINY_SPACE = {

@@ -66,6 +66,7 @@ def checkpoint_bytes(tmp_path: Path) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["empty", "truncated", "random", "malicious", "foreign"])
 def test_damaged_checkpoint_on_resume_gives_one_line_and_rewrites_nothing(
     damage: str, synth_root: Path, tmp_path: Path, monkeypatch, capsys
@@ -151,6 +152,7 @@ def test_password_in_the_tracking_uri_is_never_printed(
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "s3cret"
 
 
+@pytest.mark.slow
 def test_resume_with_nothing_to_train_says_so(
     synth_root: Path, tmp_path: Path, monkeypatch, capsys
 ):
@@ -194,6 +196,7 @@ def test_all_silent_data_is_named_as_such(synth_root: Path, tiny_config: TrainCo
     assert error.value.path == root / "train"
 
 
+@pytest.mark.slow
 def test_chunks_longer_than_the_tracks_are_said(tiny_config: TrainConfig, caplog):
     with caplog.at_level(logging.WARNING, logger="unmixlab.trainer"):
         train(tiny_config.updated(seq_dur=5.0, epochs=1))
