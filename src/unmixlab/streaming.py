@@ -112,6 +112,16 @@ class StreamingSeparator:
         """Duration of one block in milliseconds."""
         return 1000.0 * self.block_size / self.sample_rate
 
+    def use_engine(self, engine: "StreamingStep") -> None:
+        """Run every block with ``engine`` instead of the PyTorch :class:`StreamingStep`.
+
+        ``engine`` is called as the step is, ``(block, history, tail, h, c) -> (estimates,
+        history, tail, h, c)``, and has its ``initial_state()`` (e.g.
+        :class:`unmixlab.export.OnnxStep`).
+        """
+        self.step = engine
+        self.reset()
+
     def reset(self) -> None:
         """Start a new stream: silence before it, zero LSTM state."""
         self._state = self.step.initial_state()

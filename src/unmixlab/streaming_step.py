@@ -155,14 +155,14 @@ class StreamingStep(nn.Module):
                 gates = torch.baddbmm(pre[:, frame : frame + 1], h_t, w_hh)
                 ifo = torch.sigmoid(gates[..., : 3 * hidden])
                 cell = torch.tanh(gates[..., 3 * hidden :])
-                c_t = ifo[..., hidden : 2 * hidden] * c_t + ifo[..., :hidden] * cell
+                c_t = torch.addcmul(ifo[..., hidden : 2 * hidden] * c_t, ifo[..., :hidden], cell)
                 h_t = ifo[..., 2 * hidden :] * torch.tanh(c_t)
                 outputs.append(h_t)
             new_h.append(h_t)
             new_c.append(c_t)
             x = torch.cat(outputs, 1)  # (nb_targets, nb_frames, hidden)
-        y = torch.baddbmm(torch.baddbmm(self.b2, skip, self.w2_skip), x, self.w2_lstm).relu()
-        return torch.baddbmm(self.b3, y, self.w3).relu(), torch.stack(new_h), torch.stack(new_c)
+        y = torch.baddbmm(torch.baddbmm(self.b2, skip, self.w2_skip), x, self.w2_lstm).relu_()
+        return torch.baddbmm(self.b3, y, self.w3).relu_(), torch.stack(new_h), torch.stack(new_c)
 
     def forward(
         self, block: Tensor, history: Tensor, tail: Tensor, h: Tensor, c: Tensor
@@ -178,13 +178,12 @@ class StreamingStep(nn.Module):
         signal = torch.cat([history, block], -1)  # (nb_channels, nfft + (F - 1) * nhop)
         starts = range(0, size, nhop)
         frames = torch.stack([signal[:, start : start + nfft] for start in starts])
-        # frames: (nb_frames, nb_channels, nfft) -> spectrum as (real, imag) pairs
-        spec = torch.view_as_real(torch.fft.rfft(frames * self.window))
-        mag = spec[..., : self.max_bin, :].square().sum(-1).sqrt()
+        spec = torch.fft.rfft(frames * self.window)  # (nb_frames, nb_channels, nb_bins)
+        mag = spec[..., : self.max_bin].abs()
         masks, h, c = self.masks(mag.reshape(self.block_hops, -1), h, c)
-        masks = masks.view(masks.shape[:2] + spec.shape[1:3])  # (targets, frames, ch, bins)
+        masks = masks.view(masks.shape[:2] + spec.shape[1:])  # (targets, frames, ch, bins)
         # mask * mixture spectrogram = target magnitude with the mixture phase
-        estimate = torch.view_as_complex(masks[..., None] * spec)
+        estimate = torch.view_as_complex(masks[..., None] * torch.view_as_real(spec))
         frames_out = torch.fft.irfft(estimate, n=nfft) * self.synthesis_window
         # frames_out: (nb_targets, nb_frames, nb_channels, nfft), overlap-added onto the tail
         total = signal.shape[-1]
