@@ -18,7 +18,7 @@ offline, ...), and the fastest of each is kept: one run, the same disturbances f
 
     python benchmarks/realtime.py --quick    # hidden 256, 4 s of audio, 2 repeats
     python benchmarks/realtime.py            # hidden 256 and 512, 8 s, 3 repeats
-    python benchmarks/realtime.py --quick --sdr runs/realtime-study/study.json   # + SDR column
+    python benchmarks/realtime.py --quick --sdr runs/realtime-tradeoff/tradeoff.json  # + SDR
 """
 
 import argparse
@@ -116,7 +116,7 @@ def offline_rtf(separate, audio: torch.Tensor) -> tuple[float, float]:
 
 
 def read_sdr(path: Path | None) -> dict[str, float]:
-    """STFT name -> mean SDR of the causal model, from ``benchmarks/realtime_quality.py``."""
+    """STFT name -> mean SDR of its causal model, from ``benchmarks/realtime_quality.py``."""
     if path is None:
         return {}
     rows = json.loads(Path(path).read_text())["rows"]
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="audio per measurement [8; quick 4]")
     parser.add_argument("--repeats", type=int, help="interleaved repeats, fastest kept [3; 2]")
     parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime column")
-    parser.add_argument("--sdr", type=Path, help="study.json of benchmarks/realtime_quality.py")
+    parser.add_argument("--sdr", type=Path, help="tradeoff.json of benchmarks/realtime_quality.py")
     args = parser.parse_args()
     seconds = args.seconds or (4.0 if args.quick else 8.0)
     repeats = args.repeats or (2 if args.quick else 3)
