@@ -90,7 +90,8 @@ def main() -> None:
         f"SDR: vocals, museval median of medians over {len(list((root / 'test').iterdir()))} "
         f"test tracks, niter 0, after {epochs} epochs at hidden {hidden} (same data, seeds and "
         f"epochs for every setting). stream_rtf: hidden 256, four targets, one thread, "
-        f"fastest of 2 streams of 4 s; latency measured with impulses."
+        f"fastest of 2 streams of 4 s (wall clock; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs at the end); latency measured with impulses."
     )
     write_tradeoff(points, args.out, notes)
     print(tradeoff_table(points))
