@@ -64,13 +64,16 @@ class TradeoffPoint:
         setting: the setting.
         sdr: museval SDR of the target over seeds (dB).
         latency_ms: algorithmic latency by impulses (None: offline, whole song).
-        stream_rtf: streaming real-time factor (None: offline).
+        stream_rtf: streaming real-time factor, wall clock (None: offline).
+        stream_cpu_rtf: the same in the streaming thread's CPU time, which other processes
+            on a busy machine inflate less.
     """
 
     setting: Setting
     sdr: Stat
     latency_ms: float | None = None
     stream_rtf: float | None = None
+    stream_cpu_rtf: float | None = None
 
     def as_dict(self) -> dict:
         """Flat JSON-able row."""
@@ -82,6 +85,7 @@ class TradeoffPoint:
             "seeds": self.sdr.n,
             "latency_ms": self.latency_ms,
             "stream_rtf": self.stream_rtf,
+            "stream_cpu_rtf": self.stream_cpu_rtf,
         }
 
 
@@ -90,7 +94,7 @@ def train_and_score(
     settings: Sequence[Setting],
     seeds: Sequence[int],
     out_dir: Path,
-    measure: Callable[[Setting], tuple[float, float]],
+    measure: Callable[[Setting], tuple[float, float, float]],
     progress: Callable[[str], None] = print,
 ) -> list[TradeoffPoint]:
     """Train every setting with every seed on ``base``'s data, score it, measure it.
@@ -101,7 +105,7 @@ def train_and_score(
         settings: the settings.
         seeds: training seeds (the same for every setting).
         out_dir: models and evaluations go to ``out_dir/<setting>/seed<k>``.
-        measure: setting -> ``(latency_ms, stream_rtf)`` for causal settings.
+        measure: setting -> ``(latency_ms, stream_rtf, stream_cpu_rtf)`` (causal settings).
         progress: receives one line per finished run.
 
     Returns:
@@ -135,8 +139,8 @@ def train_and_score(
             )
             scores.append(evaluation.aggregate[base.target]["SDR"])
             progress(f"{setting.name} seed {seed}: SDR {scores[-1]:.2f} dB")
-        latency, rtf = measure(setting) if setting.causal else (None, None)
-        points.append(TradeoffPoint(setting, Stat.of(scores), latency, rtf))
+        figures = measure(setting) if setting.causal else ()
+        points.append(TradeoffPoint(setting, Stat.of(scores), *figures))
     return points
 
 
@@ -157,18 +161,19 @@ def pareto_front(points: Sequence[TradeoffPoint]) -> list[TradeoffPoint]:
 
 
 def tradeoff_table(points: Sequence[TradeoffPoint]) -> str:
-    """Markdown: setting, latency, ``stream_rtf``, SDR (mean ± sd over seeds), on the front."""
+    """Markdown: setting, latency, ``stream_rtf`` (wall, CPU), SDR (mean ± sd), on the front."""
     front = {p.setting for p in pareto_front(points)}
     lines = [
-        "| setting | STFT | block | latency (ms) | stream_rtf | SDR (dB) | seeds | Pareto |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| setting | STFT | block | latency (ms) | stream_rtf | CPU | SDR (dB) | seeds | Pareto |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in points:
         latency = "offline" if p.latency_ms is None else f"{p.latency_ms:.1f}"
         rtf = "—" if p.stream_rtf is None else number(p.stream_rtf, 3)
+        cpu = "—" if p.stream_cpu_rtf is None else number(p.stream_cpu_rtf, 3)
         block = f"{p.setting.block_hops} hop(s)" if p.setting.causal else "whole song"
         lines.append(
-            f"| {p.setting.name} | {p.setting.stft} | {block} | {latency} | {rtf} | "
+            f"| {p.setting.name} | {p.setting.stft} | {block} | {latency} | {rtf} | {cpu} | "
             f"{p.sdr.format(3)} | {p.sdr.n} | {'yes' if p.setting in front else ''} |"
         )
     return "\n".join(lines) + "\n"
@@ -245,6 +250,7 @@ def read_tradeoff(path: Path) -> list[TradeoffPoint]:
             Stat(row["sdr_mean"], row["sdr_sd"], row["seeds"]),
             row["latency_ms"],
             row["stream_rtf"],
+            row.get("stream_cpu_rtf"),
         )
         for row in rows
     ]
