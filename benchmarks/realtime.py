@@ -1,54 +1,81 @@
-"""Real-time factor and latency of streaming separation, beside the offline separators.
+"""Latency and real-time factor of streaming separation, beside offline causal separation.
 
-One thread (``torch.set_num_threads(1)``), four targets, randomly initialised models (timing
-does not depend on the weights; nothing is downloaded). For each hidden size, sample rate and
-bandwidth crop it prints:
+One thread, four targets, stereo, 44.1 kHz, the reference 16 kHz bandwidth crop, randomly
+initialised unidirectional models (timing does not depend on the weights; nothing is
+downloaded). For each STFT / block configuration it prints:
 
-- streaming (unidirectional, ``StreamingSeparator``) for each block size: real-time factor
-  (wall-clock processing seconds per audio second, best of ``--repeats`` runs; ``cpu`` is the
-  thread's CPU time, which other processes on a busy machine do not inflate), the slowest
-  block in ms and as a fraction of the block's duration, and the algorithmic latency;
-- offline on the same audio: ``unmixlab.separator.Separator`` with bidirectional models
-  (niter 0 and 1) and with the unidirectional ones (niter 0), and the reference
-  ``openunmix.model.Separator`` (niter 0 and 1) when ``openunmix`` is installed.
+- the algorithmic latency, measured with impulses (``unmixlab.realtime.impulse_latency``);
+- ``stream_rtf``: the streaming separator's wall-clock seconds per audio second, in PyTorch and
+  in onnxruntime (the step exported by ``unmixlab export onnx``), with the thread's CPU time;
+  the slowest block against the block's duration;
+- offline causal separation of the same audio: ``unmixlab.separator.Separator`` with the same
+  unidirectional models (niter 0, as ``unmixlab separate``) and the streaming separator's
+  one-pass reference (``StreamingSeparator.offline``), and streaming's cost over the former;
+- the weights each block reads: streaming is bounded by memory bandwidth, not arithmetic.
 
-    python benchmarks/realtime.py            # the full table (a few minutes)
-    python benchmarks/realtime.py --quick    # hidden 256, one crop per rate (< 1 min)
+Every measurement is repeated ``--repeats`` times, interleaved (streaming, onnxruntime,
+offline, ...), and the fastest of each is kept: one run, the same disturbances for all.
+
+    python benchmarks/realtime.py --quick    # hidden 256, 4 s of audio, 2 repeats
+    python benchmarks/realtime.py            # hidden 256 and 512, 8 s, 3 repeats
+    python benchmarks/realtime.py --quick --sdr runs/realtime-tradeoff/tradeoff.json  # + SDR
 """
 
 import argparse
+import json
 import os
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from unmixlab.model import ModelConfig, OpenUnmix
-from unmixlab.realtime import RealtimeStats, measure_stream
+from unmixlab.model_io import save_torch, write_json, write_separator_json
+from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream
 from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
 from unmixlab.transforms import bandwidth_to_max_bin
 
 TARGETS = ("vocals", "drums", "bass", "other")
-# sample rate -> (nfft, nhop, bandwidth crops in Hz; the last is the full band)
-RATES = {44100: (4096, 1024, (8000, 16000, 22050)), 16000: (1024, 256, (4000, 8000))}
-QUICK_RATES = {44100: (4096, 1024, (16000,)), 16000: (1024, 256, (8000,))}
-BLOCK_HOPS = (1, 2, 4, 8)
-# the issue's target for streaming: hidden 256 at 44.1 kHz
-TARGET_RTF, TARGET_LATENCY_MS = 0.10, 120.0
+RATE, BANDWIDTH = 44100, 16000
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One STFT and block configuration."""
+
+    name: str
+    nfft: int
+    nhop: int
+    block_hops: int
+
+
+SETTINGS = (
+    Setting("4096/1024", 4096, 1024, 2),
+    Setting("1024/256", 1024, 256, 1),
+    Setting("512/128", 512, 128, 1),
+)
+# issue 18's goals, hidden 256, one thread
+GOALS = {"4096/1024": 0.10, "1024/256": 0.5}
+MAX_COST_OVER_OFFLINE = 1.3
 
 HEADER = (
-    f"{'hidden':>6} {'rate':>6} {'crop':>6}  {'separator':<28} {'block':>13} {'RTF':>6} "
-    f"{'cpu':>6} {'worst ms':>9} {'worst/blk':>9} {'latency ms':>10}"
+    f"{'hidden':>6} {'stft':>9} {'block':>13} {'latency ms':>10} {'weights':>8}  "
+    f"{'stream_rtf':>10} {'cpu':>6} {'worst/blk':>9} {'onnx rtf':>8}  "
+    f"{'offline':>7} {'cpu':>6} {'one-pass':>8} {'stream/offline':>14} {'SDR dB':>7}"
 )
 
 
-def models(hidden: int, nfft: int, max_bin: int, unidirectional: bool) -> dict[str, OpenUnmix]:
+def random_models(hidden: int, nfft: int) -> dict[str, OpenUnmix]:
+    """Four frozen unidirectional target models."""
     config = ModelConfig(
         nb_bins=nfft // 2 + 1,
         nb_channels=2,
         hidden_size=hidden,
-        unidirectional=unidirectional,
-        max_bin=max_bin,
+        unidirectional=True,
+        max_bin=bandwidth_to_max_bin(RATE, nfft, BANDWIDTH),
     )
     built = {target: OpenUnmix(config) for target in TARGETS}
     for model in built.values():
@@ -56,121 +83,149 @@ def models(hidden: int, nfft: int, max_bin: int, unidirectional: bool) -> dict[s
     return built
 
 
-def reference_separator(
-    hidden: int, rate: int, nfft: int, nhop: int, max_bin: int, niter: int
-) -> torch.nn.Module | None:
-    """The reference ``openunmix.model.Separator``, or None when openunmix is missing."""
+def onnx_separator(
+    models: dict[str, OpenUnmix], setting: Setting, folder: Path
+) -> StreamingSeparator | None:
+    """The same models streamed through onnxruntime (None when the export extra is missing)."""
     try:
-        from openunmix.model import OpenUnmix as ReferenceUnmix
-        from openunmix.model import Separator as ReferenceSeparator
+        from unmixlab.export import export_onnx, load_onnx_separator
     except ImportError:
         return None
-    targets = {}
-    for target in TARGETS:
-        model = ReferenceUnmix(
-            nb_bins=nfft // 2 + 1, nb_channels=2, hidden_size=hidden, max_bin=max_bin
-        )
-        model.freeze()
-        targets[target] = model
-    separator = ReferenceSeparator(
-        targets, niter=niter, sample_rate=rate, n_fft=nfft, n_hop=nhop, nb_channels=2
-    )
-    return separator.eval()
+    model_dir = folder / setting.name.replace("/", "-")
+    model_dir.mkdir()
+    for target, model in models.items():
+        save_torch(model.state_dict(), model_dir / f"{target}.pth")
+        write_json(model_dir / f"{target}.json", {"model": model.config.model_dump()})
+    write_separator_json(model_dir, RATE, setting.nfft, setting.nhop, 2)
+    path = model_dir / "streaming.onnx"
+    try:
+        export_onnx(model_dir, path, setting.block_hops)
+    except Exception as error:  # the exporter is optional here: report and go on
+        print(f"  (no onnxruntime figure for {setting.name}: {error})")
+        return None
+    return load_onnx_separator(model_dir, path)
 
 
-def time_offline(separate, audio: torch.Tensor, rate: int) -> float:
-    """Real-time factor of one offline call on ``audio`` (after a 1 s warm-up)."""
+def offline_rtf(separate, audio: torch.Tensor) -> tuple[float, float]:
+    """Wall-clock and CPU-time real-time factors of one offline call on ``audio``."""
     with torch.inference_mode():
-        separate(audio[:, :rate])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         separate(audio)
-        return (time.perf_counter() - start) * rate / audio.shape[-1]
+        seconds = audio.shape[-1] / RATE
+        return (time.perf_counter() - start) / seconds, (time.thread_time() - cpu) / seconds
 
 
-def stream_row(prefix: str, hops: int, stats: RealtimeStats) -> str:
-    block = f"{hops} ({stats.block_ms:.1f} ms)"
-    return (
-        f"{prefix}  {'streaming (uni, no Wiener)':<28} {block:>13} {stats.rtf:>6.3f} "
-        f"{stats.cpu_rtf:>6.3f} {stats.worst_block_ms:>9.1f} "
-        f"{stats.worst_block_ratio:>9.2f} {stats.latency_ms:>10.1f}"
-    )
-
-
-def offline_row(prefix: str, name: str, rtf: float) -> str:
-    dash = "-"
-    return (
-        f"{prefix}  {name:<28} {'whole song':>13} {rtf:>6.3f} {dash:>6} {dash:>9} "
-        f"{dash:>9} {'offline':>10}"
-    )
+def read_sdr(path: Path | None) -> dict[str, float]:
+    """STFT name -> mean SDR of its causal model, from ``benchmarks/realtime_quality.py``."""
+    if path is None:
+        return {}
+    rows = json.loads(Path(path).read_text())["rows"]
+    return {row["stft"]: row["sdr_mean"] for row in rows if row["causal"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="hidden 256, one crop per rate")
-    parser.add_argument("--seconds", type=float, help="audio per measurement [6; quick 4]")
-    parser.add_argument("--repeats", type=int, help="streaming runs, best kept [3; quick 2]")
+    parser.add_argument("--quick", action="store_true", help="hidden 256, 4 s, 2 repeats")
+    parser.add_argument("--seconds", type=float, help="audio per measurement [8; quick 4]")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats, fastest kept [3; 2]")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime column")
+    parser.add_argument("--sdr", type=Path, help="tradeoff.json of benchmarks/realtime_quality.py")
     args = parser.parse_args()
-    seconds = args.seconds or (4.0 if args.quick else 6.0)
+    seconds = args.seconds or (4.0 if args.quick else 8.0)
     repeats = args.repeats or (2 if args.quick else 3)
-    hiddens, rates = ((256,), QUICK_RATES) if args.quick else ((256, 512), RATES)
+    hiddens = (256,) if args.quick else (256, 512)
+    sdr = read_sdr(args.sdr)
 
     torch.set_num_threads(1)
     print(
-        f"one thread, {len(TARGETS)} targets, stereo, random-init models, {seconds:g} s of "
-        f"audio per measurement, streaming best of {repeats}; "
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        f"one thread, {len(TARGETS)} targets, stereo, {RATE} Hz, crop {BANDWIDTH} Hz, "
+        f"random-init unidirectional models, {seconds:g} s of audio, fastest of {repeats} "
+        f"interleaved repeats; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     print(HEADER)
     print("-" * len(HEADER))
+    audio = 0.1 * torch.randn(2, int(seconds * RATE), generator=torch.Generator().manual_seed(0))
     verdicts = []
-    generator = torch.Generator().manual_seed(0)
-    for hidden in hiddens:
-        for rate, (nfft, nhop, crops) in rates.items():
-            audio = 0.1 * torch.randn(2, int(seconds * rate), generator=generator)
-            for crop in crops:
-                max_bin = bandwidth_to_max_bin(rate, nfft, crop)
-                prefix = f"{hidden:>6} {rate:>6} {crop:>6}"
-                unidirectional = models(hidden, nfft, max_bin, unidirectional=True)
-                for hops in BLOCK_HOPS:
-                    separator = StreamingSeparator(unidirectional, rate, nfft, nhop, hops)
-                    stats = min(
-                        (measure_stream(separator, seconds, seed=i) for i in range(repeats)),
-                        key=lambda s: s.rtf,
-                    )
-                    print(stream_row(prefix, hops, stats), flush=True)
-                    if hidden == 256 and rate == 44100:
-                        verdicts.append((crop, hops, stats))
-                offline = [
-                    ("Separator uni niter 0", unidirectional, 0),
-                    ("Separator bi niter 0", models(hidden, nfft, max_bin, False), 0),
-                ]
-                offline.append(("Separator bi niter 1", offline[1][1], 1))
-                for name, targets, niter in offline:
-                    separator = Separator(targets, rate, nfft, nhop, 2, niter=niter)
-                    rtf = time_offline(
-                        lambda a, s=separator, r=rate: s.separate(a, r, False), audio, rate
-                    )
-                    print(offline_row(prefix, name, rtf), flush=True)
-                for niter in (0, 1):
-                    reference = reference_separator(hidden, rate, nfft, nhop, max_bin, niter)
-                    if reference is None:
-                        continue
-                    rtf = time_offline(lambda a, r=reference: r(a[None]), audio, rate)
-                    print(offline_row(prefix, f"openunmix bi niter {niter}", rtf), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        for hidden in hiddens:
+            for setting in SETTINGS:
+                row = measure(hidden, setting, audio, seconds, repeats, Path(folder), args)
+                print(format_row(hidden, setting, *row, sdr.get(setting.name)), flush=True)
+                if hidden == 256:
+                    verdicts.append((setting, *row))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
-    print(
-        f"target (hidden 256, 44.1 kHz, one thread): RTF <= {TARGET_RTF}, latency <= "
-        f"{TARGET_LATENCY_MS:g} ms, no block slower than its duration"
-    )
-    for crop, hops, stats in verdicts:
-        bounded = stats.latency_ms <= TARGET_LATENCY_MS and stats.worst_block_ratio < 1
-        wall = "met" if bounded and stats.rtf <= TARGET_RTF else "not met"
-        cpu = "met" if bounded and stats.cpu_rtf <= TARGET_RTF else "not met"
-        print(
-            f"  crop {crop} Hz, {hops} hop(s): RTF {stats.rtf:.3f} (CPU {stats.cpu_rtf:.3f}), "
-            f"latency {stats.latency_ms:.1f} ms, worst block {stats.worst_block_ratio:.2f} of "
-            f"its duration -> wall clock: {wall}, CPU time: {cpu}"
+    for setting, latency, _, stats, _, offline, _ in verdicts:
+        ratio = stats.stream_rtf / offline[0]
+        goal = GOALS.get(setting.name)
+        rtf_verdict = f"stream_rtf {stats.stream_rtf:.3f}"
+        if goal:
+            rtf_verdict += f" <= {goal}: {'met' if stats.stream_rtf <= goal else 'not met'}"
+        cost = (
+            f"; streaming {ratio:.2f}x offline <= {MAX_COST_OVER_OFFLINE}: "
+            f"{'met' if ratio <= MAX_COST_OVER_OFFLINE else 'not met'} (CPU time: "
+            f"{stats.stream_cpu_rtf / offline[1]:.2f}x)"
+            if setting.block_hops == 2
+            else ""
         )
+        print(f"  {setting.name}, {1000 * latency / RATE:.1f} ms: {rtf_verdict}{cost}")
+
+
+def measure(
+    hidden: int,
+    setting: Setting,
+    audio: torch.Tensor,
+    seconds: float,
+    repeats: int,
+    folder: Path,
+    args: argparse.Namespace,
+) -> tuple[int, int, RealtimeStats, float | None, tuple[float, float], float]:
+    """Latency, weight bytes, and the fastest of each timing over interleaved repeats."""
+    models = random_models(hidden, setting.nfft)
+    streaming = StreamingSeparator(models, RATE, setting.nfft, setting.nhop, setting.block_hops)
+    offline = Separator(models, RATE, setting.nfft, setting.nhop, 2, niter=0)
+    exported = None if args.no_onnx else onnx_separator(models, setting, folder)
+    with torch.inference_mode():  # warm-up: first-call costs
+        offline.separate(audio[:, :RATE], RATE, False)
+        streaming.offline(audio[:, :RATE])
+    stream_runs, onnx_runs, offline_runs, one_pass_runs = [], [], [], []
+    for repeat in range(repeats):
+        stream_runs.append(measure_stream(streaming, seconds, seed=repeat))
+        if exported is not None:
+            onnx_runs.append(measure_stream(exported, seconds, seed=repeat).stream_rtf)
+        offline_runs.append(offline_rtf(lambda a: offline.separate(a, RATE, False), audio))
+        one_pass_runs.append(offline_rtf(streaming.offline, audio)[0])
+    return (
+        impulse_latency(setting.nfft, setting.nhop, setting.block_hops, RATE),
+        streaming.step.weight_bytes,
+        min(stream_runs, key=lambda s: s.stream_rtf),
+        min(onnx_runs) if onnx_runs else None,
+        min(offline_runs),  # the fastest wall clock, with its CPU time
+        min(one_pass_runs),
+    )
+
+
+def format_row(
+    hidden: int,
+    setting: Setting,
+    latency: int,
+    weight_bytes: int,
+    stats: RealtimeStats,
+    onnx_rtf: float | None,
+    offline: tuple[float, float],
+    one_pass: float,
+    sdr: float | None,
+) -> str:
+    """One table line."""
+    block = f"{setting.block_hops} ({stats.block_ms:.1f} ms)"
+    dash = "-"
+    return (
+        f"{hidden:>6} {setting.name:>9} {block:>13} {1000 * latency / RATE:>10.1f} "
+        f"{weight_bytes / 1e6:>6.1f}MB  {stats.stream_rtf:>10.3f} {stats.stream_cpu_rtf:>6.3f} "
+        f"{stats.worst_block_ratio:>9.2f} "
+        f"{dash if onnx_rtf is None else f'{onnx_rtf:.3f}':>8}  "
+        f"{offline[0]:>7.3f} {offline[1]:>6.3f} {one_pass:>8.3f} "
+        f"{stats.stream_rtf / offline[0]:>13.2f}x {dash if sdr is None else f'{sdr:.2f}':>7}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from unmixlab.tracking.setup import hide_credentials
 COMMANDS = {
     "data": "pipelines.commands.data:data",
     "evaluate": "pipelines.commands.evaluate:evaluate",
+    "export": "pipelines.commands.export:export",
     "prepare": "pipelines.commands.prepare:prepare",
     "promote": "pipelines.commands.promote:promote",
     "run": "pipelines.commands.run:run",

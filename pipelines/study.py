@@ -82,7 +82,7 @@ def measure_realtime(run_id: str, model_dir: Path, seconds: float) -> dict[str, 
     get_run_logger().info(
         "real-time factor of %s: %.3f (worst block %.2f of its duration, latency %.0f ms)",
         model_dir,
-        figures["rtf"],
+        figures["stream_rtf"],
         figures["worst_block_ratio"],
         figures["latency_ms"],
     )

@@ -12,9 +12,10 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.cli import cli
 from unmixlab.errors import UnmixlabError
+from unmixlab.experiment import load_preset
 from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
-from unmixlab.realtime import log_realtime_metrics, measure_realtime
+from unmixlab.realtime import impulse_latency, log_realtime_metrics, measure_realtime
 from unmixlab.streaming import StreamingSeparator, load_streaming_separator
 from unmixlab.trainer import train
 from unmixlab.transforms import bandwidth_to_max_bin
@@ -95,6 +96,8 @@ def noise(channels: int, length: int, seed: int = 1) -> torch.Tensor:
         (44100, 4096, 1024, 2, 16000, 1),
         (44100, 4096, 1024, 2, 16000, 2),
         (44100, 4096, 1024, 1, 8000, 4),
+        (44100, 1024, 256, 2, 16000, 1),  # the low-latency presets: 23.2 ms
+        (44100, 512, 128, 2, 16000, 1),  # 11.6 ms
     ],
 )
 def test_streaming_equals_offline_causal_reference(
@@ -190,6 +193,46 @@ def test_latency_is_the_worst_delay_of_an_impulse():
     assert min(delays) == nfft - nhop + 1
 
 
+@pytest.mark.parametrize(
+    ("nfft", "nhop", "block_hops", "ms"),
+    [(4096, 1024, 2, 116.1), (1024, 256, 1, 23.2), (512, 128, 1, 11.6), (256, 64, 3, None)],
+)
+def test_impulse_latency_is_the_algorithmic_latency(
+    nfft: int, nhop: int, block_hops: int, ms: float | None
+):
+    measured = impulse_latency(nfft, nhop, block_hops)
+    separator = StreamingSeparator(
+        {"vocals": random_model(nfft, 1, 20, seed=0)}, 44100, nfft, nhop, block_hops
+    )
+    assert measured == separator.latency_samples == nfft + (block_hops - 1) * nhop
+    if ms is not None:
+        assert 1000 * measured / 44100 == pytest.approx(ms, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("preset", "latency_ms"), [("realtime-23ms", 23.2), ("realtime-12ms", 11.6)]
+)
+def test_low_latency_presets_train_and_stream(
+    preset: str, latency_ms: float, synth_root: Path, tmp_path: Path
+):
+    """Each low-latency preset, shrunk to a tiny model on the test data, trains and streams."""
+    shrink = ["hidden_size=8", "nb_layers=1", "epochs=1", "batch_size=2"]
+    shrink += ["samples_per_track=1", "seq_dur=0.5"]
+    config = load_preset(
+        preset,
+        [f"train.{s}" for s in shrink]
+        + [f"data.root={synth_root}", f"data.cache_dir={tmp_path / 'cache'}"],
+    )
+    assert config.train.model.unidirectional and config.train.data.sample_rate == 44100
+    model_dir = train(config.train_config("vocals", tmp_path / "model")).output
+    separator = load_streaming_separator(model_dir, block_hops=1)
+    assert separator.latency_ms == pytest.approx(latency_ms, abs=0.05)
+    assert impulse_latency(separator.nfft, separator.nhop, 1) == separator.latency_samples
+    audio = noise(2, 4000)
+    streamed = separator.separate(audio, 44100)["vocals"]
+    assert (streamed - separator.offline(audio)[0]).abs().max() <= 1e-4
+
+
 @pytest.fixture
 def unidirectional_model(tiny_config) -> Path:
     """A tiny unidirectional vocals model trained on the synthetic data (16 kHz, nfft 512)."""
@@ -257,14 +300,14 @@ def test_measure_and_log_realtime_figures(tmp_path: Path, isolated_mlflow: str):
     assert figures["latency_ms"] == pytest.approx(1000 * (512 + 3 * 128) / 16000)
     assert figures["block_ms"] == pytest.approx(32.0)
     assert figures["blocks"] == math.ceil((8000 + 384) / 512)  # the input, then the flush
-    assert 0 < figures["rtf"] < 1 and 0 < figures["worst_block_ratio"]
-    assert figures["worst_block_ms"] >= figures["rtf"] * figures["block_ms"]
+    assert 0 < figures["stream_rtf"] < 1 and 0 < figures["worst_block_ratio"]
+    assert figures["worst_block_ms"] >= figures["stream_rtf"] * figures["block_ms"]
 
     client = MlflowClient(isolated_mlflow)
     run = client.create_run(client.create_experiment("realtime"))
     logged = log_realtime_metrics(run.info.run_id, folder, block_hops=2, seconds=0.5)
     data = client.get_run(run.info.run_id).data
-    assert data.metrics["rtf"] == pytest.approx(logged["rtf"])
+    assert data.metrics["stream_rtf"] == pytest.approx(logged["stream_rtf"])
     assert data.metrics["latency_ms"] == pytest.approx(40.0)
     assert "worst_block_ratio" in data.metrics
     assert data.tags["realtime_block_hops"] == "2"

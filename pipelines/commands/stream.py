@@ -8,6 +8,7 @@ from typing import BinaryIO
 import click
 import numpy as np
 import torch
+from click.core import ParameterSource
 from tqdm import tqdm
 
 from unmixlab.audio import match_channels, read_audio, resample, write_audio
@@ -34,6 +35,11 @@ is written as soon as it is separated; the figures go to stderr.
   ffmpeg -i song.mp3 -f f32le -ar 44100 -ac 2 - |
   unmixlab stream --raw --model DIR --rate 44100 --channels 2 --target vocals |
   ffmpeg -f f32le -ar 44100 -ac 2 -i - vocals.wav
+
+\b
+Engine (--engine onnx): each block runs in onnxruntime, from the step exported by
+`unmixlab export onnx MODEL OUT.onnx` (its targets and block hops).
+  unmixlab stream song.wav --model DIR --engine onnx --onnx DIR/streaming.onnx --out stems/
 """
 
 
@@ -66,6 +72,20 @@ is written as soon as it is separated; the figures go to stderr.
     help="raw: sample format, in and out",
 )
 @click.option("--target", help="raw: the target written to stdout (default: the only one)")
+@click.option(
+    "--engine",
+    type=click.Choice(["torch", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="run each block in PyTorch, or in onnxruntime from --onnx (`unmixlab export onnx`)",
+)
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="--engine onnx: the exported step [default: MODEL/streaming.onnx]; its targets "
+    "and block hops are the ones it was exported with",
+)
 def stream(
     songs: tuple[Path, ...],
     model_dir: Path,
@@ -78,6 +98,8 @@ def stream(
     channels: int | None,
     sample_format: str,
     target: str | None,
+    engine: str,
+    onnx_path: Path | None,
 ) -> None:
     """Separate with unidirectional models block by block (see ``HELP``)."""
     if raw:
@@ -85,16 +107,45 @@ def stream(
             raise click.UsageError("--raw reads stdin: give no SONG (or '-')")
         if rate is None or channels is None:
             raise click.UsageError("--raw needs --rate and --channels")
-        separator = load_streaming_separator(model_dir, [target] if target else None, block_hops)
-        with torch_threads(threads):
-            _stream_raw(separator, rate, channels, sample_format)
-        return
-    if not songs or out_dir is None:
+        chosen = [target] if target else None
+    elif not songs or out_dir is None:
         raise click.UsageError("give SONG files and --out DIR (or --raw for stdin/stdout)")
-    separator = load_streaming_separator(model_dir, list(targets) or None, block_hops)
+    else:
+        chosen = list(targets) or None
+    if engine == "onnx":
+        separator = _onnx_separator(model_dir, onnx_path, block_hops, targets)
+    else:
+        separator = load_streaming_separator(model_dir, chosen, block_hops)
     with torch_threads(threads):
+        if raw:
+            _stream_raw(separator, rate, channels, sample_format, target)
+            return
         for song in songs:
             _stream_file(separator, song, out_dir)
+
+
+def _onnx_separator(
+    model_dir: Path, onnx_path: Path | None, block_hops: int, targets: tuple[str, ...]
+) -> StreamingSeparator:
+    """The separator running the exported step; its targets and block are the file's."""
+    from unmixlab.export import load_onnx_separator
+
+    separator = load_onnx_separator(model_dir, onnx_path or model_dir / "streaming.onnx")
+    context = click.get_current_context()
+    if (
+        context.get_parameter_source("block_hops") is not ParameterSource.DEFAULT
+        and block_hops != separator.block_hops
+    ):
+        raise click.UsageError(
+            f"the ONNX step was exported with --block-hops {separator.block_hops}; "
+            f"export it again with --block-hops {block_hops}, or leave --block-hops out"
+        )
+    if targets and list(targets) != separator.targets:
+        raise click.UsageError(
+            f"the ONNX step separates {', '.join(separator.targets)}; export it with "
+            "--targets to change them"
+        )
+    return separator
 
 
 def _stream_file(separator: StreamingSeparator, song: Path, out_dir: Path) -> None:
@@ -113,18 +164,31 @@ def _stream_file(separator: StreamingSeparator, song: Path, out_dir: Path) -> No
 
 
 def _stream_raw(
-    separator: StreamingSeparator, rate: int, channels: int, sample_format: str
+    separator: StreamingSeparator,
+    rate: int,
+    channels: int,
+    sample_format: str,
+    target: str | None,
 ) -> None:
     if rate != separator.sample_rate:
         raise UnmixlabError(
             f"raw stream at {rate} Hz, but the model runs at {separator.sample_rate} Hz",
             f"Resample upstream (e.g. ffmpeg ... -ar {separator.sample_rate})",
         )
-    if len(separator.targets) != 1:
+    if (
+        target is None
+        and len(separator.targets) != 1
+        or target
+        not in (
+            None,
+            *separator.targets,
+        )
+    ):
         raise UnmixlabError(
             f"--raw writes one target; the model has {', '.join(separator.targets)}",
             "Pick one with --target",
         )
+    index = separator.targets.index(target) if target else 0
     stdout = click.get_binary_stream("stdout")
     if stdout.isatty():
         raise UnmixlabError("raw PCM would go to the terminal", "Pipe stdout into a file or tool")
@@ -137,10 +201,10 @@ def _stream_raw(
     )
     measured = MeasuredStream(separator, blocks)
     for estimate in measured:
-        stdout.write(encode_pcm(match_channels(estimate[0], channels), dtype, scale))
+        stdout.write(encode_pcm(match_channels(estimate[index], channels), dtype, scale))
         stdout.flush()
     if measured.block_seconds:
-        click.echo(f"{separator.targets[0]}: {measured.stats().summary()}", err=True)
+        click.echo(f"{separator.targets[index]}: {measured.stats().summary()}", err=True)
 
 
 def read_pcm(

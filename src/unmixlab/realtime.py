@@ -1,13 +1,16 @@
 """Real-time figures of streaming separation: real-time factor, worst block, latency.
 
-- real-time factor (``rtf``): wall-clock processing seconds per second of audio (< 1 keeps up);
-  ``cpu_rtf`` is the same with this thread's CPU time, which other processes on a busy
-  machine do not inflate.
+- streaming real-time factor (``stream_rtf``): wall-clock processing seconds per second of
+  audio (< 1 keeps up); ``stream_cpu_rtf`` is the same with this thread's CPU time, which
+  other processes on a busy machine do not inflate. (``cpu_rtf`` is the offline separator's,
+  :func:`unmixlab.tuning.objective.separator_rtf`.)
 - worst block: the slowest block's processing time, in ms and as a fraction of the block's
   duration (``worst_block_ratio`` < 1: no block ever falls behind).
-- ``latency_ms``: the algorithmic latency of :class:`unmixlab.streaming.StreamingSeparator`.
+- ``latency_ms``: the algorithmic latency of :class:`unmixlab.streaming.StreamingSeparator`;
+  :func:`impulse_latency` measures it with impulses.
 """
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from unmixlab.errors import UnmixlabError
+from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.streaming import StreamingSeparator, load_streaming_separator
 
 
@@ -24,8 +29,8 @@ from unmixlab.streaming import StreamingSeparator, load_streaming_separator
 class RealtimeStats:
     """What streaming a recording block by block measured."""
 
-    rtf: float
-    cpu_rtf: float
+    stream_rtf: float
+    stream_cpu_rtf: float
     latency_ms: float
     block_ms: float
     worst_block_ms: float
@@ -43,8 +48,9 @@ class RealtimeStats:
     def summary(self) -> str:
         """One line for people."""
         return (
-            f"{self.blocks} blocks of {self.block_ms:.1f} ms: real-time factor {self.rtf:.3f} "
-            f"(CPU {self.cpu_rtf:.3f}), worst block {self.worst_block_ms:.1f} ms "
+            f"{self.blocks} blocks of {self.block_ms:.1f} ms: real-time factor "
+            f"{self.stream_rtf:.3f} (CPU {self.stream_cpu_rtf:.3f}), "
+            f"worst block {self.worst_block_ms:.1f} ms "
             f"({self.worst_block_ratio:.2f} of its duration), "
             f"algorithmic latency {self.latency_ms:.1f} ms"
         )
@@ -56,8 +62,8 @@ class RealtimeStats:
         """Figures from the per-block wall-clock times of one stream."""
         audio_seconds = len(block_seconds) * separator.block_ms / 1000.0
         return cls(
-            rtf=sum(block_seconds) / audio_seconds,
-            cpu_rtf=cpu_seconds / audio_seconds,
+            stream_rtf=sum(block_seconds) / audio_seconds,
+            stream_cpu_rtf=cpu_seconds / audio_seconds,
             latency_ms=separator.latency_ms,
             block_ms=separator.block_ms,
             worst_block_ms=1000.0 * max(block_seconds),
@@ -138,8 +144,8 @@ def measure_realtime(
         targets: targets to stream (default: all in the folder).
 
     Returns:
-        ``rtf``, ``latency_ms``, ``worst_block_ratio``, plus ``cpu_rtf``, ``block_ms``,
-        ``worst_block_ms`` and ``blocks``.
+        ``stream_rtf``, ``latency_ms``, ``worst_block_ratio``, plus ``stream_cpu_rtf``,
+        ``block_ms``, ``worst_block_ms`` and ``blocks``.
 
     Raises:
         UnmixlabError: the folder is missing or holds a bidirectional model.
@@ -152,7 +158,7 @@ def measure_realtime(
 def log_realtime_metrics(
     run_id: str, model_dir: Path, block_hops: int = 2, seconds: float = 10.0
 ) -> dict[str, float]:
-    """Measure the models in ``model_dir`` and log ``rtf``, ``latency_ms`` to MLflow run ``run_id``.
+    """Measure the models in ``model_dir``; log ``stream_rtf``, ``latency_ms`` to run ``run_id``.
 
     ``worst_block_ratio`` is logged too, and the block size as the tag
     ``realtime_block_hops``, so the tuning pipeline can trade speed and latency against loss.
@@ -166,7 +172,52 @@ def log_realtime_metrics(
 
     figures = measure_realtime(model_dir, block_hops=block_hops, seconds=seconds)
     client = MlflowClient(tracking_uri=resolve_tracking_uri())
-    for key in ("rtf", "latency_ms", "worst_block_ratio"):
+    for key in ("stream_rtf", "latency_ms", "worst_block_ratio"):
         client.log_metric(run_id, key, figures[key])
     client.set_tag(run_id, "realtime_block_hops", str(block_hops))
     return figures
+
+
+def pass_through_model(nfft: int) -> OpenUnmix:
+    """A mono unidirectional model whose mask is 1 everywhere: its estimate is the mixture."""
+    config = ModelConfig(nb_bins=nfft // 2 + 1, nb_channels=1, hidden_size=4, nb_layers=1)
+    model = OpenUnmix(config.model_copy(update={"unidirectional": True, "max_bin": 8}))
+    with torch.no_grad():
+        model.fc3.weight.zero_()  # fc3 -> 0, bn3 (fresh) -> 0, output_mean 1 -> mask 1
+    model.freeze()
+    return model
+
+
+def impulse_latency(nfft: int, nhop: int, block_hops: int, sample_rate: int = 44100) -> int:
+    """Algorithmic latency measured with impulses, in samples.
+
+    A pass-through separator with this STFT and block is fed one impulse at a time, at each
+    hop boundary of a block and one sample either side; the delay of an impulse is the input
+    consumed when the block holding its reconstruction leaves, minus its position. The
+    longest delay is the latency; :attr:`StreamingSeparator.latency_samples` is its formula.
+
+    Raises:
+        UnmixlabError: the impulse does not come back whole (the STFT cannot stream).
+    """
+    separator = StreamingSeparator(
+        {"mixture": pass_through_model(nfft)}, sample_rate, nfft, nhop, block_hops
+    )
+    size, delays = separator.block_size, []
+    end = math.ceil((2 * size + nfft) / size + 2) * size
+    for position in {
+        2 * size + hop * nhop + d for hop in range(block_hops + 1) for d in (-1, 0, 1)
+    }:
+        audio = torch.zeros(1, end)
+        audio[0, position] = 1.0
+        separator.reset()
+        for index, block in enumerate(torch.split(audio, size, -1)):
+            out = separator.process_block(block)[0, 0]  # (block_size,)
+            if out.abs().max() > 0.5:
+                if abs(float(out.abs().sum()) - 1.0) > 1e-4:
+                    raise UnmixlabError(
+                        f"an impulse through nfft {nfft}, hop {nhop} does not come back whole",
+                        "Use a hop of at most nfft / 2",
+                    )
+                delays.append((index + 1) * size - position)
+                break
+    return max(delays)

@@ -31,7 +31,6 @@ Audio is ``(nb_channels, nb_timesteps)``; ``nb_samples`` (the batch) is always 1
 """
 
 import logging
-import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -44,119 +43,9 @@ from unmixlab.audio import match_channels, resample
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
+from unmixlab.streaming_step import StreamingStep, window_overlap
 
 logger = logging.getLogger(__name__)
-
-
-class FusedTargets:
-    """Every target model folded into stacked float32 weights, for one batched step per block.
-
-    Folding (done once in float64): the input normalisation and ``bn1`` into ``fc1``, the
-    targets' ``fc1`` concatenated into one matrix (their shared input is the mixture), ``bn2``
-    into ``fc2``, ``bn3`` and the output scale/mean into ``fc3``, the LSTM gates reordered to
-    (input, forget, output, cell) so that one sigmoid covers three of them. Different bandwidth
-    crops per target are zero-padded to the widest.
-    """
-
-    def __init__(self, models: list[OpenUnmix]):
-        first = models[0].config
-        self.nb_targets = len(models)
-        self.nb_channels = first.nb_channels
-        self.hidden_size = hidden = first.hidden_size
-        self.nb_layers = first.nb_layers
-        self.max_bin = max(model.nb_bins for model in models)
-        with torch.no_grad():
-            fc1 = [self._fold_fc1(model) for model in models]
-            # (nb_channels * max_bin, nb_targets * hidden): target t owns columns t*h..(t+1)*h
-            self.w1 = torch.cat([w.T for w, _ in fc1], 1).float().contiguous()
-            self.b1 = torch.cat([b for _, b in fc1]).float()
-            i_f = torch.arange(2 * hidden)
-            g, o = torch.arange(2 * hidden, 3 * hidden), torch.arange(3 * hidden, 4 * hidden)
-            gates = torch.cat([i_f, o, g])  # torch's gate order (i, f, g, o) -> (i, f, o, g)
-            self.w_ih, self.w_hh, self.b_lstm = [], [], []
-            for layer in range(self.nb_layers):
-                weights = [
-                    (
-                        getattr(m.lstm, f"weight_ih_l{layer}")[gates].T,
-                        getattr(m.lstm, f"weight_hh_l{layer}")[gates].T,
-                        (
-                            getattr(m.lstm, f"bias_ih_l{layer}")
-                            + getattr(m.lstm, f"bias_hh_l{layer}")
-                        )[gates],
-                    )
-                    for m in models
-                ]
-                self.w_ih.append(torch.stack([w[0] for w in weights]).contiguous())
-                self.w_hh.append(torch.stack([w[1] for w in weights]).contiguous())
-                self.b_lstm.append(torch.stack([w[2] for w in weights])[:, None])
-            fc2 = [self._fold_bn(m.fc2.weight, m.bn2) for m in models]
-            w2 = torch.stack([w.T for w, _ in fc2]).float()  # (nb_targets, 2 * hidden, hidden)
-            self.w2_skip = w2[:, :hidden].contiguous()
-            self.w2_lstm = w2[:, hidden:].contiguous()
-            self.b2 = torch.stack([b for _, b in fc2]).float()[:, None]
-            fc3 = [self._fold_fc3(m) for m in models]
-            self.w3 = torch.stack([w.T for w, _ in fc3]).float().contiguous()
-            self.b3 = torch.stack([b for _, b in fc3]).float()[:, None]
-
-    @staticmethod
-    def _fold_bn(weight: Tensor, bn: torch.nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
-        """``bn(x @ weight.T)`` in eval mode as ``x @ w.T + b`` (float64)."""
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        return weight.double() * scale[:, None], bn.bias.double() - bn.running_mean * scale
-
-    def _fold_fc1(self, model: OpenUnmix) -> tuple[Tensor, Tensor]:
-        nb_channels, nb_bins = self.nb_channels, model.nb_bins
-        weight, bias = self._fold_bn(model.fc1.weight, model.bn1)
-        scale = model.input_scale.double().repeat(nb_channels)  # index c * nb_bins + k
-        shift = (model.input_mean.double() * model.input_scale.double()).repeat(nb_channels)
-        bias = bias + weight @ shift
-        weight = (weight * scale).reshape(-1, nb_channels, nb_bins)
-        padded = weight.new_zeros(weight.shape[0], nb_channels, self.max_bin)
-        padded[..., :nb_bins] = weight
-        return padded.reshape(weight.shape[0], -1), bias
-
-    def _fold_fc3(self, model: OpenUnmix) -> tuple[Tensor, Tensor]:
-        weight, bias = self._fold_bn(model.fc3.weight, model.bn3)
-        scale = model.output_scale.double().repeat(self.nb_channels)
-        mean = model.output_mean.double().repeat(self.nb_channels)
-        return weight * scale[:, None], bias * scale + mean
-
-    def initial_state(self) -> list[list[Tensor]]:
-        """Zero LSTM state: per layer ``[h, c]``, each ``(nb_targets, 1, hidden_size)``."""
-        shape = (self.nb_targets, 1, self.hidden_size)
-        return [[torch.zeros(shape), torch.zeros(shape)] for _ in range(self.nb_layers)]
-
-    def masks(self, mag: Tensor, state: list[list[Tensor]]) -> Tensor:
-        """Masks of every target for a block of frames, updating ``state`` in place.
-
-        Args:
-            mag: mixture magnitude ``(nb_frames, nb_channels, max_bin)``, cropped.
-            state: from :meth:`initial_state`, carried from block to block.
-
-        Returns:
-            non-negative masks ``(nb_targets, nb_frames, nb_channels * nb_bins)``.
-        """
-        nb_frames, hidden = mag.shape[0], self.hidden_size
-        x = torch.addmm(self.b1, mag.reshape(nb_frames, -1), self.w1)
-        x = torch.tanh(x.view(nb_frames, self.nb_targets, hidden).transpose(0, 1))
-        skip = x  # (nb_targets, nb_frames, hidden)
-        for layer in range(self.nb_layers):
-            h, c = state[layer]
-            pre = torch.baddbmm(self.b_lstm[layer], x, self.w_ih[layer])
-            out = torch.empty(self.nb_targets, nb_frames, hidden)
-            for frame in range(nb_frames):
-                gates = torch.baddbmm(pre[:, frame : frame + 1], h, self.w_hh[layer])
-                ifo = torch.sigmoid(gates[..., : 3 * hidden])
-                c = torch.addcmul(
-                    ifo[..., hidden : 2 * hidden] * c,
-                    ifo[..., :hidden],
-                    torch.tanh(gates[..., 3 * hidden :]),
-                )
-                h = torch.mul(ifo[..., 2 * hidden :], torch.tanh(c), out=out[:, frame : frame + 1])
-            state[layer] = [h, c]
-            x = out
-        y = torch.baddbmm(torch.baddbmm(self.b2, skip, self.w2_skip), x, self.w2_lstm).relu_()
-        return torch.baddbmm(self.b3, y, self.w3).relu_()
 
 
 class StreamingSeparator:
@@ -203,9 +92,7 @@ class StreamingSeparator:
                 f"nhop {nhop} leaves gaps between Hann windows of {nfft} samples",
                 "Use a hop of at most nfft / 2",
             )
-        # a frame's sample n lands where the squared windows sum to envelope[n % nhop]
-        self.synthesis_window = self.window / envelope.repeat(math.ceil(nfft / nhop))[:nfft]
-        self.fused = FusedTargets(list(models.values()))
+        self.step = StreamingStep(list(models.values()), nfft, nhop, block_hops).eval()
         self.reset()
 
     @property
@@ -228,12 +115,19 @@ class StreamingSeparator:
         """Duration of one block in milliseconds."""
         return 1000.0 * self.block_size / self.sample_rate
 
+    def use_engine(self, engine: "StreamingStep") -> None:
+        """Run every block with ``engine`` instead of the PyTorch :class:`StreamingStep`.
+
+        ``engine`` is called as the step is, ``(block, history, tail, h, c) -> (estimates,
+        history, tail, h, c)``, and has its ``initial_state()`` (e.g.
+        :class:`unmixlab.export.OnnxStep`).
+        """
+        self.step = engine
+        self.reset()
+
     def reset(self) -> None:
         """Start a new stream: silence before it, zero LSTM state."""
-        self._input = torch.zeros(self.nb_channels, self.delay + self.block_size)
-        self._tail = torch.zeros(len(self.models), self.nb_channels, self.delay)
-        self._output = torch.zeros(len(self.models), self.nb_channels, self.delay + self.block_size)
-        self._state = self.fused.initial_state()
+        self._state = self.step.initial_state()
         self._block_index = 0
         self.zeroed_samples = 0  # NaN or infinite input samples replaced by zeros
 
@@ -255,10 +149,9 @@ class StreamingSeparator:
             ``(nb_targets, nb_channels, block_size)``: the next output-stream samples, which
             estimate the input ``delay`` samples earlier.
 
-        NaN or infinite input samples are zeroed (with a warning), and a state that overflowed
-        starts afresh, so one bad block never spoils the rest of the stream.
+        NaN or infinite input samples are zeroed (with a warning), and an LSTM state that
+        overflowed starts afresh, so one bad block never spoils the rest of the stream.
         """
-        nfft, nhop, delay, size = self.nfft, self.nhop, self.delay, self.block_size
         self._block_index += 1
         if not torch.isfinite(block).all():
             bad = int((~torch.isfinite(block)).sum())
@@ -269,30 +162,15 @@ class StreamingSeparator:
                 self._block_index,
                 bad,
             )
-        self._input[:, :delay] = self._input[:, size:].clone()
-        self._input[:, delay:] = block
-        frames = self._input.unfold(-1, nfft, nhop).transpose(0, 1)  # (frames, channels, nfft)
-        spec = torch.fft.rfft(frames * self.window)  # (nb_frames, nb_channels, nb_bins)
-        mag = spec.abs()[..., : self.fused.max_bin]
-        masks = self.fused.masks(mag, self._state)  # (targets, frames, channels * nb_bins)
-        if not all(torch.isfinite(t).all() for layer in self._state for t in layer):
+        estimates, history, tail, h, c = self.step(block, *self._state)
+        if not (torch.isfinite(h).all() and torch.isfinite(c).all()):
             logger.warning(
                 "warning: block %d overflowed the model; its state starts afresh", self._block_index
             )
-            self._state = self.fused.initial_state()
-            masks = torch.nan_to_num(masks, nan=0.0, posinf=0.0, neginf=0.0)
-        masks = masks.view(masks.shape[:2] + spec.shape[1:])  # (targets, frames, ch, bins)
-        # mask * mixture spectrogram = target magnitude with the mixture phase
-        estimate = torch.view_as_complex(masks[..., None] * torch.view_as_real(spec))
-        frames_out = torch.fft.irfft(estimate, n=nfft) * self.synthesis_window
-        # frames_out: (nb_targets, nb_frames, nb_channels, nfft); overlap-add onto the tail
-        out = self._output
-        out[..., :delay] = self._tail
-        out[..., delay:] = 0.0
-        for frame in range(self.block_hops):
-            out[..., frame * nhop : frame * nhop + nfft] += frames_out[:, frame]
-        self._tail.copy_(out[..., size:])
-        return out[..., :size].clone()
+            _, _, h, c = self.step.initial_state()
+            estimates, tail = torch.nan_to_num(estimates), torch.nan_to_num(tail)
+        self._state = (history, tail, h, c)
+        return estimates
 
     def stream(
         self, blocks: Iterable[Tensor], block_seconds: list[float] | None = None
@@ -394,12 +272,6 @@ class StreamingSeparator:
         )
         out = (summed / overlap.clamp_min(1e-11))[..., delay : delay + length]
         return out.reshape(len(self.models), self.nb_channels, length)
-
-
-def window_overlap(window: Tensor, nhop: int) -> Tensor:
-    """Steady-state sum of squared windows at each of the ``nhop`` positions of a hop."""
-    squared = F.pad(window**2, (0, -len(window) % nhop))
-    return squared.view(-1, nhop).sum(0)
 
 
 def check_models(models: dict[str, OpenUnmix], nfft: int) -> None:

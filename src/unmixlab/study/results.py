@@ -16,7 +16,7 @@ from unmixlab.study.settings import Configuration, Reference
 EPOCH_TRAIN_SECONDS = "train_seconds"  # logged by the trainer every epoch
 TOTAL_TRAIN_SECONDS = "total_train_seconds"
 # logged by unmixlab.realtime.log_realtime_metrics
-REALTIME_FACTOR = "rtf"
+REALTIME_FACTOR = "stream_rtf"
 WORST_BLOCK_RATIO = "worst_block_ratio"
 LATENCY_MS = "latency_ms"
 

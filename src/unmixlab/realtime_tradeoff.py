@@ -1,0 +1,254 @@
+"""The real-time trade-off: algorithmic latency, streaming cost and quality, side by side.
+
+Answers the study's hypothesis H2 for low latency: each :class:`Setting` (an STFT size, hop,
+block and LSTM direction) is trained on the same data with the same seeds and epochs, scored
+by museval (SDR of the target, mean and spread over seeds) and, when causal, streamed to
+measure its latency (impulses) and ``stream_rtf``. :func:`tradeoff_table` renders one
+markdown table and :func:`pareto_plot` one figure, SDR against latency with the Pareto front
+of the causal settings and the bidirectional model as the offline reference. They take
+plain :class:`TradeoffPoint` values, so the study report's real-time section can draw them
+from MLflow as well.
+
+Scoring: every model is scored offline by :func:`unmixlab.evaluate.evaluate` without the
+Wiener filter (``niter 0``: the stream takes the mixture phase). A causal model's offline
+output is its stream up to the framing of the first and last frames.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from unmixlab.config import TrainConfig
+from unmixlab.study.results import Stat, number
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the trade-off: STFT, block and LSTM direction.
+
+    Attributes:
+        name: label, e.g. ``causal 1024/256``.
+        nfft: STFT size.
+        nhop: hop size.
+        block_hops: hops per streamed block (causal settings).
+        causal: unidirectional LSTM (streams) or bidirectional (offline only).
+    """
+
+    name: str
+    nfft: int
+    nhop: int
+    block_hops: int = 1
+    causal: bool = True
+
+    @property
+    def stft(self) -> str:
+        """``nfft/nhop``."""
+        return f"{self.nfft}/{self.nhop}"
+
+
+# issue 18: 116 ms (the default), 23.2 ms and 11.6 ms at 44.1 kHz, and the offline reference
+SETTINGS = (
+    Setting("causal 4096/1024", 4096, 1024, 2),
+    Setting("causal 1024/256", 1024, 256, 1),
+    Setting("causal 512/128", 512, 128, 1),
+    Setting("bidirectional 4096/1024", 4096, 1024, causal=False),
+)
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    """What one setting measured.
+
+    Attributes:
+        setting: the setting.
+        sdr: museval SDR of the target over seeds (dB).
+        latency_ms: algorithmic latency by impulses (None: offline, whole song).
+        stream_rtf: streaming real-time factor, wall clock (None: offline).
+        stream_cpu_rtf: the same in the streaming thread's CPU time, which other processes
+            on a busy machine inflate less.
+    """
+
+    setting: Setting
+    sdr: Stat
+    latency_ms: float | None = None
+    stream_rtf: float | None = None
+    stream_cpu_rtf: float | None = None
+
+    def as_dict(self) -> dict:
+        """Flat JSON-able row."""
+        return {
+            **asdict(self.setting),
+            "stft": self.setting.stft,
+            "sdr_mean": self.sdr.mean,
+            "sdr_sd": self.sdr.sd,
+            "seeds": self.sdr.n,
+            "latency_ms": self.latency_ms,
+            "stream_rtf": self.stream_rtf,
+            "stream_cpu_rtf": self.stream_cpu_rtf,
+        }
+
+
+def train_and_score(
+    base: TrainConfig,
+    settings: Sequence[Setting],
+    seeds: Sequence[int],
+    out_dir: Path,
+    measure: Callable[[Setting], tuple[float, float, float]],
+    progress: Callable[[str], None] = print,
+) -> list[TradeoffPoint]:
+    """Train every setting with every seed on ``base``'s data, score it, measure it.
+
+    Args:
+        base: the training settings every run shares (data, target, epochs, hidden size...);
+            each setting changes nfft, hop and direction, each seed the seed.
+        settings: the settings.
+        seeds: training seeds (the same for every setting).
+        out_dir: models and evaluations go to ``out_dir/<setting>/seed<k>``.
+        measure: setting -> ``(latency_ms, stream_rtf, stream_cpu_rtf)`` (causal settings).
+        progress: receives one line per finished run.
+
+    Returns:
+        one point per setting, in order.
+    """
+    from unmixlab.evaluate import evaluate
+    from unmixlab.trainer import train
+
+    points = []
+    for setting in settings:
+        scores = []
+        for seed in seeds:
+            folder = out_dir / setting.name.replace(" ", "-").replace("/", "-") / f"seed{seed}"
+            config = base.updated(
+                nfft=setting.nfft,
+                nhop=setting.nhop,
+                unidirectional=setting.causal,
+                seed=seed,
+                output=folder / "model",
+            )
+            result = train(config)
+            evaluation = evaluate(
+                base.data.root,
+                result.output,
+                is_wav=base.data.is_wav,
+                out_dir=folder / "evaluation",
+                niter=0,
+                workers=1,
+            )
+            scores.append(evaluation.aggregate[base.run.target]["SDR"])
+            progress(f"{setting.name} seed {seed}: SDR {scores[-1]:.2f} dB")
+        figures = measure(setting) if setting.causal else ()
+        points.append(TradeoffPoint(setting, Stat.of(scores), *figures))
+    return points
+
+
+def pareto_front(points: Sequence[TradeoffPoint]) -> list[TradeoffPoint]:
+    """Causal points no other beats on latency, ``stream_rtf`` and SDR at once, by latency."""
+    causal = [p for p in points if p.latency_ms is not None]
+
+    def dominates(a: TradeoffPoint, b: TradeoffPoint) -> bool:
+        pairs = [
+            (a.latency_ms, b.latency_ms),
+            (a.stream_rtf or 0, b.stream_rtf or 0),
+            (-a.sdr.mean, -b.sdr.mean),
+        ]
+        return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
+
+    front = [p for p in causal if not any(dominates(q, p) for q in causal)]
+    return sorted(front, key=lambda p: p.latency_ms)
+
+
+def tradeoff_table(points: Sequence[TradeoffPoint]) -> str:
+    """Markdown: setting, latency, ``stream_rtf`` (wall, CPU), SDR (mean ± sd), on the front."""
+    front = {p.setting for p in pareto_front(points)}
+    lines = [
+        "| setting | STFT | block | latency (ms) | stream_rtf | CPU | SDR (dB) | seeds | Pareto |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in points:
+        latency = "offline" if p.latency_ms is None else f"{p.latency_ms:.1f}"
+        rtf = "—" if p.stream_rtf is None else number(p.stream_rtf, 3)
+        cpu = "—" if p.stream_cpu_rtf is None else number(p.stream_cpu_rtf, 3)
+        block = f"{p.setting.block_hops} hop(s)" if p.setting.causal else "whole song"
+        lines.append(
+            f"| {p.setting.name} | {p.setting.stft} | {block} | {latency} | {rtf} | {cpu} | "
+            f"{p.sdr.format(3)} | {p.sdr.n} | {'yes' if p.setting in front else ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def pareto_plot(points: Sequence[TradeoffPoint], path: Path, title: str = "") -> Path:
+    """SDR against latency (log axis) with spread bars, the causal front, the offline model.
+
+    Each causal point is labelled with its ``stream_rtf``; the bidirectional model, which has
+    no latency, is a horizontal band (mean ± sd). Written as PNG.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot state
+
+    figure = Figure(figsize=(6.4, 4.2), dpi=100)
+    axes = figure.add_subplot()
+    causal = [p for p in points if p.latency_ms is not None]
+    for p in causal:
+        axes.errorbar(p.latency_ms, p.sdr.mean, yerr=p.sdr.sd, fmt="o", capsize=4)
+        rtf = "" if p.stream_rtf is None else f"\nstream_rtf {p.stream_rtf:.2f}"
+        axes.annotate(
+            f"{p.setting.stft}{rtf}",
+            (p.latency_ms, p.sdr.mean),
+            xytext=(6, 6),
+            textcoords="offset points",
+        )
+    front = pareto_front(points)
+    axes.plot(
+        [p.latency_ms for p in front],
+        [p.sdr.mean for p in front],
+        "k--",
+        lw=1,
+        label="Pareto front",
+    )
+    for p in points:
+        if p.latency_ms is None:
+            axes.axhline(p.sdr.mean, color="grey", label=f"{p.setting.name} (offline)")
+            axes.axhspan(p.sdr.mean - p.sdr.sd, p.sdr.mean + p.sdr.sd, color="grey", alpha=0.2)
+    axes.set_xscale("log")
+    latencies = sorted({p.latency_ms for p in causal})
+    axes.set_xticks(latencies, [f"{ms:.1f}" for ms in latencies])
+    axes.minorticks_off()
+    axes.set_xlabel("algorithmic latency (ms)")
+    axes.set_ylabel("SDR (dB), mean ± sd over seeds")
+    axes.set_title(title or "Real time: latency, cost and quality")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return Path(path)
+
+
+def write_tradeoff(points: Sequence[TradeoffPoint], out_dir: Path, notes: str = "") -> Path:
+    """Write ``tradeoff.json``, ``tradeoff.md`` (table and notes) and ``pareto.png``."""
+    from unmixlab.evaluate import _write_text  # the one atomic text writer
+    from unmixlab.model_io import write_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "tradeoff.json", {"rows": [p.as_dict() for p in points]})
+    pareto_plot(points, out_dir / "pareto.png")
+    text = f"## Real time\n\n{tradeoff_table(points)}\n{notes}\n\n![Pareto front](pareto.png)\n"
+    _write_text(out_dir / "tradeoff.md", text)
+    return out_dir
+
+
+def read_tradeoff(path: Path) -> list[TradeoffPoint]:
+    """The points of a ``tradeoff.json``."""
+    rows = json.loads(Path(path).read_text())["rows"]
+    fields = ("name", "nfft", "nhop", "block_hops", "causal")
+    return [
+        TradeoffPoint(
+            Setting(**{k: row[k] for k in fields}),
+            Stat(row["sdr_mean"], row["sdr_sd"], row["seeds"]),
+            row["latency_ms"],
+            row["stream_rtf"],
+            row.get("stream_cpu_rtf"),
+        )
+        for row in rows
+    ]
