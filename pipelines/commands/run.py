@@ -9,6 +9,8 @@ import os
 
 import click
 
+from pipelines.commands.signals import stop_on_signals
+
 # flow name -> "module:attribute" holding its click command
 FLOWS = {
     "study": "pipelines.commands.run_study:study",
@@ -38,3 +40,4 @@ def run() -> None:
     # the ephemeral Prefect server would log an error for each telemetry send it cannot make
     # offline; opt out unless the user chose otherwise
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    stop_on_signals()  # Ctrl-C and SIGTERM stop the flow within seconds

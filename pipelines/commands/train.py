@@ -3,12 +3,11 @@
 Every training is tracked as one MLflow run (``MLFLOW_TRACKING_URI``, else ./mlflow.db).
 """
 
-import signal
-
 import click
 from pydantic import ValidationError
 
 from pipelines.commands.options import config_options, given
+from pipelines.commands.signals import stop_on_signals
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 
@@ -28,7 +27,7 @@ def train(resume: bool, experiment: str, run_name: str | None, **options: object
         raise UnmixlabError(
             f"invalid settings: {error.errors()[0]['msg']}", "Fix the flag"
         ) from error
-    signal.signal(signal.SIGTERM, _interrupt)  # a stopped job ends its run KILLED
+    stop_on_signals()  # a stopped job ends its run KILLED
     tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
     result = tracked.result
     click.echo(
@@ -37,7 +36,3 @@ def train(resume: bool, experiment: str, run_name: str | None, **options: object
         f"{result.training_seconds:.1f} s; model in {result.output}; "
         f"MLflow run {tracked.run_id} in experiment '{experiment}'"
     )
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
