@@ -15,6 +15,7 @@ from unmixlab.errors import UnmixlabError
 COMMANDS = {
     "data": "pipelines.commands.data:data",
     "evaluate": "pipelines.commands.evaluate:evaluate",
+    "kubeflow": "pipelines.commands.kubeflow:kubeflow",
     "prepare": "pipelines.commands.prepare:prepare",
     "promote": "pipelines.commands.promote:promote",
     "run": "pipelines.commands.run:run",
