@@ -139,6 +139,17 @@ def test_importing_pipelines_does_not_need_kfp():
     assert result.returncode == 0, result.stderr.decode()
 
 
+def test_run_local_without_data_names_the_option_in_one_line(tmp_path: Path):
+    result = subprocess.run(
+        [*CLI, "kubeflow", "run-local", "--preset", "umx", "--set", "data.root=/nowhere"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "preset 'umx' has no data.synth" in line and "--data-uri" in line
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
 @pytest.mark.slow
 def test_run_local_executes_the_pipeline_and_promotes_a_champion(tmp_path: Path):
     overrides = [

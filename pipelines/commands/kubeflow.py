@@ -53,10 +53,16 @@ def compile_command(output: Path, image: str, data_uri: str | None) -> None:
 def run_local(preset: str, overrides: tuple[str, ...], outputs: Path, data_uri: str | None) -> None:
     """Run the pipeline here with KFP's local runner, each step a subprocess (no Docker)."""
     from pipelines.kubeflow.pipeline import run_local as run_pipeline
+    from unmixlab.errors import UnmixlabError
     from unmixlab.experiment import load_preset
     from unmixlab.tracking.setup import resolve_tracking_uri
 
     config = load_preset(preset, overrides)  # a bad key fails here, in one line
+    if data_uri is None and config.data.synth is None:
+        raise UnmixlabError(
+            f"preset '{config.name}' has no data.synth to make a data set from",
+            "Pass --data-uri with your MUSDB18-HQ folder",
+        )
     stop_on_signals()
     run_pipeline(preset, list(overrides), outputs, data_uri)
     click.echo(

@@ -7,6 +7,7 @@ and the optional Secret ``unmixlab-mlflow-auth`` supplies ``MLFLOW_TRACKING_USER
 this process's environment instead.
 """
 
+import re
 import warnings
 from pathlib import Path
 
@@ -151,8 +152,9 @@ def run_local(
         try:
             pipeline(preset=preset, overrides=list(overrides))
         except RuntimeError as error:  # kfp.local: "Pipeline 'x' finished with status FAILURE"
+            plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # kfp colours its messages
             raise UnmixlabError(
-                f"the Kubeflow pipeline failed locally ({error})",
+                f"the Kubeflow pipeline failed locally: {plain}",
                 "Read the failed step's log above",
                 pipeline_root,
             ) from error

@@ -20,7 +20,7 @@ def synth_data(preset: str, overrides: list, data: dsl.Output[dsl.Dataset]):
     if config.data.synth is None:
         raise UnmixlabError(
             f"preset '{config.name}' has no data.synth to make a data set from",
-            "Run the pipeline with data_uri=<MUSDB18-HQ folder in the object store>",
+            "Compile the pipeline with --data-uri <MUSDB18-HQ folder in the object store>",
         )
     synthesize(data.path, **config.data.synth.model_dump())
     data.metadata.update(config.data.synth.model_dump(mode="json"))
