@@ -103,20 +103,16 @@ def wait_until_healthy(url: str, server: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def use_api(url: str) -> Iterator[None]:
     """Point Prefect at ``url`` here and in child processes; send pending logs on the way out."""
-    import prefect.context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
         with temporary_settings(updates={PREFECT_API_URL: url}):
-            with prefect.context._temporary_global_settings_context(  # as Prefect's own harness
-                prefect.context.get_settings_context()
-            ):
-                try:
-                    yield
-                finally:
-                    drain_prefect_workers()
+            try:
+                yield
+            finally:
+                drain_prefect_workers()
     finally:
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)

@@ -63,8 +63,8 @@ def run_local(preset: str, overrides: tuple[str, ...], outputs: Path, data_uri: 
             f"preset '{config.name}' has no data.synth to make a data set from",
             "Pass --data-uri with your MUSDB18-HQ folder",
         )
-    stop_on_signals()
-    run_pipeline(preset, list(overrides), outputs, data_uri)
+    with stop_on_signals():
+        run_pipeline(preset, list(overrides), outputs, data_uri)
     click.echo(
         f"\npipeline finished: artifacts under {outputs}, MLflow runs in experiment "
         f"'{config.experiment}' of {resolve_tracking_uri()}"

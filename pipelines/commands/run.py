@@ -35,9 +35,10 @@ class LazyFlows(click.Group):
 
 
 @click.group(cls=LazyFlows)
-def run() -> None:
+@click.pass_context
+def run(ctx: click.Context) -> None:
     """Run a pipeline flow (Prefect) from a preset: training, tuning or study."""
     # the ephemeral Prefect server would log an error for each telemetry send it cannot make
     # offline; opt out unless the user chose otherwise
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    stop_on_signals()  # Ctrl-C and SIGTERM stop the flow within seconds
+    ctx.with_resource(stop_on_signals())  # Ctrl-C and SIGTERM stop the flow within seconds

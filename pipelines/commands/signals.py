@@ -9,7 +9,11 @@ code that started them (museval scoring, tuning workers), since ``kill PID`` rea
 the command.
 """
 
+import contextlib
 import signal
+from collections.abc import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def interrupt(signum: int, frame: object) -> None:
@@ -17,7 +21,12 @@ def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def stop_on_signals() -> None:
-    """Make SIGINT and SIGTERM raise :class:`KeyboardInterrupt` in this process."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupt)
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Inside the block SIGINT and SIGTERM raise :class:`KeyboardInterrupt`; then as before."""
+    previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -27,8 +27,8 @@ def train(resume: bool, experiment: str, run_name: str | None, **options: object
         raise UnmixlabError(
             f"invalid settings: {error.errors()[0]['msg']}", "Fix the flag"
         ) from error
-    stop_on_signals()  # a stopped job ends its run KILLED
-    tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
+    with stop_on_signals():  # a stopped job ends its run KILLED
+        tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
     result = tracked.result
     click.echo(
         f"trained {result.target}: best valid loss {result.best_loss:.5g} "
