@@ -27,7 +27,17 @@ ui: setup  ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 prefect-ui: setup  ## start a local Prefect server with its UI (http://127.0.0.1:4200)
 	$(VENV)/prefect server start --host 127.0.0.1
 
+# the Prefect server `make worker` deploys to and polls (`make prefect-ui` serves this one)
+PREFECT_API_URL ?= http://127.0.0.1:4200/api
+
+worker: setup  ## deploy prefect.yaml and run its process worker (with `make prefect-ui` running)
+	export PREFECT_API_URL=$(PREFECT_API_URL) UNMIXLAB_PROJECT_DIR=$(CURDIR) && \
+	{ $(VENV)/prefect work-pool inspect unmixlab-process >/dev/null 2>&1 || \
+	  $(VENV)/prefect work-pool create unmixlab-process --type process; } && \
+	$(VENV)/prefect --no-prompt deploy --all && \
+	$(VENV)/prefect worker start --pool unmixlab-process
+
 infra-up:  ## start the team services (PostgreSQL, MinIO, MLflow, Prefect) with docker compose
 	docker compose -f infra/docker-compose.yml --env-file infra/.env up -d
 
-.PHONY: help setup demo test test-fast lint ui prefect-ui infra-up
+.PHONY: help setup demo test test-fast lint ui prefect-ui worker infra-up

@@ -17,6 +17,7 @@ COMMANDS = {
     "data": "pipelines.commands.data:data",
     "evaluate": "pipelines.commands.evaluate:evaluate",
     "export": "pipelines.commands.export:export",
+    "kubeflow": "pipelines.commands.kubeflow:kubeflow",
     "prepare": "pipelines.commands.prepare:prepare",
     "promote": "pipelines.commands.promote:promote",
     "run": "pipelines.commands.run:run",

@@ -188,8 +188,9 @@ def study(
         files, found, summary_md = report_study(
             config, parent.experiment_id, context, run_dir / "report"
         )
-    except BaseException:
-        end_parent_run(parent.run_id, "FAILED", {}, return_state=True)  # keeps the first error
+    except BaseException as error:
+        status = "FAILED" if isinstance(error, Exception) else "KILLED"  # Ctrl-C, SIGTERM
+        end_parent_run(parent.run_id, status, {}, return_state=True)  # keeps the first error
         raise
     seconds = time.perf_counter() - start
     end_parent_run(parent.run_id, "FINISHED", {"study_seconds": seconds, "runs": len(planned)})

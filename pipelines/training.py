@@ -168,8 +168,9 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 )
                 for target in config.targets
             }
-    except BaseException:
-        end_parent_run(parent.run_id, "FAILED", {}, return_state=True)  # keeps the first error
+    except BaseException as error:
+        status = "FAILED" if isinstance(error, Exception) else "KILLED"  # Ctrl-C, SIGTERM
+        end_parent_run(parent.run_id, status, {}, return_state=True)  # keeps the first error
         raise
     total_training = sum(model.training_seconds for model in trained.values())
     end_parent_run(parent.run_id, "FINISHED", {"training_seconds": total_training})

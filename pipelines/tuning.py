@@ -161,11 +161,11 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
             storage_url, study_name, tune.workers
         )
         summary = report_study(storage_url, study_name, report_dir)
-    except KeyboardInterrupt:
-        end_parent_run(spec.parent_run_id, "KILLED", "interrupted; run the flow again to resume")
-        raise
-    except BaseException as error:
+    except Exception as error:
         end_parent_run(spec.parent_run_id, "FAILED", f"{type(error).__name__}: {error}")
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM
+        end_parent_run(spec.parent_run_id, "KILLED", "interrupted; run the flow again to resume")
         raise
 
     best_training = None

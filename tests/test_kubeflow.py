@@ -1,7 +1,7 @@
-"""The Kubeflow pipeline compiles offline into a KFP v2 package that runs the unmixlab CLI."""
+"""The Kubeflow pipeline: compiled for a cluster, and run here by kfp's local SubprocessRunner."""
 
 import json
-import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -9,29 +9,30 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 pytest.importorskip("kfp")
 pytest.importorskip("kfp.kubernetes")
 
-from pipelines import kubeflow  # noqa: E402
+from pipelines.kubeflow import pipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/unmixlab:test"
-# executor -> the unmixlab sub-command it runs
+# executor -> the unmixlab calls its body makes (what the CLI and the Prefect tasks call)
 STEPS = {
-    "exec-synth-data": ["unmixlab", "data", "synth"],
-    "exec-prepare-data": ["unmixlab", "prepare"],
-    "exec-train-target": ["unmixlab", "train"],
-    "exec-evaluate-model": ["unmixlab", "evaluate"],
-    "exec-promote-model": ["unmixlab", "promote"],
+    "exec-synth-data": ["load_preset(", "synthesize("],
+    "exec-prepare-data": ["load_preset(", "prepare("],
+    "exec-train-target": ["load_preset(", "train_tracked("],
+    "exec-evaluate-model": ["load_preset(", "evaluate(", "log_evaluation("],
+    "exec-promote-model": ["load_preset(", "promote("],
 }
-SH_STEPS = {"exec-evaluate-model"}  # a shell wrapper around the command
 MLFLOW_STEPS = {"exec-train-target", "exec-evaluate-model", "exec-promote-model"}
+CLI = [sys.executable, "-c", "from pipelines.cli import main; main()"]
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> tuple[dict, dict]:
-    path = kubeflow.compile_training_pipeline(
+    path = pipeline.compile_pipeline(
         tmp_path_factory.mktemp("kfp") / "nested" / "training.yaml", IMAGE
     )
     spec, platform = yaml.safe_load_all(path.read_text())
@@ -39,169 +40,150 @@ def package(tmp_path_factory) -> tuple[dict, dict]:
 
 
 def loop_tasks(spec: dict) -> dict:
-    return spec["components"]["comp-for-loop-4"]["dag"]["tasks"]
+    (loop,) = [c for name, c in spec["components"].items() if name.startswith("comp-for-loop")]
+    return loop["dag"]["tasks"]
 
 
-def test_every_step_runs_the_unmixlab_cli_in_the_image(package):
+def test_every_step_is_a_python_component_calling_unmixlab_in_the_image(package):
     spec, _ = package
     executors = spec["deploymentSpec"]["executors"]
-    assert set(executors) == set(STEPS) | {"exec-importer"}
-    for name, command in STEPS.items():
+    assert set(executors) == set(STEPS)
+    for name, calls in STEPS.items():
         container = executors[name]["container"]
-        if name in SH_STEPS:
-            assert container["command"][:2] == ["sh", "-c"]
-            assert f"exec {' '.join(command)} " in container["command"][2]
-        else:
-            assert container["command"] == command
         assert container["image"] == IMAGE
+        assert "kfp.dsl.executor_main" in container["command"][2]
+        assert "pip install" not in " ".join(container["command"])  # the image has it all
+        source = container["command"][3]
+        for call in calls:
+            assert call in source, (name, call)
+        function = name.removeprefix("exec-").replace("-", "_")
+        assert container["args"][-2:] == ["--function_to_execute", function]
 
 
-def test_step_arguments_follow_the_cli(package):
+def test_steps_pass_datasets_models_and_metrics(package):
     spec, _ = package
-    executors = spec["deploymentSpec"]["executors"]
-    train = executors["exec-train-target"]["container"]["args"]
-    assert train[train.index("--target") + 1] == "{{$.inputs.parameters['target']}}"
-    assert train[train.index("--output") + 1] == "{{$.outputs.artifacts['model'].path}}"
-    assert "--is-wav" in train
-    assert train[train.index("--experiment") + 1] == "{{$.inputs.parameters['experiment']}}"
-    evaluate = executors["exec-evaluate-model"]["container"]["args"]
-    assert evaluate == [
-        "{{$.inputs.artifacts['data'].path}}",
-        "{{$.inputs.artifacts['model'].path}}",
-        "{{$.inputs.parameters['target']}}",
-        "{{$.outputs.artifacts['scores'].path}}",
-    ]
-    promote = executors["exec-promote-model"]["container"]["args"]
-    assert promote[::2] == ["--experiment", "--metric", "--target"]
-    # the metric evaluate logs: test_<metric>_<target>
-    metric = json.loads(promote[3])["Concat"]
-    assert metric == [
-        "test_",
-        "{{$.inputs.parameters['metric']}}",
-        "_",
-        "{{$.inputs.parameters['target']}}",
-    ]
-    synth = executors["exec-synth-data"]["container"]["args"]
-    assert synth[0] == "{{$.outputs.artifacts['data'].path}}"
-    assert synth[synth.index("--sample-rate") + 1] == "{{$.inputs.parameters['sample_rate']}}"
-
-
-def test_evaluate_logs_to_the_run_the_training_recorded(tmp_path):
-    """Run the evaluate step's shell script against a stub ``unmixlab``."""
-    model = tmp_path / "model dir"
-    model.mkdir()
-    (model / "vocals.mlflow.json").write_text(json.dumps({"mlflow_run_id": "abc123"}))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    record = tmp_path / "args"
-    stub = bin_dir / "unmixlab"
-    stub.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{record}"\n')
-    stub.chmod(0o755)
-    python_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": os.pathsep.join([str(bin_dir), str(python_dir), "/usr/bin:/bin"])}
-    args = ["/data", str(model), "vocals", "/scores"]
-    subprocess.run(["sh", "-c", kubeflow.EVALUATE_SCRIPT, "evaluate", *args], env=env, check=True)
-    assert record.read_text().splitlines() == [
-        "evaluate",
-        "--root",
-        "/data",
-        "--model",
-        str(model),
-        "--is-wav",
-        "--targets",
-        "vocals",
-        "--out",
-        "/scores",
-        "--run-id",
-        "abc123",
-    ]
-    # no recorded run: the step fails instead of scoring without logging
-    (model / "vocals.mlflow.json").unlink()
-    failed = subprocess.run(
-        ["sh", "-c", kubeflow.EVALUATE_SCRIPT, "evaluate", *args], env=env, capture_output=True
-    )
-    assert failed.returncode != 0
-
-
-def test_one_training_per_target_then_evaluate_then_promote(package):
-    spec, _ = package
-    root = spec["root"]
-    loop = root["dag"]["tasks"]["for-loop-4"]
-    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--targets"
-    assert set(loop["dependentTasks"]) == {"prepare-data", "condition-branches-1"}
-    assert root["inputDefinitions"]["parameters"]["targets"]["defaultValue"] == ["vocals"]
+    outputs = {
+        name: {k: v["artifactType"]["schemaTitle"] for k, v in c["outputDefinitions"].get(
+            "artifacts", {}).items()}
+        for name, c in spec["components"].items() if "executorLabel" in c
+    }  # fmt: skip
+    assert outputs["comp-synth-data"] == {"data": "system.Dataset"}
+    assert outputs["comp-train-target"] == {"model": "system.Model"}
+    assert outputs["comp-evaluate-model"] == {
+        "scores": "system.Metrics",
+        "tables": "system.Artifact",
+    }
 
     tasks = loop_tasks(spec)
     assert set(tasks) == {"train-target", "evaluate-model", "promote-model"}
-    assert tasks["evaluate-model"]["dependentTasks"] == ["train-target"]
-    assert tasks["promote-model"]["dependentTasks"] == ["evaluate-model"]
     model = tasks["evaluate-model"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
     assert model == {"outputArtifactKey": "model", "producerTask": "train-target"}
-    for name in ("train-target", "promote-model"):
-        target = tasks[name]["inputs"]["parameters"]["target"]
-        assert target == {"componentInputParameter": "pipelinechannel--targets-loop-item"}
-
-
-def test_data_is_synthesised_or_imported(package):
-    spec, _ = package
-    branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
-    conditions = {task["triggerPolicy"]["condition"] for task in branches.values()}
-    assert "inputs.parameter_values['pipelinechannel--data_uri'] == ''" in conditions
-    assert "synth-data" in spec["components"]["comp-condition-2"]["dag"]["tasks"]
-    assert "importer" in spec["components"]["comp-condition-3"]["dag"]["tasks"]
-    prepare = spec["root"]["dag"]["tasks"]["prepare-data"]
-    assert prepare["inputs"]["artifacts"]["data"]["taskOutputArtifact"]["producerTask"] == (
-        "condition-branches-1"
-    )
+    scores = tasks["promote-model"]["inputs"]["artifacts"]["scores"]["taskOutputArtifact"]
+    assert scores == {"outputArtifactKey": "scores", "producerTask": "evaluate-model"}
+    # one iteration per target the prepare step reads from the preset
+    (loop,) = [t for n, t in spec["root"]["dag"]["tasks"].items() if n.startswith("for-loop")]
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert items.startswith("pipelinechannel--prepare-data-Output")
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["preset"]["defaultValue"] == "quickstart"
+    assert parameters["overrides"]["parameterType"] == "LIST"
 
 
 def test_mlflow_settings_come_from_the_pod_environment(package):
-    _, platform = package
+    spec, platform = package
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(executors) == MLFLOW_STEPS
     for config in executors.values():
         (config_map,) = config["configMapAsEnv"]
-        assert config_map["configMapName"] == kubeflow.MLFLOW_CONFIG_MAP
-        assert {item["envVar"] for item in config_map["keyToEnv"]} == {
-            "MLFLOW_TRACKING_URI",
-            "MLFLOW_S3_ENDPOINT_URL",
-        }
+        assert config_map["configMapName"] == pipeline.MLFLOW_CONFIG_MAP
+        assert {item["envVar"] for item in config_map["keyToEnv"]} == set(pipeline.MLFLOW_SETTINGS)
         (secret,) = config["secretAsEnv"]
-        assert secret["secretName"] == kubeflow.MLFLOW_AUTH_SECRET
+        assert secret["secretName"] == pipeline.MLFLOW_AUTH_SECRET
         assert secret["optional"] is True
-    # no endpoint or credential is baked into the package
-    spec, _ = package
     for executor in spec["deploymentSpec"]["executors"].values():
-        assert "env" not in executor.get("container", {})
-
-
-def test_training_steps_are_never_served_from_cache(package):
-    spec, _ = package
+        assert "env" not in executor["container"]  # no endpoint or credential baked in
     for task in loop_tasks(spec).values():
         assert not task["cachingOptions"].get("enableCache", False)
 
 
-def test_command_line_entry_point(tmp_path, capsys):
+def test_compile_command_with_imported_data(tmp_path):
     out = tmp_path / "pipeline.yaml"
-    kubeflow.main([str(out), "--image", "other/unmixlab:1.2.3"])
-    assert capsys.readouterr().out.strip() == str(out)
+    result = subprocess.run(
+        [*CLI, "kubeflow", "compile", str(out), "--image", "other/unmixlab:1.2.3",
+         "--data-uri", "s3://bucket/musdb18hq"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out)
     spec, _ = yaml.safe_load_all(out.read_text())
-    images = {
-        e["container"]["image"]
-        for e in spec["deploymentSpec"]["executors"].values()
-        if "container" in e
-    }
+    executors = spec["deploymentSpec"]["executors"]
+    assert "exec-synth-data" not in executors
+    assert executors["exec-importer"]["importer"]["artifactUri"]["constant"] == (
+        "s3://bucket/musdb18hq"
+    )
+    images = {e["container"]["image"] for e in executors.values() if "container" in e}
     assert images == {"other/unmixlab:1.2.3"}
-    experiment = spec["root"]["inputDefinitions"]["parameters"]["experiment"]
-    assert experiment["defaultValue"] == "unmixlab"
 
 
 def test_default_image_is_the_package_version():
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert kubeflow.DEFAULT_IMAGE == f"unmixlab:{version}"
+    assert pipeline.DEFAULT_IMAGE == f"unmixlab:{version}"
 
 
 def test_importing_pipelines_does_not_need_kfp():
-    code = "import sys, pipelines.kubeflow; sys.exit('kfp' in sys.modules)"
+    code = (
+        "import sys, pipelines.kubeflow.pipeline, pipelines.commands.kubeflow;"
+        " sys.exit('kfp' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True)
     assert result.returncode == 0, result.stderr.decode()
+
+
+def test_run_local_without_data_names_the_option_in_one_line(tmp_path: Path):
+    result = subprocess.run(
+        [*CLI, "kubeflow", "run-local", "--preset", "umx", "--set", "data.root=/nowhere"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "preset 'umx' has no data.synth" in line and "--data-uri" in line
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+@pytest.mark.slow
+def test_run_local_executes_the_pipeline_and_promotes_a_champion(tmp_path: Path):
+    overrides = [
+        "experiment=kfp", "data.synth.tracks=2", "data.synth.seconds=4",
+        "data.synth.test_tracks=1", "train.epochs=1", "train.batch_size=4",
+        "train.samples_per_track=4", "train.seq_dur=1.0", "train.nfft=512", "train.nhop=128",
+        "train.hidden_size=16", "evaluate.workers=1",
+    ]  # fmt: skip
+    command = [*CLI, "kubeflow", "run-local", "--preset", "quickstart", "--outputs", "kfp"]
+    for override in overrides:
+        command += ["--set", override]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    assert "Pipeline 'unmixlab-training' finished with status SUCCESS" in strip_colours(
+        result.stdout + result.stderr
+    )
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("kfp")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["orchestrator"] == "kubeflow"
+    assert run.data.tags["target"] == "vocals"
+    assert {f"test_{m}_vocals" for m in ("sdr", "sir", "sar", "isr")} <= set(run.data.metrics)
+    champion = client.get_model_version_by_alias("unmixlab-vocals", "champion")
+    assert champion.run_id == run.info.run_id
+
+    # the artifacts the Kubeflow UI would show: the model folder and the scores
+    (evaluate,) = (tmp_path / "kfp").glob("*/for-loop-*/evaluate-model/executor_output.json")
+    (scores,) = json.loads(evaluate.read_text())["artifacts"]["scores"]["artifacts"]
+    assert scores["metadata"]["sdr_vocals"] == pytest.approx(run.data.metrics["test_sdr_vocals"])
+    (model,) = (tmp_path / "kfp").glob("*/for-loop-*/train-target/model")
+    assert {"vocals.pth", "vocals.json", "separator.json"} <= {p.name for p in model.iterdir()}
+
+
+def strip_colours(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

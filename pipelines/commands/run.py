@@ -10,6 +10,7 @@ import os
 
 import click
 
+from pipelines.commands.signals import stop_on_signals
 from unmixlab.errors import UnmixlabError
 
 # the loggers through which Prefect reports a failed task or flow run (with its traceback)
@@ -53,10 +54,12 @@ class NoTracebackForBadInput(logging.Filter):
 
 
 @click.group(cls=LazyFlows)
-def run() -> None:
+@click.pass_context
+def run(ctx: click.Context) -> None:
     """Run a pipeline flow (Prefect) from a preset: training, tuning or study."""
     for name in PREFECT_RUN_LOGGERS:
         logging.getLogger(name).addFilter(NoTracebackForBadInput())
     # the ephemeral Prefect server would log an error for each telemetry send it cannot make
     # offline; opt out unless the user chose otherwise
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    ctx.with_resource(stop_on_signals())  # Ctrl-C and SIGTERM stop the flow within seconds

@@ -43,9 +43,11 @@ def study(
     if seeds is not None:
         settings.append(f"study.seeds={seeds}")
     load_preset(preset, settings)  # a bad key fails here, in one line, before Prefect starts
+    from pipelines.prefect_server import prefect_api
     from pipelines.study import study as study_flow
 
-    summary = study_flow(preset=preset, overrides=settings)
+    with prefect_api():
+        summary = study_flow(preset=preset, overrides=settings)
     lines = ["", f"study '{summary.preset}' finished in {summary.seconds:.0f} s", ""]
     lines += [f"  {v.key} ({v.outcome}): {v.sentence}" for v in summary.verdicts]
     lines += [

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 def training(preset: str, overrides: tuple[str, ...]) -> None:
     """Synthesise or check the data, train each target, evaluate with museval, promote."""
     load_preset(preset, overrides)  # a bad key fails here, in one line, before Prefect starts
+    from pipelines.prefect_server import prefect_api
     from pipelines.training import training as training_flow
 
-    summary = training_flow(preset=preset, overrides=list(overrides))
+    with prefect_api():
+        summary = training_flow(preset=preset, overrides=list(overrides))
     click.echo(format_summary(summary))
 
 

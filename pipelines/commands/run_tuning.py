@@ -54,9 +54,11 @@ def tuning(preset: str, overrides: tuple[str, ...], **shortcuts: object) -> None
     """Search hyperparameters with Optuna; every trial is a nested MLflow run."""
     settings = [*overrides, *shortcut_overrides(shortcuts)]
     load_preset(preset, settings)  # a bad key fails here, in one line, before Prefect starts
+    from pipelines.prefect_server import prefect_api
     from pipelines.tuning import tuning as tuning_flow
 
-    summary = tuning_flow(preset=preset, overrides=settings)
+    with prefect_api():
+        summary = tuning_flow(preset=preset, overrides=settings)
     click.echo("\n" + summary.markdown())
 
 

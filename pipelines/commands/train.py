@@ -3,13 +3,13 @@
 Every training is tracked as one MLflow run (``MLFLOW_TRACKING_URI``, else ./mlflow.db).
 """
 
-import signal
 from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
 
 from pipelines.commands.options import config_options, flag_error, given
+from pipelines.commands.signals import stop_on_signals
 from unmixlab.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -29,8 +29,8 @@ def train(resume: bool, experiment: str, run_name: str | None, **options: object
         config = TrainConfig(**given(options))
     except ValidationError as error:
         raise flag_error(error) from error
-    signal.signal(signal.SIGTERM, _interrupt)  # a stopped job ends its run KILLED
-    tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
+    with stop_on_signals():  # a stopped job ends its run KILLED
+        tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
     result = tracked.result
     if result.trained_nothing:
         click.echo(f"nothing to train: {_why_nothing(result, config)}")
@@ -55,7 +55,3 @@ def _why_nothing(result: "TrainResult", config: TrainConfig) -> str:
             "raise --patience to train on"
         )
     return f"{done}, and --epochs is {config.run.epochs}; raise --epochs to train on"
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -203,14 +202,14 @@ def evaluate(
             progress.update()
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(
+        # leaving the block terminates the workers: an interrupt stops the scoring at once
+        with multiprocessing.get_context("spawn").Pool(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
             initargs=(Path(model_dir), targets, niter, residual_name, threads),
         ) as pool:
-            for future in as_completed([pool.submit(_score_in_worker, job) for job in jobs]):
-                store.add_track(future.result())
+            for frame in pool.imap_unordered(_score_in_worker, jobs):
+                store.add_track(frame)
                 progress.update()
     progress.close()
 

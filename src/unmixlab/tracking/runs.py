@@ -135,11 +135,11 @@ def train_tracked(
             if not metrics.send() or (is_server(uri) and not server_answers(uri)):
                 return TrackedRun(run_id, result, None, unsent_message(uri, run_id, metrics))
         model_uri = log_training_artifacts(client, run_id, result, config, log_model)
-    except KeyboardInterrupt:
-        end_run(client, monitor, run_id, RunStatus.KILLED, "interrupted")
-        raise
-    except BaseException as error:
+    except Exception as error:
         end_run(client, monitor, run_id, RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        raise
+    except BaseException:  # Ctrl-C, or SIGTERM as the command or Prefect raises it: stopped
+        end_run(client, monitor, run_id, RunStatus.KILLED, "interrupted")
         raise
     end_run(client, monitor, run_id, RunStatus.FINISHED)
     return TrackedRun(run_id, result, model_uri)

@@ -144,7 +144,7 @@ class Objective:
         except optuna.TrialPruned:
             self._mark(config, "PRUNED")
             raise
-        except (Exception, KeyboardInterrupt) as error:
+        except BaseException as error:  # errors, Ctrl-C, SIGTERM
             message = f"{type(error).__name__}: {error}"
             trial.set_user_attr("error", message[:2000])
             self._mark(config, "FAIL", error=message)

@@ -16,6 +16,8 @@ when several finish at the same instant.
 
 import multiprocessing
 import os
+import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +38,8 @@ from unmixlab.tuning.storage import is_database, open_storage, public_url
 SPEC_ATTR = "unmixlab"  # study user attribute holding the StudySpec
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STARTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
+INTERRUPT_GRACE_SECONDS = 2.0  # workers that got the Ctrl-C themselves stop within this
+STOP_SECONDS = 10.0  # an interrupted worker marks its trial in this time, or is killed
 
 
 class StudySpec(BaseModel):
@@ -284,7 +288,7 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
     context = multiprocessing.get_context("spawn")  # no forked torch/MLflow state
     processes = [
         context.Process(
-            target=run_worker,
+            target=_worker_process,
             args=(storage_url, study_name, share, index, cap, threads),
             name=f"tuning-worker-{index}",
         )
@@ -295,6 +299,9 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
         process.start()
     try:
         _follow(storage_url, study_name, cap, processes)
+    except BaseException:  # Ctrl-C, SIGTERM: the workers stop too, their trials KILLED
+        _interrupt(processes)
+        raise
     finally:
         for process in processes:
             process.join()
@@ -336,6 +343,36 @@ def _follow(
             time.sleep(1.0)
             bar.n = len(study.get_trials(deepcopy=False, states=FINISHED))
             bar.refresh()
+
+
+def _worker_process(*args: object) -> None:
+    """Process target: :func:`run_worker`; interrupted, exit without the interpreter's teardown.
+
+    The interrupted trial is already marked (Optuna FAIL, MLflow KILLED) when the interrupt
+    arrives here; the teardown of a process whose torch operation was interrupted can hang in
+    garbage collection, so the process ends at once.
+    """
+    try:
+        run_worker(*args)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
+def _interrupt(processes: list[multiprocessing.Process]) -> None:
+    """Interrupt the workers (SIGINT) unless they stopped already; kill what is left."""
+    deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS  # a terminal's Ctrl-C reached them
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0))
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_SECONDS  # each marks its trial and MLflow run
+    for process in processes:
+        process.join(max(deadline - time.monotonic(), 0))
+        if process.is_alive():
+            process.kill()
 
 
 def _fail_stale_run(study: optuna.Study, trial: FrozenTrial) -> None:
