@@ -8,7 +8,7 @@ command it is orphaned and keeps its port. This server instead:
 - runs in its own session, so the terminal's Ctrl-C reaches only the command, which reports
   the interrupted flow run to a server that is still up, then stops it;
 - reads its standard input, a pipe from the command: when the command dies in any way the
-  pipe closes, and the server shuts down (hard after :data:`SHUTDOWN_SECONDS`).
+  pipe closes, and the server shuts down (hard after twice :data:`SHUTDOWN_SECONDS`).
 
 It serves Prefect's API app without the UI, on the same database as Prefect's own temporary
 server (``PREFECT_HOME``), so past runs show in ``prefect server start`` later.
