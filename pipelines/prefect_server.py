@@ -8,7 +8,7 @@ command it is orphaned and keeps its port. This server instead:
 - runs in its own session, so the terminal's Ctrl-C reaches only the command, which reports
   the interrupted flow run to a server that is still up, then stops it;
 - reads its standard input, a pipe from the command: when the command dies in any way the
-  pipe closes, and the server shuts down (hard after :data:`SHUTDOWN_SECONDS`).
+  pipe closes, and the server shuts down (hard after twice :data:`SHUTDOWN_SECONDS`).
 
 It serves Prefect's API app without the UI, on the same database as Prefect's own temporary
 server (``PREFECT_HOME``), so past runs show in ``prefect server start`` later.
@@ -150,25 +150,30 @@ def serve(port: int) -> None:
     import uvicorn
     from prefect.server.api.server import create_app
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopped by its pipe, not by Ctrl-C
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            if sig != signal.SIGINT:  # Ctrl-C is for the command, which stops this server
+                super().handle_exit(sig, frame)
 
-    def stop_when_parent_is_gone() -> None:
-        sys.stdin.buffer.read()  # returns at EOF: the command ended or died
-        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
-        time.sleep(SHUTDOWN_SECONDS)
-        os._exit(0)  # a client kept a connection open: stop anyway
-
-    threading.Thread(target=stop_when_parent_is_gone, daemon=True).start()
-    app = create_app(ephemeral=True, final=True)
     config = uvicorn.Config(
-        app,
+        create_app(ephemeral=True, final=True),
         host="127.0.0.1",
         port=port,
         log_level="error",
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run()
+    server = Server(config)
+
+    def stop_when_the_command_is_gone() -> None:
+        while os.read(sys.stdin.fileno(), 4096):  # b"" at EOF: the command ended or died
+            pass
+        server.should_exit = True  # uvicorn's graceful shutdown
+        time.sleep(2 * SHUTDOWN_SECONDS)
+        os._exit(0)  # the shutdown itself hung: stop anyway
+
+    threading.Thread(target=stop_when_the_command_is_gone, daemon=True).start()
+    server.run()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipelines.prefect_server import SERVER_ENV, free_port, wait_until_healthy
+
 STOP_SECONDS = 15.0  # "a few seconds", on a 2-core machine shared with other jobs
 
 
@@ -71,6 +73,28 @@ def wait_for(condition, what: str, log: Path, timeout: float = 300.0) -> None:
 def flow_run_states(prefect_home: Path) -> list[str]:
     with sqlite3.connect(prefect_home / "prefect.db") as db:
         return [row[0] for row in db.execute("select state_type from flow_run")]
+
+
+def test_the_temporary_server_stops_when_its_command_is_gone(tmp_path: Path):
+    """The server's stdin is a pipe from its command; EOF (the command died) stops it."""
+    port = free_port()
+    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # as `unmixlab run` sets it
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.prefect_server", str(port)],
+        stdin=subprocess.PIPE, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/api", server)
+        server.send_signal(signal.SIGINT)  # a Ctrl-C meant for the command does not stop it
+        time.sleep(1)
+        assert server.poll() is None
+        server.stdin.close()  # what the kernel does when the command dies, even by SIGKILL
+        assert server.wait(timeout=STOP_SECONDS) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 @pytest.mark.slow
