@@ -25,7 +25,6 @@ from components.prepare_data import prepare_data
 from components.runtime import retry_transient
 from components.synthesize import synthesize
 from components.train import train
-from pipelines.training import run_url
 from unmixlab.experiment import ExperimentConfig, load_preset
 from unmixlab.realtime import log_realtime_metrics
 from unmixlab.report import ReportFiles, render_markdown, write_report
@@ -41,6 +40,7 @@ from unmixlab.study import (
     summarize,
     verdicts,
 )
+from unmixlab.tracking.links import run_url
 from unmixlab.tracking.setup import resolve_tracking_uri
 
 RETRY = retry_transient()

@@ -23,11 +23,8 @@ from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
+from unmixlab.tracking.links import run_url
 from unmixlab.tracking.registry import Promotion
-from unmixlab.tracking.setup import is_server
-
-# where `mlflow ui` serves by default, for links into a local store
-MLFLOW_UI = "http://127.0.0.1:5000"
 
 
 @dataclass(frozen=True)
@@ -93,12 +90,6 @@ class TrainingSummary:
                 f"- wall time: {self.seconds:.0f} s",
             ]
         )
-
-
-def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """The MLflow UI page of a run (a local store's UI is ``mlflow ui`` on port 5000)."""
-    base = tracking_uri.rstrip("/") if is_server(tracking_uri) else MLFLOW_UI
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 @flow(name="training")

@@ -13,6 +13,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.prepare import prepare_data
+from unmixlab.tracking.links import artifact_url, run_url, ui_base
 from unmixlab.tracking.runs import flatten, run_file, train_tracked
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
@@ -200,3 +201,17 @@ def test_missing_sqlite_folder_is_reported(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}"
     with pytest.raises(UnmixlabError, match="nowhere"):
         ensure_tracking_reachable(uri)
+
+
+def test_links_use_the_real_ui_address_and_never_credentials(monkeypatch):
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    local = "sqlite:////tmp/mlflow.db"
+    assert run_url(local, "3", "abc") == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
+    server = "https://alice:s3cret@mlflow.example.org:8443/"
+    assert ui_base(server) == "https://mlflow.example.org:8443"
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://bob:pw@127.0.0.1:5055/mlflow/")
+    assert run_url(local, "3", "abc") == "http://127.0.0.1:5055/mlflow/#/experiments/3/runs/abc"
+    assert artifact_url(server, "abc", "evaluation/listen/a b/x.mp3") == (
+        "http://127.0.0.1:5055/mlflow/get-artifact"
+        "?path=evaluation%2Flisten%2Fa%20b%2Fx.mp3&run_uuid=abc"
+    )
