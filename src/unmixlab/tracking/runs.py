@@ -130,6 +130,7 @@ def train_tracked(
     """
     uri = resolve_tracking_uri()
     ensure_tracking_reachable(uri)
+    data = prepare_data(config)  # bad data stops here, before any experiment or run exists
     client = MlflowClient(uri)
     experiment_id = get_or_create_experiment(client, experiment)
     run_id = find_resumable_run(client, config, experiment_id) if resume else None
@@ -150,7 +151,6 @@ def train_tracked(
     try:
         record_run(config, run_id, uri)
         log_config(client, run_id, config, resumed)
-        data = prepare_data(config)
         log_dataset(client, run_id, config, data)
         trainer = Trainer(config, data, [MlflowLogger(client, run_id), *callbacks])
         result = trainer.fit(resume=resume)
