@@ -7,6 +7,7 @@ from prefect import task
 
 from components.runtime import retry_transient, run_logger
 from unmixlab.config import TrainConfig
+from unmixlab.tracking.names import training_run_name
 from unmixlab.tracking.runs import train_tracked
 
 
@@ -43,7 +44,7 @@ def train(
     tracked = train_tracked(
         config,
         experiment=experiment,
-        run_name=config.target,
+        run_name=training_run_name(config, preset),
         parent_run_id=parent_run_id,
         preset=preset,
         resume=resume,

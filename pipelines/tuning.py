@@ -29,6 +29,7 @@ from components.runtime import (
 from components.synthesize import synthesize
 from pipelines.training import TrainingSummary, training
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.tracking.names import NOTE_TAG
 from unmixlab.tuning.report import StudySummary, finish_study
 from unmixlab.tuning.runs import client, end_parent_run
 from unmixlab.tuning.storage import public_url, resolve_storage_url
@@ -86,8 +87,11 @@ class TuningSummary:
 
 
 @task(name="start_study", **TRANSIENT_RETRIES)
-def open_study(config: ExperimentConfig, storage_url: str) -> StudySpec:
-    """Open the parent run and create (or resume) the study of ``config.tune``."""
+def open_study(config: ExperimentConfig, storage_url: str, fingerprint: str) -> StudySpec:
+    """Open the parent run and create (or resume) the study of ``config.tune``.
+
+    The parent run is tagged with the data set ``fingerprint`` and described by the preset.
+    """
     tune = config.tune
     study_name = study_name_of(config)
     trials_dir = Path(config.output) / "tuning" / study_name
@@ -99,6 +103,7 @@ def open_study(config: ExperimentConfig, storage_url: str) -> StudySpec:
         storage_url=storage_url,
         trials_dir=trials_dir,
         preset=config.name,
+        tags={"dataset_fingerprint": fingerprint, NOTE_TAG: config.description},
     )
 
 
@@ -143,8 +148,8 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
-    prepare_data(config.train_config(target_of(config), report_dir.parent))  # the shared cache
-    spec = open_study(config, storage_url)
+    prepared = prepare_data(config.train_config(target_of(config), report_dir.parent))  # shared
+    spec = open_study(config, storage_url, prepared.fingerprint)
     logger.info(
         "study %s in %s: %d trials of %s on %d worker(s); follow it with optuna-dashboard %s",
         study_name,

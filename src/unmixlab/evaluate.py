@@ -336,6 +336,7 @@ def log_evaluation(
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
+    from unmixlab.tracking.names import add_to_note
     from unmixlab.tracking.setup import resolve_tracking_uri
 
     now = int(time.time() * 1000)
@@ -348,6 +349,12 @@ def log_evaluation(
     }
     client = MlflowClient(resolve_tracking_uri())
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    sdr = {
+        f"SDR {target}": f"{scores['SDR']:.2f} dB"
+        for target, scores in evaluation.aggregate.items()
+        if (targets is None or target in targets) and not math.isnan(scores["SDR"])
+    }
+    add_to_note(client, run_id, sdr)
     for path in (evaluation.table_path, evaluation.markdown_path, evaluation.tracks_path):
         client.log_artifact(run_id, str(path), "evaluation")
     client.log_artifacts(run_id, str(evaluation.per_track_dir), "evaluation/tracks")

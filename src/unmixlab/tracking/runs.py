@@ -29,6 +29,7 @@ from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import write_separator_json
 from unmixlab.prepare import PreparedData, prepare_data
+from unmixlab.tracking.names import add_to_note, training_note
 from unmixlab.tracking.plots import plot_loss_curves
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
@@ -83,6 +84,13 @@ class MlflowLogger(TrainingCallback):
             },
             step=result.epochs_trained,
         )
+        note = training_note(
+            result.best_loss,
+            result.history.best_epoch,
+            result.epochs_trained,
+            result.training_seconds,
+        )
+        add_to_note(self.client, self.run_id, note)
 
     def _log(self, values: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)

@@ -20,6 +20,7 @@ import torch
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
+from unmixlab.tracking.names import trial_run_name
 from unmixlab.tracking.runs import run_file, train_tracked
 from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult
 from unmixlab.tuning.runs import mark_trial_run
@@ -133,7 +134,7 @@ class Objective:
             tracked = train_tracked(
                 config,
                 experiment=self.experiment,
-                run_name=f"trial-{trial.number}",
+                run_name=trial_run_name(trial.number, params),
                 parent_run_id=self.parent_run_id,
                 tags={"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)},
                 preset=self.preset,

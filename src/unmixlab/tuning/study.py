@@ -117,11 +117,22 @@ def start_study(
     storage_url: str,
     trials_dir: Path,
     preset: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> StudySpec:
     """Open the study's parent MLflow run and create (or resume) the study in its storage.
 
     A resumed study keeps its parent run when that run exists in the current tracking store,
     so all its trials nest under one run however often it was interrupted.
+
+    Args:
+        train: the base training configuration.
+        tune: the study settings.
+        study_name: the Optuna study.
+        experiment: MLflow experiment of the parent and trial runs.
+        storage_url: the study storage.
+        trials_dir: parent of the per-trial model folders.
+        preset: the preset the study came from.
+        tags: more tags of a new parent run (``dataset_fingerprint``, its description).
 
     Returns:
         The spec stored in the study, with the parent run id.
@@ -134,7 +145,12 @@ def start_study(
     parent_run_id = start_parent_run(
         experiment,
         study_name,
-        tags={"optuna.storage": public, "optuna.objective": tune.objective, "preset": preset or ""},
+        tags={
+            "optuna.storage": public,
+            "optuna.objective": tune.objective,
+            "preset": preset or "",
+            **(tags or {}),
+        },
         settings=tune.model_dump(mode="json") | {"storage": public},
         resume_run=earlier,
     )
