@@ -14,13 +14,14 @@ from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.prepare import prepare_data
 from unmixlab.tracking.links import artifact_url, run_url, ui_base
+from unmixlab.tracking.plots import loss_figure
 from unmixlab.tracking.runs import flatten, run_file, train_tracked
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
     get_or_create_experiment,
     resolve_tracking_uri,
 )
-from unmixlab.trainer import TrainingCallback
+from unmixlab.trainer import History, TrainingCallback
 
 PER_EPOCH = ("train_loss", "valid_loss", "lr", "epoch_seconds", "samples_per_second")
 
@@ -95,6 +96,8 @@ def test_targets_in_threads_log_everything_under_one_parent(
     assert run.data.metrics["training_seconds"] == pytest.approx(result.training_seconds)
     assert run.data.metrics["best_valid_loss"] == pytest.approx(result.best_loss)
     assert run.data.metrics["best_epoch"] == result.history.best_epoch
+    for key in ("training_seconds", "best_valid_loss", "best_epoch", "epochs_trained"):
+        assert steps(client, run_id, key) == [0], key  # summary values: bars, not one-dot lines
     assert any(key.startswith("system/") for key in run.data.metrics), run.data.metrics
 
     fingerprint = prepare_data(tiny_config).fingerprint
@@ -215,3 +218,26 @@ def test_links_use_the_real_ui_address_and_never_credentials(monkeypatch):
         "http://127.0.0.1:5055/mlflow/get-artifact"
         "?path=evaluation%2Flisten%2Fa%20b%2Fx.mp3&run_uuid=abc"
     )
+
+
+def test_loss_figure_is_titled_by_run_with_plain_ticks_lr_panel_and_best_epoch():
+    history = History(
+        train_loss=[9.0, 7.0, 5.5, 4.5, 3.5, 3.0], valid_loss=[8.0, 6.5, 5.0, 4.2, 4.0, 4.1],
+        lr=[1e-3, 1e-3, 1e-3, 3e-4, 3e-4, 3e-4], epoch_seconds=[1.0] * 6,
+        best_loss=4.0, best_epoch=5,
+    )  # fmt: skip
+    figure = loss_figure(history, "quickstart · vocals · h16 b4 · seed 0")
+    figure.draw_without_rendering()
+    loss, lr = figure.axes
+    assert loss.get_title() == "quickstart · vocals · h16 b4 · seed 0"
+    assert list(lr.lines[0].get_ydata()) == history.lr and lr.get_ylabel() == "learning rate"
+    labels = [
+        t.get_text()
+        for axes in (loss, lr)
+        for t in axes.yaxis.get_ticklabels(which="both")
+        if t.get_visible() and t.get_text()
+    ]
+    assert "6" in labels and "0.001" in labels, labels
+    assert not any("times" in label or "^" in label for label in labels), labels  # no 6×10^0
+    assert "best valid 4 (epoch 5)" in [t.get_text() for t in loss.get_legend().get_texts()]
+    assert [int(t) for t in lr.get_xticks() if 1 <= t <= 6] == [1, 2, 3, 4, 5, 6]

@@ -74,7 +74,11 @@ class MlflowLogger(TrainingCallback):
         )
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
-        """Log training_seconds, best_valid_loss, best_epoch and epochs_trained."""
+        """Log training_seconds, best_valid_loss, best_epoch and epochs_trained.
+
+        They are summary values, logged at step 0 so that MLflow charts them as bars, not as
+        one dot on an epoch axis.
+        """
         self._log(
             {
                 "training_seconds": result.training_seconds,
@@ -82,7 +86,7 @@ class MlflowLogger(TrainingCallback):
                 "best_epoch": result.history.best_epoch,
                 "epochs_trained": result.epochs_trained,
             },
-            step=result.epochs_trained,
+            step=0,
         )
         note = training_note(
             result.best_loss,
@@ -312,9 +316,8 @@ def log_training_artifacts(
 
     target = result.target
     with tempfile.TemporaryDirectory(prefix="unmixlab-artifacts-") as tmp:
-        plot = plot_loss_curves(
-            result.history, Path(tmp) / "loss_curves.png", f"{target}: {run_id[:8]}"
-        )
+        title = client.get_run(run_id).info.run_name
+        plot = plot_loss_curves(result.history, Path(tmp) / "loss_curves.png", title)
         client.log_artifact(run_id, str(plot), "plots")
         model_dir = Path(tmp) / "model_files"
         model_dir.mkdir()
