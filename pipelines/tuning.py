@@ -29,6 +29,7 @@ from components.runtime import (
 from components.synthesize import synthesize
 from pipelines.training import TrainingSummary, training
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.tracking.links import run_url
 from unmixlab.tracking.names import NOTE_TAG
 from unmixlab.tuning.report import StudySummary, finish_study
 from unmixlab.tuning.runs import client, end_parent_run
@@ -52,6 +53,7 @@ class TuningSummary:
     study_name: str
     storage: str  # without password
     parent_run_id: str
+    parent_run_url: str
     report_dir: Path
     study: StudySummary
     best_training: TrainingSummary | None
@@ -77,7 +79,7 @@ class TuningSummary:
             lines += [f"- `{k}` = {v}" for k, v in study.best_params.items()]
         lines += [
             "",
-            f"- parent MLflow run: `{self.parent_run_id}`",
+            f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
             f"- plots and tables: `{self.report_dir}`",
             f"- dashboard: `optuna-dashboard {self.storage}`",
         ]
@@ -187,6 +189,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         study_name=study_name,
         storage=public_url(storage_url),
         parent_run_id=spec.parent_run_id,
+        parent_run_url=parent_run_url(spec.parent_run_id),
         report_dir=report_dir,
         study=summary,
         best_training=best_training,
@@ -205,6 +208,13 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         report_dir,
     )
     return result
+
+
+def parent_run_url(run_id: str) -> str:
+    """The study's parent run in the MLflow UI."""
+    mlflow_client = client()
+    experiment_id = mlflow_client.get_run(run_id).info.experiment_id
+    return run_url(mlflow_client.tracking_uri, experiment_id, run_id)
 
 
 def study_name_of(config: ExperimentConfig) -> str:

@@ -29,8 +29,9 @@ from tqdm import tqdm
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.tuning.objective import RUN_ID_ATTR, Objective
+from unmixlab.tuning.report import METRIC_NAMES
 from unmixlab.tuning.runs import mark_trial_run, start_parent_run
-from unmixlab.tuning.settings import TuneConfig
+from unmixlab.tuning.settings import FloatRange, TuneConfig
 from unmixlab.tuning.storage import is_database, open_storage, public_url
 
 SPEC_ATTR = "unmixlab"  # study user attribute holding the StudySpec
@@ -104,8 +105,41 @@ def create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
     if not study.trials:
         for params in spec.tune.enqueue:
             study.enqueue_trial(params, user_attrs={"enqueued": True})
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAMES[m] for m in spec.tune.metrics])
     study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    for key, value in readable_settings(spec).items():
+        study.set_user_attr(key, value)
     return study
+
+
+def readable_settings(spec: StudySpec) -> dict[str, str]:
+    """The study's settings one per line, as optuna-dashboard lists user attributes.
+
+    ``unmixlab`` (the whole :class:`StudySpec`, what workers read) stays one JSON value; these
+    say the same for a person.
+    """
+    tune = spec.tune
+    settings = {
+        "preset": spec.preset or "",
+        "target": spec.train.target,
+        "objective": ", ".join(f"{METRIC_NAMES[m]} (minimised)" for m in tune.metrics),
+        "epochs per trial": str(tune.epochs or spec.train.epochs),
+        "pruner": tune.pruner if not tune.multi_objective else "none (two objectives)",
+        "trial cap": str(tune.trials),
+        "data": str(spec.train.root),
+        "mlflow experiment": spec.experiment,
+        "mlflow parent run": spec.parent_run_id or "",
+    }
+    for name, dimension in tune.space.items():
+        values = (
+            f"{dimension.low:g} to {dimension.high:g}{' (log)' if dimension.log else ''}"
+            if isinstance(dimension, FloatRange)
+            else ", ".join(str(v) for v in dimension)
+        )
+        settings[f"space: {name}"] = values
+    return settings
 
 
 def start_study(
