@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from tqdm import tqdm
 
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
@@ -34,6 +33,7 @@ from unmixlab.listening import (
     render_page,
     track_excerpts,
 )
+from unmixlab.progress import tqdm
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from unmixlab.config import TrainConfig
 from unmixlab.data.datasets import TrainingChunks, WholeTracks
@@ -21,6 +20,7 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
 from unmixlab.prepare import PreparedData, prepare_data
+from unmixlab.progress import tqdm
 from unmixlab.transforms import Spectrogram
 
 

@@ -24,10 +24,10 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
-from tqdm import tqdm
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
+from unmixlab.progress import tqdm
 from unmixlab.tuning.objective import RUN_ID_ATTR, Objective
 from unmixlab.tuning.report import METRIC_NAMES
 from unmixlab.tuning.runs import mark_trial_run, start_parent_run
@@ -259,6 +259,7 @@ def run_worker(
     worker_index: int | None = None,
     cap: int | None = None,
     threads: int | None = None,
+    progress: bool = False,
 ) -> int:
     """Run trials of a stored study in this process until its trial cap is reached.
 
@@ -270,6 +271,7 @@ def run_worker(
             for workers started independently).
         cap: override of ``tune.trials``, the study-wide trial cap.
         threads: torch intra-op threads of this process (None: torch's default).
+        progress: show a bar over this worker's trials (state and value of the last).
 
     Returns:
         The number of trials this worker ran (finished, whatever their outcome), not
@@ -298,17 +300,22 @@ def run_worker(
         spec.train, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
     )
     ran: list[int] = []  # this call's trials, not those other workers start meanwhile
+    bar = tqdm(total=todo, desc=f"study {study_name}", unit="trial", disable=not progress)
 
     def count(study: optuna.Study, trial: FrozenTrial) -> None:
         ran.append(trial.number)
+        value = "" if trial.values is None else " " + ", ".join(f"{v:.4g}" for v in trial.values)
+        bar.set_postfix_str(f"trial {trial.number} {trial.state.name.lower()}{value}")
+        bar.update()
 
-    study.optimize(
-        objective,
-        n_trials=todo,
-        callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED), count],
-        catch=(Exception,),
-        gc_after_trial=True,
-    )
+    with bar:
+        study.optimize(
+            objective,
+            n_trials=todo,
+            callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED), count],
+            catch=(Exception,),
+            gc_after_trial=True,
+        )
     return len(ran)
 
 
@@ -323,7 +330,7 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
         UnmixlabError: a worker process failed (the message gives its exit code).
     """
     if workers == 1:
-        run_worker(storage_url, study_name, worker_index=0, cap=cap)
+        run_worker(storage_url, study_name, worker_index=0, cap=cap, progress=True)
         return
     spec = load_spec(storage_url, study_name)
     cap = cap or spec.tune.trials
