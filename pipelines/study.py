@@ -248,6 +248,7 @@ def _train_and_measure(
             subset=config.evaluate.subset,
             workers=config.evaluate.workers,
             niter=config.evaluate.niter,
+            excerpt_seconds=config.evaluate.excerpt_seconds,
         )
     if config.study.realtime and run.config.unidirectional:
         measure_realtime(trained.run_id, trained.model_dir, config.study.realtime_seconds)

@@ -148,6 +148,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 workers=config.evaluate.workers,
                 niter=config.evaluate.niter,
                 residual=config.evaluate.residual,
+                excerpt_seconds=config.evaluate.excerpt_seconds,
             )
         promotions = {}
         if config.promote.enabled:
