@@ -23,7 +23,7 @@ from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
-from unmixlab.tracking.links import run_url
+from unmixlab.tracking.links import run_url, runs_table_url
 from unmixlab.tracking.registry import Promotion
 
 
@@ -47,6 +47,7 @@ class TrainingSummary:
     experiment_id: str
     parent_run_id: str
     parent_run_url: str
+    runs_table_url: str
     model_dir: Path
     evaluation_dir: Path | None
     prepare_state: str  # "Completed", or "Cached" when the prepared data was reused
@@ -83,6 +84,7 @@ class TrainingSummary:
                 *lines,
                 "",
                 f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
+                f"- all runs, the best first: {self.runs_table_url}",
                 f"- tracking URI: `{self.tracking_uri}`",
                 f"- model folder: `{self.model_dir}`",
                 f"- evaluation: `{self.evaluation_dir}`" if self.evaluation_dir else "",
@@ -174,6 +176,12 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
         experiment_id=parent.experiment_id,
         parent_run_id=parent.run_id,
         parent_run_url=run_url(parent.tracking_uri, parent.experiment_id, parent.run_id),
+        runs_table_url=runs_table_url(
+            parent.tracking_uri,
+            parent.experiment_id,
+            config.promote.metric_for(config.targets[0]),
+            config.promote.greater_is_better,
+        ),
         model_dir=model_dir,
         evaluation_dir=evaluation.per_track_dir.parent if evaluation else None,
         prepare_state=prepared_state.name,

@@ -13,7 +13,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.prepare import prepare_data
-from unmixlab.tracking.links import artifact_url, run_url, ui_base
+from unmixlab.tracking.links import artifact_url, run_url, runs_table_url, ui_base
 from unmixlab.tracking.plots import loss_figure
 from unmixlab.tracking.runs import flatten, run_file, train_tracked
 from unmixlab.tracking.setup import (
@@ -214,6 +214,10 @@ def test_links_use_the_real_ui_address_and_never_credentials(monkeypatch):
     assert ui_base(server) == "https://mlflow.example.org:8443"
     monkeypatch.setenv("MLFLOW_UI_URL", "http://bob:pw@127.0.0.1:5055/mlflow/")
     assert run_url(local, "3", "abc") == "http://127.0.0.1:5055/mlflow/#/experiments/3/runs/abc"
+    assert runs_table_url(local, "3", "test_sdr_vocals") == (
+        "http://127.0.0.1:5055/mlflow/#/experiments/3/runs"
+        "?orderByKey=metrics.%60test_sdr_vocals%60&orderByAsc=false"
+    )
     assert artifact_url(server, "abc", "evaluation/listen/a b/x.mp3") == (
         "http://127.0.0.1:5055/mlflow/get-artifact"
         "?path=evaluation%2Flisten%2Fa%20b%2Fx.mp3&run_uuid=abc"

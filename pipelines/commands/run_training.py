@@ -66,6 +66,7 @@ def format_summary(summary: "TrainingSummary") -> str:
         f"  evaluation: {summary.evaluation_dir or 'skipped'}",
         f"  MLflow:     {mlflow_ui}",
         f"              parent run {summary.parent_run_url}",
+        f"              all runs, the best first: {summary.runs_table_url}",
         f"  Prefect:    {prefect_ui} (flow run '{summary.flow_run_name}')",
     ]
     return "\n".join(lines)

@@ -30,6 +30,21 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+def runs_table_url(
+    tracking_uri: str, experiment_id: str, metric: str, greater_is_better: bool = True
+) -> str:
+    """The experiment's runs table with the best run by ``metric`` on top.
+
+    MLflow keeps the table's columns per browser, never per experiment; the sort order is an
+    address parameter it honours.
+    """
+    order = f"orderByKey={quote(f'metrics.`{metric}`', safe='')}"
+    return (
+        f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs"
+        f"?{order}&orderByAsc={str(not greater_is_better).lower()}"
+    )
+
+
 def artifact_url(tracking_uri: str, run_id: str, path: str) -> str:
     """A download address of one run artifact (what the UI itself fetches)."""
     return f"{ui_base(tracking_uri)}/get-artifact?path={quote(path, safe='')}&run_uuid={run_id}"
