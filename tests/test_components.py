@@ -133,7 +133,7 @@ def test_parent_run_and_experiment_carry_the_preset_description(synth_root: Path
     assert client.get_run(parent.run_id).data.tags[NOTE_TAG] == config.description
     assert again.experiment_id == parent.experiment_id
     experiment_tags = client.get_experiment(parent.experiment_id).tags
-    assert experiment_tags["mlflow.experimentKind"] == "custom_model_development"  # runs, not traces
+    assert experiment_tags["mlflow.experimentKind"] == "custom_model_development"  # not traces
     assert client.get_experiment(parent.experiment_id).tags[NOTE_TAG].splitlines() == [
         f"preset quickstart: {config.description}",
         f"preset umx: {load_preset('umx', [f'data.root={synth_root}']).description}",
