@@ -30,7 +30,7 @@ from components.synthesize import synthesize
 from pipelines.training import TrainingSummary, training
 from unmixlab.experiment import ExperimentConfig, load_preset
 from unmixlab.tracking.links import run_url
-from unmixlab.tracking.names import NOTE_TAG
+from unmixlab.tracking.names import NOTE_TAG, describe_experiment
 from unmixlab.tuning.report import StudySummary, finish_study
 from unmixlab.tuning.runs import client, end_parent_run
 from unmixlab.tuning.storage import public_url, resolve_storage_url
@@ -92,12 +92,13 @@ class TuningSummary:
 def open_study(config: ExperimentConfig, storage_url: str, fingerprint: str) -> StudySpec:
     """Open the parent run and create (or resume) the study of ``config.tune``.
 
-    The parent run is tagged with the data set ``fingerprint`` and described by the preset.
+    The parent run is tagged with the data set ``fingerprint``; it and the experiment are
+    described by the preset.
     """
     tune = config.tune
     study_name = study_name_of(config)
     trials_dir = Path(config.output) / "tuning" / study_name
-    return start_study(
+    spec = start_study(
         config.train_config(target_of(config), trials_dir),
         tune,
         study_name=study_name,
@@ -107,6 +108,10 @@ def open_study(config: ExperimentConfig, storage_url: str, fingerprint: str) -> 
         preset=config.name,
         tags={"dataset_fingerprint": fingerprint, NOTE_TAG: config.description},
     )
+    mlflow_client = client()
+    experiment_id = mlflow_client.get_run(spec.parent_run_id).info.experiment_id
+    describe_experiment(mlflow_client, experiment_id, config.name, config.description)
+    return spec
 
 
 @task(name="run_trials", cache_policy=NO_CACHE)
