@@ -72,6 +72,10 @@ def test_better_model_takes_champion_worse_does_not(tiny_config: TrainConfig, tm
     assert champion.run_id == strong
     versions = client.search_model_versions("name = 'unmixlab-vocals'")
     assert sorted(v.run_id for v in versions) == sorted([weak, strong])  # no re-registration
+    weak_name = client.get_run(weak).info.run_name
+    assert client.get_model_version("unmixlab-vocals", first.version).description == (
+        f"run {weak_name}: test_sdr_vocals 1"
+    )
     worse = client.get_model_version("unmixlab-vocals", first.version).tags
     assert worse["promotion.decision"] == f"kept champion v{better.version}"
     assert (worse["promotion.candidate_value"], worse["promotion.champion_value"]) == ("1.0", "3.0")

@@ -75,6 +75,9 @@ def promote(
     candidate_value = run.data.metrics[metric]
     name = model_name_for(target)
     version = register_run_model(client, name, run)
+    client.update_model_version(
+        name, version, description=f"run {run.info.run_name}: {metric} {candidate_value:.4g}"
+    )  # the versions table shows what each version is, not just its number
 
     champion = champion_version(client, name)
     champion_value = None
