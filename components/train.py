@@ -44,7 +44,7 @@ def train(
     tracked = train_tracked(
         config,
         experiment=experiment,
-        run_name=training_run_name(config, preset),
+        run_name=training_run_name(config.model_dump(), preset),
         parent_run_id=parent_run_id,
         preset=preset,
         resume=resume,

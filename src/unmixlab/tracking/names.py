@@ -10,8 +10,6 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from unmixlab.config import TrainConfig
-
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -44,12 +42,18 @@ def settings_label(values: Mapping[str, object]) -> str:
     return " ".join(parts)
 
 
-def training_run_name(config: TrainConfig, preset: str | None = None) -> str:
-    """``quickstart · vocals · h512 b16 · seed 42`` (``uni`` added for a causal model)."""
-    settings = {"hidden_size": config.hidden_size, "batch_size": config.batch_size}
-    label = settings_label(settings) + (" uni" if config.unidirectional else "")
-    parts = [preset, config.target, label, f"seed {config.seed}"]
-    return SEPARATOR.join(part for part in parts if part)
+def training_run_name(settings: Mapping[str, object], preset: str | None = None) -> str:
+    """``quickstart · vocals · h512 b16 · seed 42`` (``uni`` added for a causal model).
+
+    Args:
+        settings: the training's flat settings (``target``, ``hidden_size``, ``batch_size``,
+            ``unidirectional``, ``seed``), as its params hold them.
+        preset: the preset the training came from.
+    """
+    size = {key: settings[key] for key in ("hidden_size", "batch_size")}
+    label = settings_label(size) + (" uni" if settings["unidirectional"] else "")
+    parts = [preset, settings["target"], label, f"seed {settings['seed']}"]
+    return SEPARATOR.join(str(part) for part in parts if part)
 
 
 def trial_run_name(number: int, params: Mapping[str, object]) -> str:

@@ -121,14 +121,15 @@ def readable_settings(spec: StudySpec) -> dict[str, str]:
     say the same for a person.
     """
     tune = spec.tune
+    train = spec.train.model_dump(mode="json")  # the flat training settings
     settings = {
         "preset": spec.preset or "",
-        "target": spec.train.target,
+        "target": train["target"],
         "objective": ", ".join(f"{METRIC_NAMES[m]} (minimised)" for m in tune.metrics),
-        "epochs per trial": str(tune.epochs or spec.train.epochs),
+        "epochs per trial": str(tune.epochs or train["epochs"]),
         "pruner": tune.pruner if not tune.multi_objective else "none (two objectives)",
         "trial cap": str(tune.trials),
-        "data": str(spec.train.root),
+        "data": str(train["root"]),
         "mlflow experiment": spec.experiment,
         "mlflow parent run": spec.parent_run_id or "",
     }
