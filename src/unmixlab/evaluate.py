@@ -32,6 +32,7 @@ from unmixlab.listening import (
     log_listening,
     render_page,
     track_excerpts,
+    write_excerpts,
 )
 from unmixlab.progress import tqdm
 
@@ -103,7 +104,6 @@ class _TrackScorer:
         from musdb.audio_classes import Target
 
         from unmixlab.audio import match_channels, write_audio
-        from unmixlab.listening import write_excerpts
 
         track = next(
             t
