@@ -5,7 +5,7 @@ from pathlib import Path
 from prefect import task
 
 from components.runtime import retry_transient, run_logger
-from unmixlab.evaluate import Evaluation, log_evaluation, scores_markdown
+from unmixlab.evaluate import EXCERPT_SECONDS, Evaluation, log_evaluation, scores_markdown
 from unmixlab.evaluate import evaluate as evaluate_model
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
 
@@ -22,6 +22,7 @@ def evaluate(
     workers: int | None = None,
     niter: int = 1,
     residual: bool = False,
+    excerpt_seconds: float = EXCERPT_SECONDS,
 ) -> Evaluation:
     """Score every target of ``model_dir`` on ``root/subset`` and log the scores.
 
@@ -43,6 +44,7 @@ def evaluate(
         workers=workers,
         niter=niter,
         residual=residual,
+        excerpt_seconds=excerpt_seconds,
     )
     for target, run_id in run_ids.items():
         log_evaluation(run_id, evaluation, targets=[target])

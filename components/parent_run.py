@@ -16,6 +16,7 @@ from prefect import task
 
 from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
+from unmixlab.tracking.names import NOTE_TAG, describe_experiment
 from unmixlab.tracking.runs import flatten, git_commit
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
@@ -48,7 +49,8 @@ def start_parent_run(config: ExperimentConfig, run_name: str, tags: dict[str, st
     ensure_tracking_reachable(uri)
     client = MlflowClient(uri)
     experiment_id = get_or_create_experiment(client, config.experiment)
-    tags = {"preset": config.name, **tags}
+    describe_experiment(client, experiment_id, config.name, config.description)
+    tags = {"preset": config.name, NOTE_TAG: config.description, **tags}
     if commit := git_commit():
         tags["git_commit"] = commit
     run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(tags))

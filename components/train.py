@@ -8,6 +8,7 @@ from prefect import task
 from components.runtime import retry_transient, run_logger
 from unmixlab.config import TrainConfig
 from unmixlab.prepare import PreparedData
+from unmixlab.tracking.names import training_run_name
 from unmixlab.tracking.runs import train_tracked
 
 
@@ -48,7 +49,7 @@ def train(
         config,
         data,
         experiment=experiment,
-        run_name=target,
+        run_name=training_run_name(config.flat(), preset),
         parent_run_id=parent_run_id,
         preset=preset,
         resume=resume,

@@ -25,7 +25,6 @@ from components.prepare_data import prepare_data
 from components.runtime import retry_transient
 from components.synthesize import synthesize
 from components.train import train
-from pipelines.training import run_url
 from unmixlab.experiment import ExperimentConfig, load_preset
 from unmixlab.prepare import PreparedData
 from unmixlab.realtime import log_realtime_metrics
@@ -42,6 +41,7 @@ from unmixlab.study import (
     summarize,
     verdicts,
 )
+from unmixlab.tracking.links import run_url
 from unmixlab.tracking.setup import resolve_tracking_uri
 
 RETRY = retry_transient()
@@ -246,6 +246,7 @@ def _train_and_measure(
             subset=config.evaluate.subset,
             workers=config.evaluate.workers,
             niter=config.evaluate.niter,
+            excerpt_seconds=config.evaluate.excerpt_seconds,
         )
     if config.study.realtime and run.config.model.unidirectional:
         measure_realtime(trained.run_id, trained.model_dir, config.study.realtime_seconds)

@@ -23,11 +23,8 @@ from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
+from unmixlab.tracking.links import run_url, runs_table_url
 from unmixlab.tracking.registry import Promotion
-from unmixlab.tracking.setup import is_server
-
-# where `mlflow ui` serves by default, for links into a local store
-MLFLOW_UI = "http://127.0.0.1:5000"
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,7 @@ class TrainingSummary:
     experiment_id: str
     parent_run_id: str
     parent_run_url: str
+    runs_table_url: str
     model_dir: Path
     evaluation_dir: Path | None
     prepare_state: str  # "Completed", or "Cached" when the prepared data was reused
@@ -86,6 +84,7 @@ class TrainingSummary:
                 *lines,
                 "",
                 f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
+                f"- all runs, the best first: {self.runs_table_url}",
                 f"- tracking URI: `{self.tracking_uri}`",
                 f"- model folder: `{self.model_dir}`",
                 f"- evaluation: `{self.evaluation_dir}`" if self.evaluation_dir else "",
@@ -93,12 +92,6 @@ class TrainingSummary:
                 f"- wall time: {self.seconds:.0f} s",
             ]
         )
-
-
-def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """The MLflow UI page of a run (a local store's UI is ``mlflow ui`` on port 5000)."""
-    base = tracking_uri.rstrip("/") if is_server(tracking_uri) else MLFLOW_UI
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 @flow(name="training")
@@ -156,6 +149,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 workers=config.evaluate.workers,
                 niter=config.evaluate.niter,
                 residual=config.evaluate.residual,
+                excerpt_seconds=config.evaluate.excerpt_seconds,
             )
         promotions = {}
         if config.promote.enabled:
@@ -182,6 +176,12 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
         experiment_id=parent.experiment_id,
         parent_run_id=parent.run_id,
         parent_run_url=run_url(parent.tracking_uri, parent.experiment_id, parent.run_id),
+        runs_table_url=runs_table_url(
+            parent.tracking_uri,
+            parent.experiment_id,
+            config.promote.metric_for(config.targets[0]),
+            config.promote.greater_is_better,
+        ),
         model_dir=model_dir,
         evaluation_dir=evaluation.per_track_dir.parent if evaluation else None,
         prepare_state=prepared_state.name,

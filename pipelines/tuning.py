@@ -29,6 +29,8 @@ from components.runtime import (
 from components.synthesize import synthesize
 from pipelines.training import TrainingSummary, training
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.tracking.links import run_url
+from unmixlab.tracking.names import NOTE_TAG, describe_experiment
 from unmixlab.tuning.report import StudySummary, finish_study
 from unmixlab.tuning.runs import client, end_parent_run
 from unmixlab.tuning.storage import public_url, resolve_storage_url
@@ -51,6 +53,7 @@ class TuningSummary:
     study_name: str
     storage: str  # without password
     parent_run_id: str
+    parent_run_url: str
     report_dir: Path
     study: StudySummary
     best_training: TrainingSummary | None
@@ -76,7 +79,7 @@ class TuningSummary:
             lines += [f"- `{k}` = {v}" for k, v in study.best_params.items()]
         lines += [
             "",
-            f"- parent MLflow run: `{self.parent_run_id}`",
+            f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
             f"- plots and tables: `{self.report_dir}`",
             f"- dashboard: `optuna-dashboard {self.storage}`",
         ]
@@ -86,12 +89,16 @@ class TuningSummary:
 
 
 @task(name="start_study", **TRANSIENT_RETRIES)
-def open_study(config: ExperimentConfig, storage_url: str) -> StudySpec:
-    """Open the parent run and create (or resume) the study of ``config.tune``."""
+def open_study(config: ExperimentConfig, storage_url: str, fingerprint: str) -> StudySpec:
+    """Open the parent run and create (or resume) the study of ``config.tune``.
+
+    The parent run is tagged with the data set ``fingerprint``; it and the experiment are
+    described by the preset.
+    """
     tune = config.tune
     study_name = study_name_of(config)
     trials_dir = Path(config.output) / "tuning" / study_name
-    return start_study(
+    spec = start_study(
         config.train_config(target_of(config), trials_dir),
         tune,
         study_name=study_name,
@@ -99,7 +106,12 @@ def open_study(config: ExperimentConfig, storage_url: str) -> StudySpec:
         storage_url=storage_url,
         trials_dir=trials_dir,
         preset=config.name,
+        tags={"dataset_fingerprint": fingerprint, NOTE_TAG: config.description},
     )
+    mlflow_client = client()
+    experiment_id = mlflow_client.get_run(spec.parent_run_id).info.experiment_id
+    describe_experiment(mlflow_client, experiment_id, config.name, config.description)
+    return spec
 
 
 @task(name="run_trials", cache_policy=NO_CACHE)
@@ -143,8 +155,8 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
-    prepare_data(config.data_config())  # the shared cache, before any trial
-    spec = open_study(config, storage_url)
+    prepared = prepare_data(config.data_config())  # the shared cache, before any trial
+    spec = open_study(config, storage_url, prepared.fingerprint)
     logger.info(
         "study %s in %s: %d trials of %s on %d worker(s); follow it with optuna-dashboard %s",
         study_name,
@@ -182,6 +194,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         study_name=study_name,
         storage=public_url(storage_url),
         parent_run_id=spec.parent_run_id,
+        parent_run_url=parent_run_url(spec.parent_run_id),
         report_dir=report_dir,
         study=summary,
         best_training=best_training,
@@ -200,6 +213,13 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         report_dir,
     )
     return result
+
+
+def parent_run_url(run_id: str) -> str:
+    """The study's parent run in the MLflow UI."""
+    mlflow_client = client()
+    experiment_id = mlflow_client.get_run(run_id).info.experiment_id
+    return run_url(mlflow_client.tracking_uri, experiment_id, run_id)
 
 
 def study_name_of(config: ExperimentConfig) -> str:

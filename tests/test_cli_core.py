@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from mlflow import MlflowClient
 
 from unmixlab.config import TrainConfig
 from unmixlab.model import OpenUnmix
@@ -199,3 +200,11 @@ def test_separate_errors_print_one_line_and_write_nothing_partial(
         f"{song.parent.name}/vocals.wav",
     ]
     assert read(out / song.parent.name / "vocals.wav").shape == (4 * SR, 2)
+
+
+def test_train_on_a_wrong_root_tracks_nothing(tmp_path: Path) -> None:
+    result = unmixlab("train", "--root", tmp_path / "nowhere", "--is-wav", cwd=tmp_path)
+    assert_one_error_line(result, tmp_path / "nowhere")
+    client = MlflowClient()
+    assert client.get_experiment_by_name("unmixlab") is None
+    assert client.search_runs([client.get_experiment_by_name("Default").experiment_id]) == []

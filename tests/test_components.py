@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.evaluate import evaluate
+from components.parent_run import start_parent_run
 from components.prepare_data import data_key, prepare_data
 from components.register import register
 from components.runtime import is_transient
@@ -17,8 +18,9 @@ from components.synthesize import synthesize
 from components.train import train
 from unmixlab.config import DataConfig, TrainConfig
 from unmixlab.errors import UnmixlabError
-from unmixlab.experiment import SynthSettings
+from unmixlab.experiment import SynthSettings, load_preset
 from unmixlab.prepare import prepare
+from unmixlab.tracking.names import NOTE_TAG
 from unmixlab.tracking.setup import ensure_tracking_reachable
 
 pytestmark = pytest.mark.slow  # Prefect tasks that train: not a unit test
@@ -71,8 +73,11 @@ def test_synthesize_makes_the_data_set_once(tmp_path: Path):
 
 def test_train_resume_evaluate_register(synth_root: Path, tiny_config: TrainConfig, tmp_path: Path):
     prepared = prepare(tiny_config.data)
-    trained = train.fn(tiny_config, prepared, "components")
+    trained = train.fn(tiny_config, prepared, "components", preset="quickstart")
     client = MlflowClient()
+    run = client.get_run(trained.run_id)
+    assert run.info.run_name == "quickstart · vocals · h16 b4 · seed 0"
+    assert run.data.tags[NOTE_TAG].startswith("best valid loss: ")
     history = client.get_metric_history(trained.run_id, "valid_loss")
     assert [m.step for m in history] == [1, 2] and trained.epochs_trained == 2
     assert (trained.model_dir / "vocals.pth").is_file()
@@ -87,6 +92,10 @@ def test_train_resume_evaluate_register(synth_root: Path, tiny_config: TrainConf
     )
     metrics = client.get_run(trained.run_id).data.metrics
     assert metrics["test_sdr_vocals"] == pytest.approx(evaluation.aggregate["vocals"]["SDR"])
+    note = client.get_run(trained.run_id).data.tags[NOTE_TAG].splitlines()
+    assert note[0].startswith("best valid loss: ") and note[0].endswith(" of 3)")  # resumed
+    assert note[1].startswith("training: ") and len(note) == 3  # one line each after the resume
+    assert note[2] == f"SDR vocals: {metrics['test_sdr_vocals']:.2f} dB"
     assert {"test_sir_vocals", "test_sar_vocals", "test_isr_vocals"} <= set(metrics)
 
     promotion = register.fn("components", "test_sdr_vocals", "vocals")
@@ -116,3 +125,20 @@ def test_connectivity_failures_are_transient_bad_input_is_not(
         prepare_data.fn(DataConfig(root=Path("nowhere")))
     assert not is_transient(bad_root.value)
     assert not is_transient(ValueError("a bug"))
+
+
+def test_parent_run_and_experiment_carry_the_preset_description(synth_root: Path):
+    config = load_preset("quickstart", [f"data.root={synth_root}", "experiment=described"])
+    parent = start_parent_run.fn(config, run_name="quickstart flow", tags={})
+    again = start_parent_run.fn(
+        load_preset("umx", [f"data.root={synth_root}", "experiment=described"]), "umx", {}
+    )
+    client = MlflowClient()
+    assert client.get_run(parent.run_id).data.tags[NOTE_TAG] == config.description
+    assert again.experiment_id == parent.experiment_id
+    experiment_tags = client.get_experiment(parent.experiment_id).tags
+    assert experiment_tags["mlflow.experimentKind"] == "custom_model_development"  # not traces
+    assert client.get_experiment(parent.experiment_id).tags[NOTE_TAG].splitlines() == [
+        f"preset quickstart: {config.description}",
+        f"preset umx: {load_preset('umx', [f'data.root={synth_root}']).description}",
+    ]

@@ -1,10 +1,12 @@
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import musdb
 import museval
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -104,6 +106,46 @@ def test_scores_are_logged_to_the_training_run(evaluation: Evaluation):
     assert metrics["test_sdr_vocals"] == pytest.approx(evaluation.aggregate["vocals"]["SDR"])
     artifacts = {a.path for a in client.list_artifacts(run_id, "evaluation")}
     assert {"evaluation/scores.csv", "evaluation/scores.md", "evaluation/tracks"} <= artifacts
+
+
+def test_listening_page_has_a_player_per_excerpt_beside_the_sdr(evaluation: Evaluation):
+    page = (evaluation.listen_dir / "index.html").read_text()
+    per_track = pd.read_csv(evaluation.tracks_path, index_col=["track", "target"])
+    for track in evaluation.tracks:
+        folder = evaluation.listen_dir / track
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "accompaniment.mp3", "accompaniment.reference.mp3", "mixture.mp3",
+            "vocals.mp3", "vocals.reference.mp3",
+        ]  # fmt: skip
+        info = sf.info(folder / "vocals.mp3")  # 4 s tracks: shorter than the 15 s excerpt
+        assert (info.samplerate, info.channels) == (16000, 2)
+        assert info.duration == pytest.approx(4.0, abs=0.1)
+        for name in ("mixture", "vocals", "vocals.reference"):
+            assert f'src="{quote(track)}/{name}.mp3"' in page
+        assert f"{per_track.loc[(track, 'vocals'), 'SDR']:.2f}" in page
+    assert page.count("<audio") == 5 * len(evaluation.tracks)
+
+
+def test_listening_page_is_logged_with_links_through_the_mlflow_ui(
+    evaluation: Evaluation, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("MLFLOW_UI_URL", "https://mlflow.example.org/ui/")
+    client = MlflowClient()
+    run_id = client.create_run(
+        client.create_experiment("listen"), run_name="h16 seed 0"
+    ).info.run_id
+    log_evaluation(run_id, evaluation, targets=["vocals"])
+    folder = Path(client.download_artifacts(run_id, "evaluation/listen"))
+    page = (folder / "index.html").read_text()
+    assert "Listening: run h16 seed 0" in page
+    track = evaluation.tracks[0]
+    path = quote(f"evaluation/listen/{track}/vocals.mp3", safe="")
+    link = f"https://mlflow.example.org/ui/get-artifact?path={path}&amp;run_uuid={run_id}"
+    assert f'<audio controls preload="none" src="{link}">' in page
+    assert page.count("<audio") == 5 * len(evaluation.tracks)
+    assert sf.info(folder / track / "vocals.mp3").frames > 0
+    sdr = evaluation.excerpts[0].stems[0]
+    assert sdr.name == "vocals" and f"{sdr.sdr:.2f}" in page
 
 
 def test_evaluate_command_scores_a_residual(synth_root: Path, model_dir: Path, tmp_path: Path):

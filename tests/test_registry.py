@@ -1,6 +1,8 @@
 """Promotion in the Model Registry and the champion served as a pyfunc model."""
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +23,7 @@ from pipelines.cli import cli
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.separator import load_separator
+from unmixlab.tracking.pyfunc import BadAudio
 from unmixlab.tracking.registry import lower_is_better, promote
 from unmixlab.tracking.runs import train_tracked
 
@@ -30,8 +33,8 @@ CHAMPION = "models:/unmixlab-vocals@champion"
 
 
 def clip(seconds: float = 0.5, rate: int = 16000) -> np.ndarray:
-    """A short stereo clip, ``(nb_channels, nb_timesteps)``."""
-    return np.random.default_rng(0).uniform(-0.5, 0.5, (2, int(seconds * rate))).astype(np.float32)
+    """A short stereo clip as soundfile reads it, ``(nb_frames, nb_channels)``."""
+    return np.random.default_rng(0).uniform(-0.5, 0.5, (int(seconds * rate), 2)).astype(np.float32)
 
 
 def tracked_with_sdr(config: TrainConfig, experiment: str, sdr: float) -> str:
@@ -71,6 +74,10 @@ def test_better_model_takes_champion_worse_does_not(tiny_config: TrainConfig, tm
     assert champion.run_id == strong
     versions = client.search_model_versions("name = 'unmixlab-vocals'")
     assert sorted(v.run_id for v in versions) == sorted([weak, strong])  # no re-registration
+    weak_name = client.get_run(weak).info.run_name
+    assert client.get_model_version("unmixlab-vocals", first.version).description == (
+        f"run {weak_name}: test_sdr_vocals 1"
+    )
     worse = client.get_model_version("unmixlab-vocals", first.version).tags
     assert worse["promotion.decision"] == f"kept champion v{better.version}"
     assert (worse["promotion.candidate_value"], worse["promotion.champion_value"]) == ("1.0", "3.0")
@@ -79,9 +86,40 @@ def test_better_model_takes_champion_worse_does_not(tiny_config: TrainConfig, tm
     audio = clip()
     out = model.predict(pd.DataFrame({"audio": [audio.tolist()], "sample_rate": [16000]}))
     vocals = np.asarray(out["vocals"][0])
-    assert vocals.shape == audio.shape and np.isfinite(vocals).all()
-    expected = load_separator(strong_config.run.output).separate(torch.from_numpy(audio), 16000)
-    np.testing.assert_allclose(vocals, expected["vocals"].numpy(), atol=1e-5)
+    assert vocals.shape == audio.shape and np.isfinite(vocals).all()  # (nb_frames, nb_channels)
+    separator = load_separator(strong_config.run.output)
+    expected = separator.separate(torch.from_numpy(audio.T.copy()), 16000)
+    np.testing.assert_allclose(vocals, expected["vocals"].numpy().T, atol=1e-5)
+
+
+def test_served_model_keeps_mono_mono_and_refuses_bad_clips_in_one_line(
+    tiny_config: TrainConfig,
+):
+    tracked_with_sdr(tiny_config, "layouts", 1.0)
+    promote("layouts", "test_sdr_vocals", "vocals")
+    model = mlflow.pyfunc.load_model(CHAMPION)
+
+    def predict(audio: object, rate: int = 16000) -> object:
+        return model.predict(pd.DataFrame({"audio": [audio], "sample_rate": [rate]}))["vocals"][0]
+
+    mono = clip()[:, 0]
+    vocals = np.asarray(predict(mono.tolist()))
+    assert vocals.shape == mono.shape and np.isfinite(vocals).all()
+    single = np.asarray(predict(mono[:, None].tolist()))  # (nb_frames, 1) as always_2d gives it
+    assert single.shape == (len(mono), 1)
+    np.testing.assert_allclose(single[:, 0], vocals, atol=1e-6)
+
+    refusals = {
+        "that is (channels, frames); send (frames, channels)": clip().T.tolist(),
+        "audio has 2 frames at 16000 Hz; the model needs at least 512 (32 ms": [[0.0, 0.1]] * 2,
+        "of equal length": [[0.0, 0.1], [0.2]],
+        "NaN or infinite": [float("nan")] * 1000,
+    }
+    for message, audio in refusals.items():
+        with pytest.raises(BadAudio, match=re.escape(message)) as refused:
+            predict(audio)
+        assert refused.value.get_http_status_code() == 400
+        assert "\n" not in json.loads(refused.value.serialize_as_json())["message"]
 
 
 def test_promote_without_candidates_says_why(tiny_config: TrainConfig):
@@ -118,15 +156,23 @@ def test_champion_is_served_over_http(tiny_config: TrainConfig, tmp_path: Path):
                 pass
             assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.5)
-        audio = clip(0.25)
-        response = requests.post(
-            f"{url}/invocations",
-            json={"dataframe_records": [{"audio": audio.tolist(), "sample_rate": 16000}]},
-            timeout=60,
-        )
-        assert response.status_code == 200, response.text
-        (prediction,) = response.json()["predictions"]
-        assert np.asarray(prediction["vocals"]).shape == audio.shape
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        (example,) = re.findall(r"```python\n(.*?/invocations.*?)```", readme, re.S)
+        ran = subprocess.run(
+            [sys.executable, "-c", example.replace("5001", str(port))],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.split()[-2:] == ["(88200,", "2)"]  # vocals as (frames, channels)
+
+        too_short = {"dataframe_records": [{"audio": [0.0, 0.1], "sample_rate": 44100}]}
+        response = requests.post(f"{url}/invocations", json=too_short, timeout=60)
+        assert response.status_code == 400
+        assert response.json() == {
+            "error_code": "INVALID_PARAMETER_VALUE",
+            "message": "audio has 2 frames at 44100 Hz; the model needs at least 1412 "
+            "(32 ms, one STFT window): send a longer clip",
+        }
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn workers

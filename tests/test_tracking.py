@@ -13,13 +13,15 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.prepare import prepare
+from unmixlab.tracking.links import artifact_url, run_url, runs_table_url, ui_base
+from unmixlab.tracking.plots import loss_figure
 from unmixlab.tracking.runs import flatten, run_file, train_tracked
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
     get_or_create_experiment,
     resolve_tracking_uri,
 )
-from unmixlab.trainer import TrainingCallback
+from unmixlab.trainer import History, TrainingCallback
 
 pytestmark = pytest.mark.slow  # trainings tracked in MLflow: not a unit test
 
@@ -103,6 +105,8 @@ def test_targets_in_threads_log_everything_under_one_parent(
     assert run.data.metrics["training_seconds"] == pytest.approx(result.training_seconds)
     assert run.data.metrics["best_valid_loss"] == pytest.approx(result.best_loss)
     assert run.data.metrics["best_epoch"] == result.history.best_epoch
+    for key in ("training_seconds", "best_valid_loss", "best_epoch", "epochs_trained"):
+        assert steps(client, run_id, key) == [0], key  # summary values: bars, not one-dot lines
     assert any(key.startswith("system/") for key in run.data.metrics), run.data.metrics
 
     fingerprint = prepare(tiny_config.data).fingerprint
@@ -207,3 +211,44 @@ def test_missing_sqlite_folder_is_reported(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}"
     with pytest.raises(UnmixlabError, match="nowhere"):
         ensure_tracking_reachable(uri)
+
+
+def test_links_use_the_real_ui_address_and_never_credentials(monkeypatch):
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    local = "sqlite:////tmp/mlflow.db"
+    assert run_url(local, "3", "abc") == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
+    server = "https://alice:s3cret@mlflow.example.org:8443/"
+    assert ui_base(server) == "https://mlflow.example.org:8443"
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://bob:pw@127.0.0.1:5055/mlflow/")
+    assert run_url(local, "3", "abc") == "http://127.0.0.1:5055/mlflow/#/experiments/3/runs/abc"
+    assert runs_table_url(local, "3", "test_sdr_vocals") == (
+        "http://127.0.0.1:5055/mlflow/#/experiments/3/runs"
+        "?orderByKey=metrics.%60test_sdr_vocals%60&orderByAsc=false"
+    )
+    assert artifact_url(server, "abc", "evaluation/listen/a b/x.mp3") == (
+        "http://127.0.0.1:5055/mlflow/get-artifact"
+        "?path=evaluation%2Flisten%2Fa%20b%2Fx.mp3&run_uuid=abc"
+    )
+
+
+def test_loss_figure_is_titled_by_run_with_plain_ticks_lr_panel_and_best_epoch():
+    history = History(
+        train_loss=[9.0, 7.0, 5.5, 4.5, 3.5, 3.0], valid_loss=[8.0, 6.5, 5.0, 4.2, 4.0, 4.1],
+        lr=[1e-3, 1e-3, 1e-3, 3e-4, 3e-4, 3e-4], epoch_seconds=[1.0] * 6,
+        best_loss=4.0, best_epoch=5,
+    )  # fmt: skip
+    figure = loss_figure(history, "quickstart · vocals · h16 b4 · seed 0")
+    figure.draw_without_rendering()
+    loss, lr = figure.axes
+    assert loss.get_title() == "quickstart · vocals · h16 b4 · seed 0"
+    assert list(lr.lines[0].get_ydata()) == history.lr and lr.get_ylabel() == "learning rate"
+    labels = [
+        t.get_text()
+        for axes in (loss, lr)
+        for t in axes.yaxis.get_ticklabels(which="both")
+        if t.get_visible() and t.get_text()
+    ]
+    assert "6" in labels and "0.001" in labels, labels
+    assert not any("times" in label or "^" in label for label in labels), labels  # no 6×10^0
+    assert "best valid 4 (epoch 5)" in [t.get_text() for t in loss.get_legend().get_texts()]
+    assert [int(t) for t in lr.get_xticks() if 1 <= t <= 6] == [1, 2, 3, 4, 5, 6]

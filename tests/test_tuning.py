@@ -301,3 +301,42 @@ def test_two_objectives_give_a_pareto_front_and_its_plot(
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["pareto_front_size"] == len(front)
     assert load_spec(default_storage_url(tmp_path), "pareto").tune.objective == "loss,rtf"
+
+
+def test_dashboard_and_mlflow_show_readable_names_links_and_small_plots(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    tune = tiny_tune(trials=2, pruner="none", enqueue=[{"hidden_size": 8, "lr": 3e-2}])
+    prepare(tiny_config.data)
+    url = default_storage_url(tmp_path)
+    spec = start_study(
+        tiny_config, tune, study_name="readable", experiment=EXPERIMENT, storage_url=url,
+        trials_dir=tmp_path / "trials", preset="tune-test",
+        tags={"dataset_fingerprint": "abc123", "mlflow.note.content": "a tiny study"},
+    )  # fmt: skip
+    run_workers(url, "readable", workers=1)
+    finish_study(url, "readable", tmp_path / "report")
+
+    study = optuna.load_study(study_name="readable", storage=url)
+    assert study.metric_names == ["valid_loss"]  # not "Objective 0"
+    attrs = study.user_attrs
+    assert attrs["objective"] == "valid_loss (minimised)" and attrs["preset"] == "tune-test"
+    assert attrs["space: hidden_size"] == "8, 16"
+    assert attrs["space: lr"] == "0.02 to 0.05 (log)"
+    assert attrs["mlflow parent run"] == spec.parent_run_id
+    client = MlflowClient()
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    runs = child_runs(spec.parent_run_id)
+    first = study.trials[0]
+    assert first.user_attrs["mlflow_run"] == (
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{runs[0].info.run_id}"
+    )
+    assert runs[0].info.run_name == "trial 0 · h8 lr 0.03"
+
+    parent = client.get_run(spec.parent_run_id).data.tags
+    assert parent["dataset_fingerprint"] == "abc123"
+    assert parent["mlflow.note.content"] == "a tiny study"
+    assert {"git_commit", "mlflow.user", "mlflow.source.name"} <= set(parent)
+    history = tmp_path / "report" / "plots" / "optimization_history.html"
+    assert history.stat().st_size < 100_000  # plotly.js from its CDN, not 4.7 MB inside
+    assert "cdn.plot.ly" in history.read_text()

@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from pipelines.cli import cli
 
 PRESET = {
+    "description": "two hidden sizes, two epochs",
     "experiment": "tuning-flow",
     "targets": ["vocals"],
     "output": "runs",
@@ -71,6 +72,11 @@ def test_tuning_flow_tracks_the_study_and_trains_the_best(
     )
     parent_id = parent.info.run_id
     assert parent.info.status == "FINISHED"
+    assert len(parent.data.tags["dataset_fingerprint"]) > 8  # tagged like the training runs
+    assert (
+        experiment.tags["mlflow.note.content"] == "preset tiny-tune: two hidden sizes, two epochs"
+    )
+    assert f"/#/experiments/{experiment.experiment_id}/runs/{parent_id})" in result.output
     children = client.search_runs(
         [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
     )

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from unmixlab.evaluate import EXCERPT_SECONDS
+
 
 @click.command()
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="MUSDB18 folder")
@@ -28,6 +30,13 @@ import click
 @click.option("--workers", type=int, default=None, help="scoring processes [default: min(2, cpus)]")
 @click.option("--niter", default=1, show_default=True, help="Wiener filter iterations (0: none)")
 @click.option("--residual", is_flag=True, help="also report accompaniment/residual scores")
+@click.option(
+    "--excerpt-seconds",
+    type=click.FloatRange(min=0),
+    default=EXCERPT_SECONDS,
+    show_default=True,
+    help="excerpts to listen to, per track (0: none); the page is OUT/listen/index.html",
+)
 @click.option("--run-id", default=None, help="log the scores to this MLflow run")
 def evaluate(
     root: Path,
@@ -39,6 +48,7 @@ def evaluate(
     workers: int | None,
     niter: int,
     residual: bool,
+    excerpt_seconds: float,
     run_id: str | None,
 ) -> None:
     """Separate every test track and score it with museval (SDR, SIR, SAR, ISR)."""
@@ -55,12 +65,15 @@ def evaluate(
         workers=workers,
         niter=niter,
         residual=residual,
+        excerpt_seconds=excerpt_seconds,
     )
     click.echo(scores_markdown(evaluation.aggregate))
     click.echo(
         f"{len(evaluation.tracks)} tracks in {evaluation.seconds:.0f} s; "
         f"tables in {out_dir}, per-track JSON in {evaluation.per_track_dir}"
     )
+    if evaluation.listen_dir is not None:
+        click.echo(f"listen: {evaluation.listen_dir / 'index.html'}")
     if run_id:
         logged = log_evaluation(run_id, evaluation)
         click.echo(f"logged {len(logged)} metrics to MLflow run {run_id}")

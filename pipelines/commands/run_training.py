@@ -8,6 +8,8 @@ import click
 from pipelines.commands.options import preset_options
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
+from unmixlab.tracking.links import UI_URL_ENV, ui_base
+from unmixlab.tracking.setup import is_server
 
 if TYPE_CHECKING:
     from pipelines.training import TrainingSummary
@@ -53,9 +55,9 @@ def format_summary(summary: "TrainingSummary") -> str:
         )
     uri = summary.tracking_uri
     mlflow_ui = (
-        f"open {uri}"
-        if uri.startswith(("http://", "https://"))
-        else f"mlflow ui --backend-store-uri {uri}"
+        f"open {ui_base(uri)}"
+        if is_server(uri) or os.environ.get(UI_URL_ENV)
+        else f"mlflow ui --backend-store-uri {uri}, then open {ui_base(uri)}"
     )
     prefect_ui = os.environ.get("PREFECT_API_URL", "").removesuffix("/api") or (
         "prefect server start, then http://127.0.0.1:4200"
@@ -66,6 +68,7 @@ def format_summary(summary: "TrainingSummary") -> str:
         f"  evaluation: {summary.evaluation_dir or 'skipped'}",
         f"  MLflow:     {mlflow_ui}",
         f"              parent run {summary.parent_run_url}",
+        f"              all runs, the best first: {summary.runs_table_url}",
         f"  Prefect:    {prefect_ui} (flow run '{summary.flow_run_name}')",
     ]
     return "\n".join(lines)

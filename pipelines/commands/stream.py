@@ -9,10 +9,10 @@ import click
 import numpy as np
 import torch
 from click.core import ParameterSource
-from tqdm import tqdm
 
 from unmixlab.audio import match_channels, read_audio, resample, write_audio
 from unmixlab.errors import UnmixlabError
+from unmixlab.progress import tqdm
 from unmixlab.realtime import MeasuredStream, torch_threads
 from unmixlab.streaming import StreamingSeparator, load_streaming_separator
 

@@ -57,5 +57,5 @@ def worker(
     from unmixlab.tuning.study import run_worker, wait_for_study
 
     wait_for_study(storage, study_name, wait)
-    count = run_worker(storage, study_name, n_trials=max_trials, cap=trials)
+    count = run_worker(storage, study_name, n_trials=max_trials, cap=trials, progress=True)
     click.echo(f"worker ran {count} trial(s) of study {study_name} in {public_url(storage)}")

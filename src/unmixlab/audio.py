@@ -139,16 +139,21 @@ def match_channels(audio: Tensor, nb_channels: int, path: Path | None = None) ->
 
 
 def write_audio(path: Path, audio: Tensor, sample_rate: int, subtype: str = "PCM_16") -> Path:
-    """Write ``(nb_channels, nb_timesteps)`` atomically (temporary name, then rename)."""
+    """Write ``(nb_channels, nb_timesteps)`` atomically (temporary name, then rename).
+
+    The format follows the suffix (``.wav``, ``.mp3``, ``.flac``...); ``subtype`` is
+    soundfile's (``PCM_16``, ``FLOAT``, ``MPEG_LAYER_III``...). Fixed-point and lossy
+    subtypes are clipped to [-1, 1].
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = audio.detach().cpu().numpy().T
-    if subtype == "PCM_16":
+    if subtype not in ("FLOAT", "DOUBLE"):
         data = np.clip(data, -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
-        sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
+        sf.write(tmp, data, sample_rate, subtype=subtype, format=path.suffix[1:].upper())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -6,7 +6,8 @@ second per second of audio for four targets). Scores are aggregated the way muse
 them: median over the one-second frames of a track, then median over tracks.
 
 Outputs in ``out_dir``: ``<subset>/<track>.json`` (museval's per-track format),
-``tracks.csv`` (per-track medians), ``scores.csv`` and ``scores.md`` (the aggregate).
+``tracks.csv`` (per-track medians), ``scores.csv`` and ``scores.md`` (the aggregate), and
+``listen/``: excerpts of every track and a page to listen to them (:mod:`unmixlab.listening`).
 """
 
 import math
@@ -19,16 +20,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from tqdm import tqdm
 
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
 from unmixlab.errors import UnmixlabError
+from unmixlab.listening import (
+    PAGE,
+    TrackExcerpts,
+    for_targets,
+    log_listening,
+    render_page,
+    track_excerpts,
+    write_excerpts,
+)
+from unmixlab.progress import tqdm
 
 if TYPE_CHECKING:
     import pandas as pd
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
+LISTEN_DIR = "listen"  # excerpts and their page, in the evaluation folder
+EXCERPT_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,9 @@ class Evaluation:
         tracks_path: per-track medians as CSV.
         tracks: names of the scored tracks.
         seconds: wall time of the evaluation.
+        listen_dir: the excerpts and their page ``index.html`` (None: no excerpts).
+        excerpts: each track's excerpts and SDR per stem, in track order.
+        excerpt_seconds: length of each excerpt.
     """
 
     aggregate: dict[str, dict[str, float]]
@@ -53,6 +68,9 @@ class Evaluation:
     tracks_path: Path
     tracks: tuple[str, ...]
     seconds: float
+    listen_dir: Path | None = None
+    excerpts: tuple[TrackExcerpts, ...] = ()
+    excerpt_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class _Job:
     track: str
     out_dir: Path
     estimates_dir: Path | None
+    excerpt_seconds: float  # 0: no excerpts
 
 
 class _TrackScorer:
@@ -104,6 +123,19 @@ class _TrackScorer:
             for name, audio in estimates.items():
                 path = job.estimates_dir / job.subset / job.track / f"{name}.wav"
                 write_audio(path, audio, int(track.rate), subtype="FLOAT")
+        if job.excerpt_seconds > 0:
+            references = {
+                name: torch.from_numpy(track.targets[name].audio.T.astype("float32"))
+                for name in estimates
+            }  # name -> (nb_channels, nb_timesteps)
+            write_excerpts(
+                job.out_dir / LISTEN_DIR / job.track,
+                int(track.rate),
+                mixture,
+                estimates,
+                references,
+                job.excerpt_seconds,
+            )
         scores = museval.eval_mus_track(
             track, {name: audio.T.numpy() for name, audio in estimates.items()}
         )
@@ -142,6 +174,7 @@ def evaluate(
     niter: int = 1,
     residual: bool = False,
     keep_estimates: bool = False,
+    excerpt_seconds: float = EXCERPT_SECONDS,
 ) -> Evaluation:
     """Separate and score every track of ``root/subset``; write and return the scores.
 
@@ -160,6 +193,8 @@ def evaluate(
         niter: Wiener filter iterations of the separator.
         residual: also score (and report) everything the targets leave in the mixture.
         keep_estimates: write the estimates as float wav under ``out_dir/estimates``.
+        excerpt_seconds: length of the excerpts to listen to (0: none), see
+            :mod:`unmixlab.listening`.
 
     Raises:
         UnmixlabError: bad root or model folder, unknown target, or nothing left for a residual.
@@ -190,6 +225,7 @@ def evaluate(
             track.name,
             out_dir,
             out_dir / "estimates" if keep_estimates else None,
+            excerpt_seconds,
         )
         for track in tracks
     ]
@@ -223,6 +259,14 @@ def evaluate(
     tracks_path = _write_text(out_dir / "tracks.csv", per_track.to_csv(float_format="%.4f"))
     table_path = _write_text(out_dir / "scores.csv", scores_csv(aggregate))
     markdown_path = _write_text(out_dir / "scores.md", scores_markdown(aggregate))
+    listen_dir, excerpts = None, ()
+    if excerpt_seconds > 0:
+        listen_dir = out_dir / LISTEN_DIR
+        sdr = per_track["SDR"].to_dict()  # (track, stem) -> dB
+        stems = [*targets, residual_name] if residual_name else targets
+        excerpts = tuple(track_excerpts(t.name, stems, sdr) for t in tracks)
+        page = render_page(list(excerpts), listening_title(model_dir, subset), excerpt_seconds)
+        _write_text(listen_dir / PAGE, page)
     return Evaluation(
         aggregate,
         out_dir / subset,
@@ -231,7 +275,15 @@ def evaluate(
         tracks_path,
         tuple(t.name for t in tracks),
         time.perf_counter() - start,
+        listen_dir,
+        excerpts,
+        excerpt_seconds,
     )
+
+
+def listening_title(model_dir: Path, subset: str) -> str:
+    """The listening page's title: which model, on which tracks."""
+    return f"Listening: {Path(model_dir).name} on the {subset} tracks"
 
 
 def _residual_name(targets: list[str], requested: bool, model_dir: Path) -> str | None:
@@ -283,6 +335,7 @@ def log_evaluation(
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
+    from unmixlab.tracking.names import add_to_note
     from unmixlab.tracking.setup import resolve_tracking_uri
 
     now = int(time.time() * 1000)
@@ -295,9 +348,23 @@ def log_evaluation(
     }
     client = MlflowClient(resolve_tracking_uri())
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    sdr = {
+        f"SDR {target}": f"{scores['SDR']:.2f} dB"
+        for target, scores in evaluation.aggregate.items()
+        if (targets is None or target in targets) and not math.isnan(scores["SDR"])
+    }
+    add_to_note(client, run_id, sdr)
     for path in (evaluation.table_path, evaluation.markdown_path, evaluation.tracks_path):
         client.log_artifact(run_id, str(path), "evaluation")
     client.log_artifacts(run_id, str(evaluation.per_track_dir), "evaluation/tracks")
+    if evaluation.listen_dir is not None:
+        tracks = list(evaluation.excerpts)
+        if targets is not None:
+            tracks = for_targets(tracks, targets)
+        title = f"Listening: run {client.get_run(run_id).info.run_name}"
+        log_listening(
+            client, run_id, evaluation.listen_dir, tracks, title, evaluation.excerpt_seconds
+        )
     return metrics
 
 

@@ -62,6 +62,9 @@ class EvaluateSettings(_Settings):
     workers: int | None = Field(None, ge=1, description="scoring processes (default min(2, cpus))")
     niter: int = Field(1, ge=0, description="Wiener filter iterations")
     residual: bool = Field(False, description="also report the accompaniment/residual scores")
+    excerpt_seconds: float = Field(
+        15.0, ge=0, description="excerpts per track on the listening page (0: none)"
+    )
 
 
 class PromoteSettings(_Settings):

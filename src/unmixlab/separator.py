@@ -10,12 +10,12 @@ import norbert
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from unmixlab.audio import check_finite, match_channels, resample
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
+from unmixlab.progress import tqdm
 from unmixlab.transforms import ISTFT, STFT
 
 

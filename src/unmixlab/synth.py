@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.progress import tqdm
 
 STEMS = ("drums", "bass", "other", "vocals")
 

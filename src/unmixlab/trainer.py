@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from unmixlab.config import ModelSettings, OptimConfig, RunConfig, TrainConfig
 from unmixlab.data.datasets import TrainingChunks, WholeTracks
@@ -22,6 +21,7 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_torch, save_torch, write_json, write_separator_json
 from unmixlab.prepare import PreparedData, prepare
+from unmixlab.progress import tqdm
 from unmixlab.transforms import Spectrogram
 
 logger = logging.getLogger(__name__)

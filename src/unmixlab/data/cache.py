@@ -41,12 +41,12 @@ import numpy as np
 import soundfile as sf
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from unmixlab.audio import match_channels, read_audio, resample
 from unmixlab.config import STEMS
 from unmixlab.data.tracks import MusdbDecoder, Track
 from unmixlab.errors import UnmixlabError
+from unmixlab.progress import tqdm
 
 FORMAT = 2  # bump when the layout or the stored values change
 INDEX = "index.json"

@@ -88,7 +88,8 @@ def epoch_metrics(history: History) -> dict[str, dict[int, float]]:
     }
 
 
-# the metrics logged once training ends (at step=epochs_trained)
+# the metrics logged once training ends, at step 0 (MLflow charts them as bars, not as one dot
+# on an epoch axis); a resumed run logs its new values at the same step
 SUMMARY_METRICS = ("training_seconds", "best_valid_loss", "best_epoch", "epochs_trained")
 
 
@@ -133,9 +134,8 @@ class EpochMetrics(TrainingCallback):
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         """Send training_seconds, best_valid_loss, best_epoch and epochs_trained."""
-        step = result.epochs_trained
         for name, value in summary_metrics(result).items():
-            self.wanted.setdefault(name, {})[step] = value
+            self.wanted.setdefault(name, {})[0] = value
         self.send()
 
     @property
@@ -145,7 +145,7 @@ class EpochMetrics(TrainingCallback):
             (name, step, value)
             for name, values in self.wanted.items()
             for step, value in values.items()
-            if self.sent is None or (name, step) not in self.sent
+            if self.sent is None or (name, step, float(value)) not in self.sent
         ]
 
     def pending_epochs(self) -> list[int]:
@@ -167,7 +167,7 @@ class EpochMetrics(TrainingCallback):
                 batch = pending[start : start + MAX_METRICS_PER_BATCH]
                 metrics = [Metric(name, float(value), now, step) for name, step, value in batch]
                 self.client.log_batch(self.run_id, metrics=metrics)
-                self.sent.update((name, step) for name, step, _ in batch)
+                self.sent.update((name, step, float(value)) for name, step, value in batch)
         except UNREACHABLE as error:
             reason = next(iter(str(error).splitlines()), "") or type(error).__name__
             if self.failure is None:
@@ -188,10 +188,10 @@ class EpochMetrics(TrainingCallback):
         self.failure = None
         return True
 
-    def _logged(self) -> set[tuple[str, int]]:
-        """``(metric, step)`` pairs the run already holds, for the metrics wanted."""
+    def _logged(self) -> set[tuple[str, int, float]]:
+        """``(metric, step, value)`` the run already holds, for the metrics wanted."""
         return {
-            (name, metric.step)
+            (name, metric.step, metric.value)
             for name in {*self.wanted, *SUMMARY_METRICS}
             for metric in self.client.get_metric_history(self.run_id, name)
         }

@@ -1,13 +1,19 @@
 """The separator as an MLflow pyfunc model: what ``mlflow models serve`` and the registry serve.
 
-One input row is one clip: ``audio`` is ``(nb_channels, nb_timesteps)`` float samples (nested
-lists in JSON) at ``sample_rate`` Hz. One output row holds one column per target, each
-``(nb_channels, nb_timesteps)`` at the input's rate. A served model answers e.g.::
+One input row is one clip at ``sample_rate`` Hz. ``audio`` is laid out as soundfile and numpy
+give it: ``(nb_frames, nb_channels)`` nested lists (``[[left, right], ...]``), or a flat list
+of samples for mono. One output row holds one column per target, each in the input's layout
+and channel count (mono stays mono) at the input's rate. A served model answers e.g.::
 
     POST /invocations
-    {"dataframe_records": [{"audio": [[0.0, 0.1, ...], [0.0, 0.1, ...]], "sample_rate": 44100}]}
+    {"dataframe_records": [{"audio": [[0.0, 0.1], [0.0, 0.1], ...], "sample_rate": 44100}]}
+
+A clip shorter than one STFT window, a ``(nb_channels, nb_frames)`` array, ragged or
+non-finite samples are answered with HTTP 400 and a one-line message.
 """
 
+import json
+import math
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -15,11 +21,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, DataType, Schema
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 import unmixlab
-from unmixlab.errors import UnmixlabError
+from unmixlab.audio import match_channels
 
 MODEL_DIR = "model_dir"  # key of the reference-layout model folder in the pyfunc artifacts
 # what the separator imports, pinned to this environment's versions
@@ -34,6 +42,22 @@ REQUIREMENTS = (
     "pydantic",
     "tqdm",
 )
+
+
+class BadAudio(MlflowException):
+    """A clip the model refuses; the scoring server answers HTTP 400 with this one line.
+
+    MLflow's scoring server prefixes the message of an error raised in ``predict`` with the
+    whole request; the response keeps only the line that says what is wrong.
+    """
+
+    def __init__(self, problem: str):
+        super().__init__(problem, error_code=INVALID_PARAMETER_VALUE)
+        self.problem = problem
+
+    def serialize_as_json(self) -> str:
+        """``{"error_code": "INVALID_PARAMETER_VALUE", "message": <the problem>}``."""
+        return json.dumps({"error_code": self.error_code, "message": self.problem})
 
 
 class SeparatorModel(mlflow.pyfunc.PythonModel):
@@ -55,39 +79,97 @@ class SeparatorModel(mlflow.pyfunc.PythonModel):
 
         Args:
             context: the pyfunc context (unused after loading).
-            model_input: columns ``audio`` (``(nb_channels, nb_timesteps)`` per row) and
-                ``sample_rate``.
+            model_input: columns ``audio`` (``(nb_frames, nb_channels)``, or ``(nb_frames,)``
+                for mono, per row) and ``sample_rate``.
             params: unused.
 
         Returns:
-            One row per clip, one column per target holding ``(nb_channels, nb_timesteps)``
-            nested lists.
+            One row per clip, one column per target holding the estimate in the input's
+            layout: ``(nb_frames, nb_channels)`` nested lists, or a flat list for mono.
+
+        Raises:
+            BadAudio: a clip is malformed or too short (HTTP 400 when served).
         """
+        separator = self.separator
+        window_seconds = separator.stft.nfft / separator.sample_rate  # the shortest clip
         rows = []
         for audio, rate in zip(model_input["audio"], model_input["sample_rate"], strict=True):
-            mixture = torch.as_tensor(np.stack([np.asarray(c, np.float32) for c in audio]))
-            if mixture.ndim != 2 or mixture.shape[-1] == 0:
-                raise UnmixlabError(
-                    f"audio must be (nb_channels, nb_timesteps), got shape {tuple(mixture.shape)}",
-                    "Send one list of samples per channel",
-                )
-            estimates = self.separator.separate(mixture, int(rate), progress=False)
-            rows.append({name: estimate.numpy().tolist() for name, estimate in estimates.items()})
-        return pd.DataFrame(rows, columns=self.separator.targets)
+            mixture, mono = read_clip(audio, rate, window_seconds)
+            estimates = separator.separate(mixture, int(rate), progress=False)
+            rows.append(
+                {
+                    name: to_frames_first(match_channels(estimate, mixture.shape[0]), mono)
+                    for name, estimate in estimates.items()
+                }
+            )
+        return pd.DataFrame(rows, columns=separator.targets)
+
+
+def read_clip(audio: object, rate: object, min_seconds: float) -> tuple[torch.Tensor, bool]:
+    """Check one request's clip and lay it out for the separator.
+
+    Args:
+        audio: ``(nb_frames, nb_channels)`` nested lists (1 or 2 channels) or a flat list.
+        rate: its sample rate in Hz.
+        min_seconds: the shortest clip the model separates (one STFT window).
+
+    Returns:
+        The clip as ``(nb_channels, nb_frames)`` float32, and whether it came as a flat list.
+
+    Raises:
+        BadAudio: what is wrong, and how to send it instead.
+    """
+    if not isinstance(rate, int | np.integer) or rate <= 0:
+        raise BadAudio(f"sample_rate must be a positive whole number of Hz, got {rate!r}")
+    try:
+        samples = np.asarray(audio, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise BadAudio(
+            "audio must be a list of numbers (mono) or of [left, right] frames of equal length"
+        ) from None
+    if samples.ndim == 2 and samples.shape[1] > 2 >= samples.shape[0]:
+        raise BadAudio(
+            f"audio is {samples.shape[0]} x {samples.shape[1]}: that is (channels, frames); "
+            "send (frames, channels) as soundfile reads it, e.g. np.asarray(audio).T.tolist()"
+        )
+    if samples.ndim not in (1, 2) or (samples.ndim == 2 and samples.shape[1] not in (1, 2)):
+        raise BadAudio(
+            f"audio of shape {samples.shape} is neither mono (a list of samples) nor "
+            "(frames, channels) with 1 or 2 channels"
+        )
+    min_frames = math.ceil(min_seconds * rate)
+    if len(samples) < min_frames:
+        raise BadAudio(
+            f"audio has {len(samples)} frames at {rate} Hz; the model needs at least "
+            f"{min_frames} ({min_frames / rate * 1000:.0f} ms, one STFT window): send a longer clip"
+        )
+    if not np.isfinite(samples).all():
+        raise BadAudio("audio holds NaN or infinite samples")
+    mono = samples.ndim == 1
+    mixture = torch.from_numpy(samples[None] if mono else samples.T.copy())
+    return mixture, mono  # (nb_channels, nb_frames)
+
+
+def to_frames_first(estimate: torch.Tensor, mono: bool) -> list:
+    """``(nb_channels, nb_frames)`` as nested ``(nb_frames, nb_channels)`` lists, flat if mono."""
+    return estimate[0].tolist() if mono else estimate.T.tolist()
 
 
 def signature_for(targets: list[str]) -> ModelSignature:
-    """Input ``audio`` (nested number arrays) and ``sample_rate``; one such array per target."""
-    samples = Array(Array(DataType.double))  # (nb_channels, nb_timesteps); JSON numbers
+    """Input ``audio`` and ``sample_rate``; one audio column per target.
+
+    ``audio`` is typed ``any`` so that mono may come as a flat list; :func:`read_clip`
+    checks its layout and answers a bad clip in one line.
+    """
     return ModelSignature(
-        inputs=Schema([ColSpec(samples, "audio"), ColSpec(DataType.long, "sample_rate")]),
-        outputs=Schema([ColSpec(samples, target) for target in targets]),
+        inputs=Schema([ColSpec(AnyType(), "audio"), ColSpec(DataType.long, "sample_rate")]),
+        outputs=Schema([ColSpec(AnyType(), target) for target in targets]),
     )
 
 
-def input_example(sample_rate: int, nb_channels: int, nb_timesteps: int) -> pd.DataFrame:
-    """A silent clip of ``nb_timesteps`` samples, saved with the model as its serving example."""
-    silence = np.zeros((nb_channels, nb_timesteps), np.float32).tolist()
+def input_example(sample_rate: int, nb_channels: int, nb_frames: int) -> pd.DataFrame:
+    """A silent clip of ``nb_frames`` frames, saved with the model as its serving example."""
+    silence = np.zeros((nb_frames, nb_channels), np.float32).tolist()
     return pd.DataFrame({"audio": [silence], "sample_rate": [sample_rate]})
 
 

@@ -75,6 +75,9 @@ def promote(
     candidate_value = run.data.metrics[metric]
     name = model_name_for(target)
     version = register_run_model(client, name, run)
+    client.update_model_version(
+        name, version, description=f"run {run.info.run_name}: {metric} {candidate_value:.4g}"
+    )  # the versions table shows what each version is, not just its number
 
     champion = champion_version(client, name)
     champion_value = None
@@ -143,7 +146,10 @@ def register_run_model(client: MlflowClient, name: str, run: Run) -> str:
     """The version of ``name`` holding ``run``'s model, registered now if it is not yet."""
     try:
         client.create_registered_model(
-            name, description="Open-Unmix separator (pyfunc); serve the 'champion' alias"
+            name,
+            description="Open-Unmix separator (pyfunc); serve the 'champion' alias. Request "
+            "rows: audio as (frames, channels) nested lists or a flat mono list, and "
+            "sample_rate in Hz; each target comes back in the same layout.",
         )
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):

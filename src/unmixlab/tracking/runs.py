@@ -28,6 +28,7 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import write_json, write_separator_json
 from unmixlab.prepare import LoadedData, PreparedData, prepare
 from unmixlab.tracking.buffered import EpochMetrics, bounded_requests
+from unmixlab.tracking.names import add_to_note, training_note
 from unmixlab.tracking.plots import plot_loss_curves
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
@@ -106,6 +107,7 @@ def train_tracked(
     ensure_tracking_reachable(uri)
     if resume:
         load_checkpoint(config)  # refuse a damaged or foreign checkpoint before any change
+    data = data or prepare(config.data)  # bad data stops here, before any run exists
     client = MlflowClient(uri)
     experiment_id = get_or_create_experiment(client, experiment)
     run_id = find_resumable_run(client, config, experiment_id) if resume else None
@@ -128,12 +130,17 @@ def train_tracked(
         with bounded_requests():
             record_run(config, run_id, uri)
             log_config(client, run_id, config, resumed)
-            trainer = Trainer(config, data or prepare(config.data), [metrics, *callbacks])
+            trainer = Trainer(config, data, [metrics, *callbacks])
             log_dataset(client, run_id, config, trainer.data)
             result = trainer.fit(resume=resume)
             monitor.finish()
             if not metrics.send() or (is_server(uri) and not server_answers(uri)):
                 return TrackedRun(run_id, result, None, unsent_message(uri, run_id, metrics))
+            history = result.history
+            note = training_note(
+                result.best_loss, history.best_epoch, result.epochs_trained, result.training_seconds
+            )
+            add_to_note(client, run_id, note)
         model_uri = log_training_artifacts(client, run_id, result, config, log_model)
     except Exception as error:
         end_run(client, monitor, run_id, RunStatus.FAILED, f"{type(error).__name__}: {error}")
@@ -298,9 +305,8 @@ def log_training_artifacts(
 
     target = result.target
     with tempfile.TemporaryDirectory(prefix="unmixlab-artifacts-") as tmp:
-        plot = plot_loss_curves(
-            result.history, Path(tmp) / "loss_curves.png", f"{target}: {run_id[:8]}"
-        )
+        title = client.get_run(run_id).info.run_name
+        plot = plot_loss_curves(result.history, Path(tmp) / "loss_curves.png", title)
         client.log_artifact(run_id, str(plot), "plots")
         model_dir = Path(tmp) / "model_files"
         model_dir.mkdir()

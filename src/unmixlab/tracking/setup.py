@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 # stores that MLflow reaches over HTTP (everything else is opened in-process)
 SERVER_SCHEMES = ("http", "https")
+# experiment tag that makes MLflow's UI open an experiment on its training runs, not GenAI traces
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 HEALTH_TIMEOUT_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 2.0  # a quick "is it back?" while training goes on
 URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -155,7 +157,8 @@ def get_or_create_experiment(client: "MlflowClient", name: str) -> str:
     """The id of experiment ``name``, created if missing.
 
     In a database store the experiment's artifacts go to :func:`local_artifact_root`; a
-    server picks its own (proxied) artifact location.
+    server picks its own (proxied) artifact location. A new experiment is marked as model
+    training (:data:`EXPERIMENT_KIND`), so that the UI opens it on its runs.
     """
     from mlflow.exceptions import MlflowException
 
@@ -169,7 +172,7 @@ def get_or_create_experiment(client: "MlflowClient", name: str) -> str:
         return experiment.experiment_id
     location = None if is_server(client.tracking_uri) else local_artifact_root().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     except MlflowException:  # created meanwhile by a parallel run
         experiment = client.get_experiment_by_name(name)
         if experiment is None:

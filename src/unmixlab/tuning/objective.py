@@ -20,13 +20,16 @@ import torch
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
+from unmixlab.tracking.links import run_url
+from unmixlab.tracking.names import trial_run_name
 from unmixlab.tracking.runs import run_file, train_tracked
 from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult
-from unmixlab.tuning.runs import mark_trial_run
+from unmixlab.tuning.runs import client, mark_trial_run
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.space import suggest, trial_config
 
 RUN_ID_ATTR = "mlflow_run_id"  # trial user attribute naming the trial's child run
+RUN_URL_ATTR = "mlflow_run"  # trial user attribute: the child run's page in the MLflow UI
 
 
 class PruningCallback(TrainingCallback):
@@ -49,7 +52,10 @@ class PruningCallback(TrainingCallback):
 
 
 class RunRecorder(TrainingCallback):
-    """Stores the child run id on the trial once training starts (for dead-worker clean-up)."""
+    """Stores the child run on the trial once training starts: its id and its UI page.
+
+    The id serves dead-worker clean-up; the page is what optuna-dashboard shows a person.
+    """
 
     def __init__(self, trial: optuna.Trial, config: TrainConfig):
         self.trial = trial
@@ -59,6 +65,10 @@ class RunRecorder(TrainingCallback):
         """Record the run that ``train_tracked`` wrote next to the model."""
         if run_id := trial_run_id(self.config):
             self.trial.set_user_attr(RUN_ID_ATTR, run_id)
+            mlflow_client = client()
+            experiment_id = mlflow_client.get_run(run_id).info.experiment_id
+            url = run_url(mlflow_client.tracking_uri, experiment_id, run_id)
+            self.trial.set_user_attr(RUN_URL_ATTR, url)
 
 
 def trial_run_id(config: TrainConfig) -> str | None:
@@ -133,7 +143,7 @@ class Objective:
             tracked = train_tracked(
                 config,
                 experiment=self.experiment,
-                run_name=f"trial-{trial.number}",
+                run_name=trial_run_name(trial.number, params),
                 parent_run_id=self.parent_run_id,
                 tags={"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)},
                 preset=self.preset,

@@ -18,8 +18,9 @@ import time
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking.context.registry import resolve_tags
 
-from unmixlab.tracking.runs import flatten
+from unmixlab.tracking.runs import flatten, git_commit
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
     get_or_create_experiment,
@@ -44,7 +45,8 @@ def start_parent_run(
     Args:
         experiment: MLflow experiment name (created if missing).
         study_name: the Optuna study (run name and tag ``optuna.study``).
-        tags: more tags (storage, objective, preset).
+        tags: more tags (storage, objective, preset, data set); MLflow's context tags (user,
+            source) and ``git_commit`` are added as on training runs.
         settings: the tune settings, logged as params ``tune.*`` on a new run.
         resume_run: the parent run recorded in the study by an earlier, interrupted start.
 
@@ -56,9 +58,10 @@ def start_parent_run(
     if resume_run and _exists(mlflow_client, resume_run, experiment_id):
         mlflow_client.update_run(resume_run, status=RunStatus.to_string(RunStatus.RUNNING))
         return resume_run
-    run = mlflow_client.create_run(
-        experiment_id, run_name=study_name, tags={"optuna.study": study_name, **tags}
-    )
+    tags = {"optuna.study": study_name, **tags}
+    if commit := git_commit():
+        tags["git_commit"] = commit
+    run = mlflow_client.create_run(experiment_id, run_name=study_name, tags=resolve_tags(tags))
     params = [Param(f"tune.{k}", v[:6000]) for k, v in flatten(settings).items()]
     for start in range(0, len(params), 100):  # MLflow's batch limit
         mlflow_client.log_batch(run.info.run_id, params=params[start : start + 100])

@@ -26,13 +26,14 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
-from tqdm import tqdm
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
+from unmixlab.progress import tqdm
 from unmixlab.tuning.objective import RUN_ID_ATTR, Objective
+from unmixlab.tuning.report import METRIC_NAMES
 from unmixlab.tuning.runs import mark_trial_run, start_parent_run
-from unmixlab.tuning.settings import TuneConfig
+from unmixlab.tuning.settings import FloatRange, TuneConfig
 from unmixlab.tuning.storage import is_database, open_storage, public_url
 
 SPEC_ATTR = "unmixlab"  # study user attribute holding the StudySpec
@@ -108,8 +109,42 @@ def create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
     if not study.trials:
         for params in spec.tune.enqueue:
             study.enqueue_trial(params, user_attrs={"enqueued": True})
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAMES[m] for m in spec.tune.metrics])
     study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    for key, value in readable_settings(spec).items():
+        study.set_user_attr(key, value)
     return study
+
+
+def readable_settings(spec: StudySpec) -> dict[str, str]:
+    """The study's settings one per line, as optuna-dashboard lists user attributes.
+
+    ``unmixlab`` (the whole :class:`StudySpec`, what workers read) stays one JSON value; these
+    say the same for a person.
+    """
+    tune = spec.tune
+    train = spec.train.flat()
+    settings = {
+        "preset": spec.preset or "",
+        "target": train["target"],
+        "objective": ", ".join(f"{METRIC_NAMES[m]} (minimised)" for m in tune.metrics),
+        "epochs per trial": str(tune.epochs or train["epochs"]),
+        "pruner": tune.pruner if not tune.multi_objective else "none (two objectives)",
+        "trial cap": str(tune.trials),
+        "data": str(train["root"]),
+        "mlflow experiment": spec.experiment,
+        "mlflow parent run": spec.parent_run_id or "",
+    }
+    for name, dimension in tune.space.items():
+        values = (
+            f"{dimension.low:g} to {dimension.high:g}{' (log)' if dimension.log else ''}"
+            if isinstance(dimension, FloatRange)
+            else ", ".join(str(v) for v in dimension)
+        )
+        settings[f"space: {name}"] = values
+    return settings
 
 
 def start_study(
@@ -121,11 +156,22 @@ def start_study(
     storage_url: str,
     trials_dir: Path,
     preset: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> StudySpec:
     """Open the study's parent MLflow run and create (or resume) the study in its storage.
 
     A resumed study keeps its parent run when that run exists in the current tracking store,
     so all its trials nest under one run however often it was interrupted.
+
+    Args:
+        train: the base training configuration.
+        tune: the study settings.
+        study_name: the Optuna study.
+        experiment: MLflow experiment of the parent and trial runs.
+        storage_url: the study storage.
+        trials_dir: parent of the per-trial model folders.
+        preset: the preset the study came from.
+        tags: more tags of a new parent run (``dataset_fingerprint``, its description).
 
     Returns:
         The spec stored in the study, with the parent run id.
@@ -138,7 +184,12 @@ def start_study(
     parent_run_id = start_parent_run(
         experiment,
         study_name,
-        tags={"optuna.storage": public, "optuna.objective": tune.objective, "preset": preset or ""},
+        tags={
+            "optuna.storage": public,
+            "optuna.objective": tune.objective,
+            "preset": preset or "",
+            **(tags or {}),
+        },
         settings=tune.model_dump(mode="json") | {"storage": public},
         resume_run=earlier,
     )
@@ -213,6 +264,7 @@ def run_worker(
     worker_index: int | None = None,
     cap: int | None = None,
     threads: int | None = None,
+    progress: bool = False,
 ) -> int:
     """Run trials of a stored study in this process until its trial cap is reached.
 
@@ -224,6 +276,7 @@ def run_worker(
             for workers started independently).
         cap: override of ``tune.trials``, the study-wide trial cap.
         threads: torch intra-op threads of this process (None: torch's default).
+        progress: show a bar over this worker's trials (state and value of the last).
 
     Returns:
         The number of trials this worker ran (finished, whatever their outcome), not
@@ -252,17 +305,22 @@ def run_worker(
         spec.train, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
     )
     ran: list[int] = []  # this call's trials, not those other workers start meanwhile
+    bar = tqdm(total=todo, desc=f"study {study_name}", unit="trial", disable=not progress)
 
     def count(study: optuna.Study, trial: FrozenTrial) -> None:
         ran.append(trial.number)
+        value = "" if trial.values is None else " " + ", ".join(f"{v:.4g}" for v in trial.values)
+        bar.set_postfix_str(f"trial {trial.number} {trial.state.name.lower()}{value}")
+        bar.update()
 
-    study.optimize(
-        objective,
-        n_trials=todo,
-        callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED), count],
-        catch=(Exception,),
-        gc_after_trial=True,
-    )
+    with bar:
+        study.optimize(
+            objective,
+            n_trials=todo,
+            callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED), count],
+            catch=(Exception,),
+            gc_after_trial=True,
+        )
     return len(ran)
 
 
@@ -277,7 +335,7 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
         UnmixlabError: a worker process failed (the message gives its exit code).
     """
     if workers == 1:
-        run_worker(storage_url, study_name, worker_index=0, cap=cap)
+        run_worker(storage_url, study_name, worker_index=0, cap=cap, progress=True)
         return
     spec = load_spec(storage_url, study_name)
     cap = cap or spec.tune.trials
