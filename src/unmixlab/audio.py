@@ -4,7 +4,6 @@ Audio arrays are ``(nb_channels, nb_timesteps)`` float32 tensors unless said oth
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import atomic_path
 
 
 def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]:
@@ -97,16 +97,9 @@ def match_channels(audio: Tensor, nb_channels: int, path: Path | None = None) ->
 def write_audio(path: Path, audio: Tensor, sample_rate: int, subtype: str = "PCM_16") -> Path:
     """Write ``(nb_channels, nb_timesteps)`` atomically (temporary name, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = audio.detach().cpu().numpy().T
     if subtype == "PCM_16":
         data = np.clip(data, -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

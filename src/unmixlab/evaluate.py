@@ -12,7 +12,6 @@ Outputs in ``out_dir``: ``<subset>/<track>.json`` (museval's per-track format),
 import math
 import multiprocessing
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,7 +109,7 @@ class _TrackScorer:
             track, {name: audio.T.numpy() for name, audio in estimates.items()}
         )
         scores.validate()
-        _write_text(job.out_dir / job.subset / f"{job.track}.json", scores.json)
+        write_text(job.out_dir / job.subset / f"{job.track}.json", scores.json)
         return scores.df
 
 
@@ -221,9 +221,9 @@ def evaluate(
         for target in reported
     }
     per_track = store.agg_frames_scores().unstack("metric")  # (track, target) x metric
-    tracks_path = _write_text(out_dir / "tracks.csv", per_track.to_csv(float_format="%.4f"))
-    table_path = _write_text(out_dir / "scores.csv", scores_csv(aggregate))
-    markdown_path = _write_text(out_dir / "scores.md", scores_markdown(aggregate))
+    tracks_path = write_text(out_dir / "tracks.csv", per_track.to_csv(float_format="%.4f"))
+    table_path = write_text(out_dir / "scores.csv", scores_csv(aggregate))
+    markdown_path = write_text(out_dir / "scores.md", scores_markdown(aggregate))
     return Evaluation(
         aggregate,
         out_dir / subset,
@@ -300,13 +300,3 @@ def log_evaluation(
         client.log_artifact(run_id, str(path), "evaluation")
     client.log_artifacts(run_id, str(evaluation.per_track_dir), "evaluation/tracks")
     return metrics
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Write ``text`` atomically (temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(text)
-    os.replace(tmp, path)
-    return path

@@ -6,8 +6,6 @@
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +13,13 @@ import torch
 from pydantic import ValidationError
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import atomic_path, write_text
 from unmixlab.model import ModelConfig, OpenUnmix
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically (temporary name, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as stream:
-        json.dump(data, stream, indent=2, default=str)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -43,15 +38,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def save_torch(obj: Any, path: Path) -> None:
     """``torch.save`` atomically (temporary name, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_separator_json(

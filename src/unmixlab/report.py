@@ -8,12 +8,11 @@ drawn with matplotlib's object API (Agg, no GUI backend).
 import base64
 import html
 import io
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from unmixlab.files import write_bytes
 from unmixlab.study import (
     INDEPENDENT,
     ConfigurationSummary,
@@ -94,24 +93,14 @@ def write_report(
     """
     out_dir = Path(out_dir)
     figures = draw_figures(summaries)
-    images = tuple(_write_bytes(out_dir / name / f"{f.name}.png", f.png) for f in figures)
+    images = tuple(write_bytes(out_dir / name / f"{f.name}.png", f.png) for f in figures)
     page = render_html(context, summaries, verdicts, figures)
     text = render_markdown(context, summaries, verdicts, figures, image_dir=name)
     return ReportFiles(
-        _write_bytes(out_dir / f"{name}.html", page.encode()),
-        _write_bytes(out_dir / f"{name}.md", text.encode()),
+        write_bytes(out_dir / f"{name}.html", page.encode()),
+        write_bytes(out_dir / f"{name}.md", text.encode()),
         images,
     )
-
-
-def _write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as stream:
-        stream.write(data)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
-    os.replace(tmp, path)
-    return path
 
 
 # ---------------------------------------------------------------- tables (shared by both forms)

@@ -7,7 +7,6 @@ run when one is given.
 
 import json
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 import unmixlab
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import write_text
 from unmixlab.model_io import write_separator_json
 from unmixlab.prepare import PreparedData, prepare_data
 from unmixlab.tracking.plots import plot_loss_curves
@@ -332,11 +332,9 @@ def run_file(config: TrainConfig) -> Path:
 
 def record_run(config: TrainConfig, run_id: str, tracking_uri: str) -> None:
     """Write ``mlflow_run_id`` (and its store) next to the model, atomically."""
-    path = run_file(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"mlflow_run_id": run_id, "tracking_uri": tracking_uri}))
-    os.replace(tmp, path)
+    write_text(
+        run_file(config), json.dumps({"mlflow_run_id": run_id, "tracking_uri": tracking_uri})
+    )
 
 
 def find_resumable_run(client: MlflowClient, config: TrainConfig, experiment_id: str) -> str | None:

@@ -15,8 +15,6 @@ is skipped with a log line.
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -27,6 +25,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from unmixlab.files import atomic_path
 from unmixlab.tuning.runs import client, end_parent_run
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.storage import is_database
@@ -292,15 +291,9 @@ def finish_study(
 
 
 def _atomic(path: Path, write: Callable, **kwargs: object) -> Path:
-    """Write through ``write(tmp_path)`` then rename, so no half-written file is left."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``path`` through ``write(tmp_path, **kwargs)`` (:func:`unmixlab.files.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(str(tmp), **kwargs)
     return path
 
 
