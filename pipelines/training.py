@@ -23,6 +23,7 @@ from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
+from unmixlab.tracking.parent_run import failure
 from unmixlab.tracking.registry import Promotion
 from unmixlab.tracking.setup import is_server
 
@@ -169,11 +170,12 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 )
                 for target in config.targets
             }
-    except BaseException:
-        end_parent_run(parent.run_id, "FAILED", {}, return_state=True)  # keeps the first error
+    except BaseException as error:
+        status, message = failure(error)
+        end_parent_run(parent, status, error=message, return_state=True)  # keeps the first error
         raise
     total_training = sum(model.training_seconds for model in trained.values())
-    end_parent_run(parent.run_id, "FINISHED", {"training_seconds": total_training})
+    end_parent_run(parent, "FINISHED", {"training_seconds": total_training})
 
     summary = TrainingSummary(
         preset=config.name,

@@ -15,32 +15,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from components.prepare_data import prepare_data
-from components.runtime import (
-    RETRIES,
-    RETRY_DELAY_SECONDS,
-    RETRY_JITTER_FACTOR,
-    retry_if_transient,
-)
+from components.report_tuning import report_tuning
+from components.run_trials import run_trials
+from components.start_tuning import start_tuning
 from components.synthesize import synthesize
 from pipelines.training import TrainingSummary, training
 from unmixlab.experiment import ExperimentConfig, load_preset
-from unmixlab.tuning.report import StudySummary, finish_study
-from unmixlab.tuning.runs import client, end_parent_run
+from unmixlab.tracking.parent_run import end_run, failure
+from unmixlab.tuning.report import TuningOutcome
+from unmixlab.tuning.runs import client
 from unmixlab.tuning.storage import public_url, resolve_storage_url
-from unmixlab.tuning.study import StudySpec, run_workers, start_study
-
-TRANSIENT_RETRIES = {
-    "cache_policy": NO_CACHE,
-    "retries": RETRIES,
-    "retry_delay_seconds": RETRY_DELAY_SECONDS,
-    "retry_jitter_factor": RETRY_JITTER_FACTOR,
-    "retry_condition_fn": retry_if_transient,
-}
 
 
 @dataclass(frozen=True)
@@ -52,7 +40,7 @@ class TuningSummary:
     storage: str  # without password
     parent_run_id: str
     report_dir: Path
-    study: StudySummary
+    study: TuningOutcome
     best_training: TrainingSummary | None
     seconds: float
 
@@ -85,39 +73,6 @@ class TuningSummary:
         return "\n".join(lines)
 
 
-@task(name="start_study", **TRANSIENT_RETRIES)
-def open_study(config: ExperimentConfig, storage_url: str) -> StudySpec:
-    """Open the parent run and create (or resume) the study of ``config.tune``."""
-    tune = config.tune
-    study_name = study_name_of(config)
-    trials_dir = Path(config.output) / "tuning" / study_name
-    return start_study(
-        config.train_config(target_of(config), trials_dir),
-        tune,
-        study_name=study_name,
-        experiment=config.experiment,
-        storage_url=storage_url,
-        trials_dir=trials_dir,
-        preset=config.name,
-    )
-
-
-@task(name="run_trials", cache_policy=NO_CACHE)
-def run_trials(storage_url: str, study_name: str, workers: int) -> None:
-    """Run the study's missing trials on ``workers`` processes (a retry resumes the study)."""
-    run_workers(storage_url, study_name, workers)
-
-
-@task(name="report_study", **TRANSIENT_RETRIES)
-def report_study(storage_url: str, study_name: str, report_dir: Path) -> StudySummary:
-    """Best trial or Pareto front, plots and tables, logged on the parent run (then FINISHED).
-
-    It first waits, with progress in the log, until no trial of the study runs (those of
-    workers on other machines included): :func:`unmixlab.tuning.report.finish_study`.
-    """
-    return finish_study(storage_url, study_name, report_dir, log=get_run_logger().info)
-
-
 @flow(name="tuning")
 def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) -> TuningSummary:
     """Search the preset's ``tune.space`` with Optuna, each trial a nested MLflow run.
@@ -144,7 +99,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
     prepare_data(config.train_config(target_of(config), report_dir.parent))  # the shared cache
-    spec = open_study(config, storage_url)
+    spec = start_tuning(config, storage_url, study_name, target_of(config))
     logger.info(
         "study %s in %s: %d trials of %s on %d worker(s); follow it with optuna-dashboard %s",
         study_name,
@@ -160,12 +115,9 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         run_trials.with_options(retries=1, retry_delay_seconds=grace)(
             storage_url, study_name, tune.workers
         )
-        summary = report_study(storage_url, study_name, report_dir)
-    except KeyboardInterrupt:
-        end_parent_run(spec.parent_run_id, "KILLED", "interrupted; run the flow again to resume")
-        raise
+        summary = report_tuning(storage_url, study_name, report_dir)
     except BaseException as error:
-        end_parent_run(spec.parent_run_id, "FAILED", f"{type(error).__name__}: {error}")
+        end_run(client(), spec.parent_run_id, *failure(error))
         raise
 
     best_training = None

@@ -1,0 +1,33 @@
+"""Prefect task ``start_tuning``: open the parent run, create (or resume) the Optuna study."""
+
+from pathlib import Path
+
+from prefect import task
+
+from components.runtime import retry_transient
+from unmixlab.experiment import ExperimentConfig
+from unmixlab.tuning.study import TuningStudy, start_study
+
+
+@task(name="start_tuning", **retry_transient())
+def start_tuning(
+    config: ExperimentConfig, storage_url: str, study_name: str, target: str
+) -> TuningStudy:
+    """Open the parent run and create (or resume) ``study_name`` from ``config.tune``.
+
+    Args:
+        config: the experiment; its ``tune`` section says what to search.
+        storage_url: the study storage (with its password).
+        study_name: the Optuna study.
+        target: the target every trial trains.
+    """
+    trials_dir = Path(config.output) / "tuning" / study_name
+    return start_study(
+        config.train_config(target, trials_dir),
+        config.tune,
+        study_name=study_name,
+        experiment=config.experiment,
+        storage_url=storage_url,
+        trials_dir=trials_dir,
+        preset=config.name,
+    )
