@@ -22,13 +22,13 @@ import time
 
 import torch
 
+from unmixlab.config import TARGETS
 from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.realtime import RealtimeStats, measure_stream
 from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
 from unmixlab.transforms import bandwidth_to_max_bin
 
-TARGETS = ("vocals", "drums", "bass", "other")
 # sample rate -> (nfft, nhop, bandwidth crops in Hz; the last is the full band)
 RATES = {44100: (4096, 1024, (8000, 16000, 22050)), 16000: (1024, 256, (4000, 8000))}
 QUICK_RATES = {44100: (4096, 1024, (16000,)), 16000: (1024, 256, (8000,))}
