@@ -23,6 +23,7 @@ from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
+from unmixlab.render import render
 from unmixlab.tracking.parent_run import failure
 from unmixlab.tracking.registry import Promotion
 from unmixlab.tracking.setup import is_server
@@ -61,7 +62,7 @@ class TrainingSummary:
         """Results table (per-target scores, training time, best valid loss) and links."""
         head = ["target", *(f"{m} (dB)" for m in METRICS)]
         head += ["training (s)", "best valid loss", "epochs", "champion", "MLflow run"]
-        lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        rows = []
         for target, s in self.targets.items():
             scores = [f"{s.scores[m]:.2f}" if s.scores else "–" for m in METRICS]
             promotion = s.promotion
@@ -79,21 +80,8 @@ class TrainingSummary:
                 champion,
                 f"[{s.trained.run_id[:8]}]({s.run_url})",
             ]
-            lines.append("| " + " | ".join(row) + " |")
-        return "\n".join(
-            [
-                f"# Training `{self.preset}` ({self.flow_run_name})",
-                "",
-                *lines,
-                "",
-                f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
-                f"- tracking URI: `{self.tracking_uri}`",
-                f"- model folder: `{self.model_dir}`",
-                f"- evaluation: `{self.evaluation_dir}`" if self.evaluation_dir else "",
-                f"- prepared data: {self.prepare_state}",
-                f"- wall time: {self.seconds:.0f} s",
-            ]
-        )
+            rows.append(row)
+        return render("training_summary.md.j2", s=self, header=head, rows=rows)
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:

@@ -25,6 +25,7 @@ from components.start_tuning import start_tuning
 from components.synthesize import synthesize
 from pipelines.training import TrainingSummary, training
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.render import render
 from unmixlab.tracking.parent_run import end_run, failure
 from unmixlab.tuning.report import TuningOutcome
 from unmixlab.tuning.runs import client
@@ -47,30 +48,25 @@ class TuningSummary:
     def markdown(self) -> str:
         """Trial counts, the best trial (or Pareto front) and how to look further."""
         study = self.study
-        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(study.states.items()))
-        lines = [f"# Tuning `{self.preset}`: study `{self.study_name}`", "", f"Trials: {states}."]
-        if study.note:
-            lines += ["", f"**Partial report:** {study.note}."]
-        if study.pareto_front:
-            names = list(study.objectives)
-            lines += ["", "| trial | " + " | ".join(names) + " | params |"]
-            lines += ["| --- " * (len(names) + 2) + "|"]
-            for point in study.pareto_front:
-                values = " | ".join(f"{point['values'][n]:.5g}" for n in names)
-                lines.append(f"| {point['number']} | {values} | `{json.dumps(point['params'])}` |")
-        elif study.best_trial is not None:
-            values = ", ".join(f"{k} {v:.5g}" for k, v in study.best_values.items())
-            lines += ["", f"Best: trial {study.best_trial} ({values}):"]
-            lines += [f"- `{k}` = {v}" for k, v in study.best_params.items()]
-        lines += [
-            "",
-            f"- parent MLflow run: `{self.parent_run_id}`",
-            f"- plots and tables: `{self.report_dir}`",
-            f"- dashboard: `optuna-dashboard {self.storage}`",
-        ]
-        if self.best_training:
-            lines.append(f"- best trained in full: run `{self.best_training.parent_run_id}`")
-        return "\n".join(lines)
+        names = list(study.objectives)
+        pareto = (
+            ["trial", *names, "params"],
+            [
+                [
+                    str(point["number"]),
+                    *(f"{point['values'][n]:.5g}" for n in names),
+                    f"`{json.dumps(point['params'])}`",
+                ]
+                for point in study.pareto_front
+            ],
+        )
+        return render(
+            "tuning_summary.md.j2",
+            s=self,
+            states=", ".join(f"{n} {s.lower()}" for s, n in sorted(study.states.items())),
+            pareto=pareto if study.pareto_front else None,
+            best_values=", ".join(f"{k} {v:.5g}" for k, v in study.best_values.items()),
+        )
 
 
 @flow(name="tuning")

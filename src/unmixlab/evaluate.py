@@ -25,6 +25,7 @@ from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
 from unmixlab.errors import UnmixlabError
 from unmixlab.files import write_text
+from unmixlab.render import markdown_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -259,13 +260,9 @@ def scores_csv(aggregate: dict[str, dict[str, float]]) -> str:
 
 def scores_markdown(aggregate: dict[str, dict[str, float]]) -> str:
     """The aggregate as a markdown table, in dB."""
-    lines = ["| target | " + " | ".join(f"{m} (dB)" for m in METRICS) + " |"]
-    lines.append("| --- |" + " ---: |" * len(METRICS))
-    lines += [
-        f"| {t} | " + " | ".join(f"{s[m]:.2f}" for m in METRICS) + " |"
-        for t, s in aggregate.items()
-    ]
-    return "\n".join(lines) + "\n"
+    header = ["target", *(f"{m} (dB)" for m in METRICS)]
+    rows = [[t, *(f"{s[m]:.2f}" for m in METRICS)] for t, s in aggregate.items()]
+    return markdown_table(header, rows)
 
 
 def log_evaluation(

@@ -5,14 +5,13 @@ its folder; the markdown links the same PNGs, written next to it in ``<name>/``.
 drawn with matplotlib's object API (Agg, no GUI backend).
 """
 
-import base64
-import html
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from unmixlab.files import write_bytes
+from unmixlab.render import render
 from unmixlab.study import (
     INDEPENDENT,
     ConfigurationSummary,
@@ -196,17 +195,9 @@ def settings_table(context: StudyContext) -> tuple[list[str], list[list[str]]]:
     return ["setting", "value", "role"], rows
 
 
-# ---------------------------------------------------------------- markdown
+# ---------------------------------------------------------------- markdown and HTML
 
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(cell, header)) + " |"]
-    lines.append("|" + "|".join(" --- " if i == 0 else " ---: " for i in range(len(header))) + "|")
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
-    return "\n".join(lines)
+CODE_FACTS = ("command", "study run")  # facts shown as code
 
 
 def _facts(context: StudyContext) -> list[tuple[str, str]]:
@@ -227,6 +218,26 @@ def _facts(context: StudyContext) -> list[tuple[str, str]]:
     return facts
 
 
+def _template_context(
+    context: StudyContext,
+    summaries: Sequence[ConfigurationSummary],
+    verdicts: Sequence[Verdict],
+    figures: Sequence[Figure],
+) -> dict[str, object]:
+    """What both report templates show."""
+    return {
+        "context": context,
+        "facts": _facts(context),
+        "code_facts": CODE_FACTS,
+        "verdicts": verdicts,
+        "seed_table": seed_table(summaries),
+        "measured": MEASURED,
+        "figures": figures,
+        "settings_table": settings_table(context),
+        "runs_table": runs_table(summaries),
+    }
+
+
 def render_markdown(
     context: StudyContext,
     summaries: Sequence[ConfigurationSummary],
@@ -235,75 +246,8 @@ def render_markdown(
     image_dir: str,
 ) -> str:
     """The report as markdown; images link ``<image_dir>/<figure>.png`` (none: no plots)."""
-    out = [f"# Study report: {context.name}", ""]
-    if context.description:
-        out += [context.description, ""]
-    out += [
-        f"- **{k}**: `{v}`" if k in ("command", "study run") else f"- **{k}**: {v}"
-        for k, v in _facts(context)
-    ]
-    out += ["", "## Hypotheses", ""]
-    for v in verdicts:
-        out += [f"### {v.key}: {v.outcome}", "", f"> {v.hypothesis}", "", v.sentence, ""]
-        out += [f"- {line}" for line in v.evidence]
-        out.append("")
-    out += ["## The seed's table, reproduced", "", _md_table(*seed_table(summaries)), ""]
-    out += [MEASURED, ""]
-    out += ["## Plots", ""] if figures else []
-    for f in figures:
-        out += [f"### {f.title}", "", f"![{f.title}]({image_dir}/{f.name}.png)", ""]
-    out += ["## Settings", "", _md_table(*settings_table(context)), ""]
-    if context.notes:
-        out += ["Notes:", ""] + [f"- {n}" for n in context.notes] + [""]
-    out += ["## Runs", "", _md_table(*runs_table(summaries)), ""]
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------- HTML
-
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
-       max-width: 1300px; padding: 0 1rem; color: #1f2328; line-height: 1.45; }
-h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
-h2 { margin-top: 2.2rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
-th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: right; }
-td { white-space: nowrap; }
-th { vertical-align: bottom; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f6f8fa; }
-tr:nth-child(even) td { background: #fbfcfd; }
-.scroll { overflow-x: auto; }
-dl.facts { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
-dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
-.verdict { border: 1px solid #d0d7de; border-left-width: 6px; border-radius: 6px;
-           padding: .6rem 1rem; margin: 1rem 0; }
-.badge { display: inline-block; color: white; border-radius: 1rem; padding: .05rem .7rem;
-         font-size: .85rem; font-weight: 600; margin-left: .5rem; vertical-align: middle; }
-.hypothesis { color: #57606a; font-style: italic; margin: .3rem 0; }
-.verdict ul { margin: .3rem 0; padding-left: 1.3rem; font-size: .9rem; color: #3d444d; }
-figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto;
-         border: 1px solid #d0d7de; border-radius: 4px; }
-figcaption { font-weight: 600; margin-bottom: .4rem; }
-code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; font-size: .9em; }
-.note { color: #3d444d; font-size: .92rem; }
-"""
-
-
-def _html_table(
-    header: list[str], rows: list[list[str]], code_columns: tuple[int, ...] = ()
-) -> str:
-    def cell(i: int, text: str) -> str:
-        text = html.escape(text)
-        return f"<code>{text}</code>" if i in code_columns else text
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(i, c)}</td>" for i, c in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return f'<div class="scroll">{table}</div>'
+    values = _template_context(context, summaries, verdicts, figures)
+    return render("study_report.md.j2", image_dir=image_dir, **values)
 
 
 def render_html(
@@ -313,63 +257,8 @@ def render_html(
     figures: Sequence[Figure],
 ) -> str:
     """The report as one self-contained HTML page (plots as ``data:`` URIs)."""
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Study report: {esc(context.name)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>Study report: {esc(context.name)}</h1>",
-    ]
-    if context.description:
-        parts.append(f"<p>{esc(context.description)}</p>")
-    parts.append('<dl class="facts">')
-    for key, value in _facts(context):
-        shown = f"<code>{esc(value)}</code>" if key in ("command", "study run") else esc(value)
-        parts.append(f"<dt>{esc(key)}</dt><dd>{shown}</dd>")
-    parts.append("</dl>")
-
-    parts.append("<h2>Hypotheses</h2>")
-    for v in verdicts:
-        colour = OUTCOME_COLOURS[v.outcome]
-        evidence = "".join(f"<li>{esc(line)}</li>" for line in v.evidence)
-        parts.append(
-            f'<div class="verdict" style="border-left-color:{colour}">'
-            f'<strong>{esc(v.key)}</strong><span class="badge" style="background:{colour}">'
-            f"{esc(v.outcome)}</span>"
-            f'<p class="hypothesis">{esc(v.hypothesis)}</p><p>{esc(v.sentence)}</p>'
-            + (f"<ul>{evidence}</ul>" if evidence else "")
-            + "</div>"
-        )
-
-    parts.append("<h2>The seed's table, reproduced</h2>")
-    parts.append(_html_table(*seed_table(summaries)))
-    parts.append(f'<p class="note">{_emphasis(esc(MEASURED))}</p>')
-
-    parts.append("<h2>Plots</h2>")
-    for f in figures:
-        data = base64.b64encode(f.png).decode("ascii")
-        parts.append(
-            f"<figure><figcaption>{esc(f.title)}</figcaption>"
-            f'<img alt="{esc(f.title)}" src="data:image/png;base64,{data}"></figure>'
-        )
-
-    parts.append("<h2>Settings</h2>")
-    parts.append(_html_table(*settings_table(context)))
-    if context.notes:
-        parts.append(
-            '<ul class="note">' + "".join(f"<li>{esc(n)}</li>" for n in context.notes) + "</ul>"
-        )
-    parts.append("<h2>Runs</h2>")
-    parts.append(_html_table(*runs_table(summaries), code_columns=(2,)))
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _emphasis(text: str) -> str:
-    """``*word*`` -> ``<em>word</em>`` (the explanation's emphasis)."""
-    pieces = text.split("*")
-    return "".join(f"<em>{p}</em>" if i % 2 else p for i, p in enumerate(pieces))
+    values = _template_context(context, summaries, verdicts, figures)
+    return render("study_report.html.j2", colours=OUTCOME_COLOURS, **values)
 
 
 # ---------------------------------------------------------------- plots
