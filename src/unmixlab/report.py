@@ -207,7 +207,10 @@ def _facts(context: StudyContext) -> list[tuple[str, str]]:
         ("target", context.target),
         ("data", context.data_root),
         ("seeds per configuration", f"{len(context.seeds)} ({', '.join(map(str, context.seeds))})"),
-        ("significance", f"a difference counts beyond {context.significance:g} standard errors"),
+        (
+            "significance",
+            f"a difference counts when Welch's t-test gives p < {context.significance:g}",
+        ),
     ]
     if context.wall_seconds is not None:
         facts.append(("study wall time", f"{context.wall_seconds:.0f} s"))

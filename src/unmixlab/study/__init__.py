@@ -20,9 +20,9 @@ all batches), excluding validation, checkpointing and museval. It is the same
 ``time.perf_counter`` interval the trainer reports as ``samples_per_second``
 (``chunks / seconds``), so it is recovered exactly from it.
 
-Verdicts are conservative: a difference between two configurations counts only when it
-exceeds :attr:`StudySettings.significance` standard errors of the difference (Welch, from the
-spread over seeds); with one seed there is no spread, and nothing is decided.
+Verdicts are conservative: a difference between two configurations counts only when Welch's
+t-test over the seeds finds it significant at :attr:`StudySettings.significance` (a p-value);
+with one seed there is no spread, and nothing is decided.
 """
 
 from unmixlab.study.results import (

@@ -50,6 +50,10 @@ class Reference(_Settings):
 
     loss: float | None = Field(None, description="the seed's loss")
     time: str | None = Field(None, description="the seed's training time, as it printed it")
+    sdr: float | None = Field(None, description="the seed's museval SDR (dB)")
+    sir: float | None = Field(None, description="the seed's museval SIR (dB)")
+    isr: float | None = Field(None, description="the seed's museval ISR (dB)")
+    sar: float | None = Field(None, description="the seed's museval SAR (dB)")
 
 
 class Configuration(_Settings):
@@ -84,9 +88,15 @@ class StudySettings(_Settings):
     )
     realtime_seconds: float = Field(8.0, gt=0, description="clip length for the real-time factor")
     significance: float = Field(
-        2.0, gt=0, description="standard errors a difference must exceed to count"
+        0.05, gt=0, lt=1, description="significance level of Welch's t-test (a p-value)"
     )
     notes: tuple[str, ...] = Field((), description="remarks printed in the report")
+    baselines: dict[str, Reference] = Field(
+        default_factory=dict, description="published models the seed compared with, by name"
+    )
+    reference_tracks: int = Field(
+        86, ge=1, description="training tracks of the seed's runs (MUSDB18's train split)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "StudySettings":
@@ -199,7 +209,7 @@ class StudyContext:
         data_root: the data set.
         fixed: settings every run shares (control variables first), name -> value.
         seeds: the seeds of each configuration.
-        significance: standard errors a difference must exceed.
+        significance: the significance level of the t-tests.
         notes: remarks from the preset.
         command: the command that reproduces the study.
         wall_seconds: wall time of the whole study (training, scoring, report).
