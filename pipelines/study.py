@@ -27,7 +27,9 @@ from components.report_study import report_study
 from components.synthesize import synthesize
 from components.train import train
 from pipelines.training import run_url
+from unmixlab.data.tracks import discover
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.hardware import describe_hardware
 from unmixlab.report import ReportFiles
 from unmixlab.study import (
     PlannedRun,
@@ -125,6 +127,10 @@ def study(
             command=_command(preset, overrides),
             wall_seconds=time.perf_counter() - start,
             created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            hardware=describe_hardware(planned[0].config.device),
+            data_size=_data_size(config, prepared.train_tracks, prepared.valid_tracks),
+            baselines=config.study.baselines,
+            reference_tracks=config.study.reference_tracks,
         )
         files, found, summary_md = report_study(
             config, parent.experiment_id, context, run_dir / "report"
@@ -192,6 +198,18 @@ def _train_and_measure(
     if config.study.realtime and run.config.unidirectional:
         measure_realtime(trained.run_id, trained.model_dir, config.study.realtime_seconds)
     return trained.run_id
+
+
+def _data_size(
+    config: ExperimentConfig, train_tracks: tuple[str, ...], valid_tracks: tuple[str, ...]
+) -> str:
+    """``14 training tracks (7.0 min), 2 validation tracks, 44100 Hz``."""
+    tracks = {t.name: t for t in discover(config.data.root, config.data.is_wav, "train")}
+    minutes = sum(tracks[name].duration for name in train_tracks if name in tracks) / 60
+    return (
+        f"{len(train_tracks)} training tracks ({minutes:.1f} min), {len(valid_tracks)} "
+        f"validation tracks, trained at {config.train.sample_rate} Hz"
+    )
 
 
 def _command(preset: str, overrides: list[str]) -> str:

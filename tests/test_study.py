@@ -388,3 +388,5 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
         assert 0 < train_pass < epoch
     assert total == pytest.approx(sum(result.train_seconds))
     assert client.get_run(tracked.run_id).data.tags["mlflow.runName"] == "tiny seed 0"
+    assert result.samples_per_epoch == chunks
+    assert result.ms_per_sample == pytest.approx(1000 * total / (chunks * 2))

@@ -14,7 +14,9 @@ from unmixlab.files import write_bytes
 from unmixlab.render import render
 from unmixlab.study import (
     INDEPENDENT,
+    SEPARATION_METRICS,
     ConfigurationSummary,
+    Reference,
     Stat,
     StudyContext,
     Verdict,
@@ -42,8 +44,11 @@ MEASURED = (
     "loss of the last epoch. Training time is the wall clock of each epoch's training pass "
     "(data loading, forward, backward and optimiser steps over all batches), summed over the "
     "epochs; it excludes validation, checkpointing and museval scoring, and is measured the "
-    "same way for every run, one run at a time. SDR is museval's (BSS Eval v4) median over "
-    "frames and test tracks. The real-time factor (unidirectional configurations) is compute "
+    "same way for every run, one run at a time. *ms / sample* divides it by the training samples "
+    "(chunks) of all epochs; the seed's is its printed time over 86 MUSDB18 training tracks x "
+    "samples per track x epochs, so the ratio compares the machines per unit of work. SDR, "
+    "SIR, ISR and SAR are museval's (BSS Eval v4) median over frames and test tracks. "
+    "The real-time factor (unidirectional configurations) is compute "
     "seconds per second of audio when the model streams noise block by block on one thread. "
     "Values are mean ± standard deviation over seeds."
 )
@@ -121,16 +126,31 @@ def _stat(stat: Stat | None, digits: int = 4) -> str:
     return "—" if stat is None else stat.format(digits)
 
 
-def seed_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], list[list[str]]]:
+def seed_ms_per_sample(summary: ConfigurationSummary, reference_tracks: int) -> float | None:
+    """The seed's training milliseconds per training sample, from its printed time."""
+    ref = summary.reference
+    if ref is None or ref.seconds is None:
+        return None
+    samples = reference_tracks * summary.variables["samples_per_track"]
+    return 1000 * ref.seconds / (samples * summary.variables["epochs"])
+
+
+def seed_table(
+    summaries: Sequence[ConfigurationSummary], reference_tracks: int = 86
+) -> tuple[list[str], list[list[str]]]:
     """The seed's table with the measurements: header and rows of text."""
     variables = _shown_variables(summaries)
     has_reference = any(s.reference for s in summaries)
+    has_samples = any(s.ms_per_sample for s in summaries)
+    has_seed_rate = has_samples and any(seed_ms_per_sample(s, 1) for s in summaries)
     has_sdr = any(s.sdr for s in summaries)
     has_rtf = any(s.rtf for s in summaries)
     header = ["configuration", *(VARIABLE_NAMES[k] for k in variables)]
     if has_reference:
         header += ["seed's loss", "seed's time"]
     header += ["best valid loss", "last train loss", "time / epoch (s)", "training time (s)"]
+    header += ["samples / epoch", "ms / sample"] * has_samples
+    header += ["seed's ms / sample", "ours / seed's"] * has_seed_rate
     header += ["SDR (dB)"] * has_sdr + ["real-time factor"] * has_rtf + ["seeds"]
     rows = []
     for s in summaries:
@@ -147,10 +167,51 @@ def seed_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], li
             _stat(s.seconds_per_epoch, 3),
             _stat(s.total_seconds, 3),
         ]
+        if has_samples:
+            row += [str(s.samples_per_epoch or "—"), _stat(s.ms_per_sample, 3)]
+        if has_seed_rate:
+            seed_rate = seed_ms_per_sample(s, reference_tracks)
+            ours = s.ms_per_sample
+            ratio = f"×{number(ours.mean / seed_rate, 3)}" if seed_rate and ours else "—"
+            row += ["—" if seed_rate is None else number(seed_rate, 3), ratio]
         row += [_stat(s.sdr, 3)] * has_sdr + [_stat(s.rtf, 3)] * has_rtf
         row.append(str(len(s.runs)))
         rows.append(row)
     return header, rows
+
+
+def separation_table(
+    summaries: Sequence[ConfigurationSummary], baselines: dict[str, Reference]
+) -> tuple[list[str], list[list[str]]] | None:
+    """Museval scores per configuration (mean ± sd over seeds) beside the seed's.
+
+    Returns:
+        Header and rows, the seed's published baselines first; None when nothing was scored.
+    """
+    ours = any(s.separation(m) for s in summaries for m in SEPARATION_METRICS)
+    if not ours and not any(s.reference and s.reference.sdr for s in summaries):
+        return None
+    metrics = [m.lower() for m in SEPARATION_METRICS]
+    header = ["configuration", *(f"{m} (dB)" for m in SEPARATION_METRICS)]
+    header += [f"seed's {m}" for m in SEPARATION_METRICS]
+    rows = [
+        [f"{name} (published)", *("—" for _ in metrics), *(_score(ref, m) for m in metrics)]
+        for name, ref in baselines.items()
+    ]
+    for s in summaries:
+        rows.append(
+            [
+                s.name,
+                *(_stat(s.separation(m), 3) for m in SEPARATION_METRICS),
+                *(_score(s.reference, m) for m in metrics),
+            ]
+        )
+    return header, rows
+
+
+def _score(reference: Reference | None, metric: str) -> str:
+    value = None if reference is None else getattr(reference, metric)
+    return "—" if value is None else number(value, 4)
 
 
 def runs_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], list[list[str]]]:
@@ -206,6 +267,8 @@ def _facts(context: StudyContext) -> list[tuple[str, str]]:
         ("study run", context.study_run_id),
         ("target", context.target),
         ("data", context.data_root),
+        ("data size", context.data_size),
+        ("hardware", context.hardware),
         ("seeds per configuration", f"{len(context.seeds)} ({', '.join(map(str, context.seeds))})"),
         (
             "significance",
@@ -218,7 +281,7 @@ def _facts(context: StudyContext) -> list[tuple[str, str]]:
         facts.append(("command", context.command))
     if context.created:
         facts.append(("created", context.created))
-    return facts
+    return [(key, value) for key, value in facts if value]
 
 
 def _template_context(
@@ -233,7 +296,8 @@ def _template_context(
         "facts": _facts(context),
         "code_facts": CODE_FACTS,
         "verdicts": verdicts,
-        "seed_table": seed_table(summaries),
+        "seed_table": seed_table(summaries, context.reference_tracks),
+        "separation_table": separation_table(summaries, context.baselines),
         "measured": MEASURED,
         "figures": figures,
         "settings_table": settings_table(context),

@@ -28,6 +28,7 @@ with one seed there is no spread, and nothing is decided.
 from unmixlab.study.results import (
     EPOCH_TRAIN_SECONDS,
     REALTIME_FACTOR,
+    SEPARATION_METRICS,
     TOTAL_TRAIN_SECONDS,
     ConfigurationSummary,
     RunResult,
@@ -58,6 +59,7 @@ __all__ = [
     "HYPOTHESES",
     "INDEPENDENT",
     "REALTIME_FACTOR",
+    "SEPARATION_METRICS",
     "TOTAL_TRAIN_SECONDS",
     "Configuration",
     "ConfigurationSummary",

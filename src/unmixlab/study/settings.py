@@ -5,7 +5,7 @@ stay at the preset's ``train`` values for every run.
 """
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -50,6 +50,7 @@ class Reference(_Settings):
 
     loss: float | None = Field(None, description="the seed's loss")
     time: str | None = Field(None, description="the seed's training time, as it printed it")
+    seconds: float | None = Field(None, gt=0, description="that time in seconds, as read")
     sdr: float | None = Field(None, description="the seed's museval SDR (dB)")
     sir: float | None = Field(None, description="the seed's museval SIR (dB)")
     isr: float | None = Field(None, description="the seed's museval ISR (dB)")
@@ -214,6 +215,10 @@ class StudyContext:
         command: the command that reproduces the study.
         wall_seconds: wall time of the whole study (training, scoring, report).
         created: when the report was made (ISO 8601).
+        hardware: what trained the runs (GPU or CPU name, cores).
+        data_size: the training data (tracks, duration, sample rate).
+        baselines: published models the seed scored, by name.
+        reference_tracks: training tracks of the seed's runs.
     """
 
     name: str
@@ -229,6 +234,10 @@ class StudyContext:
     command: str = ""
     wall_seconds: float | None = None
     created: str = ""
+    hardware: str = ""
+    data_size: str = ""
+    baselines: dict[str, Reference] = field(default_factory=dict)
+    reference_tracks: int = 86
 
 
 # fixed settings shown in the report, after the control variables
