@@ -1,6 +1,7 @@
 """The study library: grid, presets, spread, verdicts, report, MLflow record and read-back."""
 
 import base64
+import math
 import re
 from pathlib import Path
 
@@ -390,3 +391,4 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
     assert client.get_run(tracked.run_id).data.tags["mlflow.runName"] == "tiny seed 0"
     assert result.samples_per_epoch == chunks
     assert result.ms_per_sample == pytest.approx(1000 * total / (chunks * 2))
+    assert len(result.valid_sdr) == 2 and all(math.isfinite(v) for v in result.valid_sdr)

@@ -6,7 +6,13 @@ import pytest
 from scipy import stats
 
 from tests.test_study import context, runs, seed_like
-from unmixlab.report import render_markdown, seed_ms_per_sample, separation_table
+from unmixlab.report import (
+    draw_figures,
+    loss_sdr_correlation,
+    render_markdown,
+    seed_ms_per_sample,
+    separation_table,
+)
 from unmixlab.study import Reference, Stat, summarize, verdicts
 from unmixlab.study.statistics import describe_test, direction, one_sample, welch
 
@@ -58,3 +64,17 @@ def test_separation_table_puts_the_seed_beside_ours():
     assert "## Separation quality beside the seed's" in text
     ratio = (1000 * 10.5 / 64) / (1000 * 470 / (86 * 16))
     assert f"×{ratio:.3g}" in text
+
+
+def test_loss_against_validation_sdr_is_plotted_and_correlated():
+    results = [
+        dataclasses.replace(r, valid_loss=(3.0, 2.0, 1.5), valid_sdr=(0.5, 1.5, 2.5 + r.seed))
+        for r in runs("base", [1.5, 1.4], [1.0, 1.0])
+    ]
+    summaries = summarize(results)
+    sentence = loss_sdr_correlation(summaries)
+    rho = stats.spearmanr([3.0, 2.0, 1.5] * 2, [0.5, 1.5, 2.5, 0.5, 1.5, 3.5]).statistic
+    assert f"validation loss and validation SDR: {rho:.2f}" in sentence
+    assert "6 epochs of 2 runs" in sentence
+    assert "loss_vs_sdr" in [f.name for f in draw_figures(summaries)]
+    assert loss_sdr_correlation(summarize(runs("base", [1.5], [1.0]))) is None

@@ -6,6 +6,7 @@ drawn with matplotlib's object API (Agg, no GUI backend).
 """
 
 import io
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from unmixlab.study import (
     Verdict,
     number,
 )
+from unmixlab.study.statistics import format_p
 
 # display name of each independent variable
 VARIABLE_NAMES = {
@@ -48,9 +50,11 @@ MEASURED = (
     "(chunks) of all epochs; the seed's is its printed time over 86 MUSDB18 training tracks x "
     "samples per track x epochs, so the ratio compares the machines per unit of work. SDR, "
     "SIR, ISR and SAR are museval's (BSS Eval v4) median over frames and test tracks. "
-    "The real-time factor (unidirectional configurations) is compute "
-    "seconds per second of audio when the model streams noise block by block on one thread. "
-    "Values are mean ± standard deviation over seeds."
+    "*Validation SDR* is the global SDR (MDX challenge) of the validation tracks after each "
+    "epoch, the model's magnitude with the mixture's phase. The real-time factor "
+    "(unidirectional configurations) is compute seconds per second of audio when the model "
+    "streams noise block by block on one thread. Values are mean ± standard deviation over "
+    "seeds."
 )
 
 
@@ -298,6 +302,7 @@ def _template_context(
         "verdicts": verdicts,
         "seed_table": seed_table(summaries, context.reference_tracks),
         "separation_table": separation_table(summaries, context.baselines),
+        "loss_sdr": loss_sdr_correlation(summaries),
         "measured": MEASURED,
         "figures": figures,
         "settings_table": settings_table(context),
@@ -340,6 +345,8 @@ def draw_figures(summaries: Sequence[ConfigurationSummary]) -> list[Figure]:
     ]
     if any(s.sdr for s in summaries):
         drawers.append(("sdr", "Separation quality (museval SDR) by configuration", _sdr_bars))
+    if any(r.valid_sdr for s in summaries for r in s.runs):
+        drawers.append(("loss_vs_sdr", "Validation loss against validation SDR", _loss_vs_sdr))
     return [Figure(name, title, _render(draw, summaries)) for name, title, draw in drawers]
 
 
@@ -457,6 +464,51 @@ def _against_sizes(figure, summaries, colours) -> None:
         ncol=min(len(labels), 6),
         fontsize="small",
         frameon=False,
+    )
+
+
+def _loss_vs_sdr(figure, summaries, colours) -> None:
+    ax = figure.subplots()
+    for s in summaries:
+        for index, r in enumerate(s.runs):
+            epochs = min(len(r.valid_loss), len(r.valid_sdr))
+            ax.plot(
+                r.valid_loss[:epochs],
+                r.valid_sdr[:epochs],
+                marker="o",
+                markersize=4,
+                color=colours[s.name],
+                alpha=0.7,
+                label=s.name if index == 0 else None,
+            )
+    ax.set_xlabel("validation loss (per epoch)")
+    ax.set_ylabel("validation global SDR (dB, per epoch)")
+    ax.legend(fontsize="small")
+
+
+def loss_sdr_correlation(summaries: Sequence[ConfigurationSummary]) -> str | None:
+    """Spearman's rank correlation of validation loss and SDR over every epoch of every run.
+
+    Returns:
+        A sentence with ρ, its p-value and the counts; None when no SDR was logged.
+    """
+    from scipy import stats
+
+    pairs = [
+        (loss, sdr)
+        for s in summaries
+        for r in s.runs
+        for loss, sdr in zip(r.valid_loss, r.valid_sdr, strict=False)
+        if math.isfinite(loss) and math.isfinite(sdr)
+    ]
+    if len(pairs) < 3:
+        return None
+    rho, p = stats.spearmanr([loss for loss, _ in pairs], [sdr for _, sdr in pairs])
+    runs = sum(1 for s in summaries for r in s.runs if r.valid_sdr)
+    return (
+        f"Spearman's ρ between validation loss and validation SDR: {rho:.2f} "
+        f"({format_p(p)}, {len(pairs)} epochs of {runs} runs); negative means a lower loss "
+        "goes with better separation."
     )
 
 

@@ -16,6 +16,7 @@ from unmixlab.study.settings import Configuration, Reference
 EPOCH_TRAIN_SECONDS = "epoch_train_seconds"
 TOTAL_TRAIN_SECONDS = "total_train_seconds"
 SAMPLES_PER_EPOCH = "samples_per_epoch"
+VALID_SDR = "valid_sdr"  # logged by unmixlab.tracking.runs.MlflowLogger every epoch
 # museval scores logged by unmixlab.evaluate.log_evaluation as test_<metric>_<target>
 SEPARATION_METRICS = ("SDR", "SIR", "ISR", "SAR")
 # logged by unmixlab.realtime.log_realtime_metrics
@@ -41,6 +42,7 @@ class RunResult:
         isr: museval ISR, likewise.
         sar: museval SAR, likewise.
         samples_per_epoch: training chunks per epoch (samples per track x tracks).
+        valid_sdr: global SDR (dB) of the validation tracks per epoch, if logged.
         rtf: real-time factor of streaming (compute seconds per audio second), if measured.
         worst_block: the slowest streamed block's compute time over its duration.
         latency_ms: algorithmic latency of the streaming separator.
@@ -61,6 +63,7 @@ class RunResult:
     isr: float | None = None
     sar: float | None = None
     samples_per_epoch: int | None = None
+    valid_sdr: tuple[float, ...] = ()
 
     @property
     def best_valid_loss(self) -> float:
@@ -329,6 +332,7 @@ def collect_results(
                 isr=metrics.get(f"test_isr_{target}"),
                 sar=metrics.get(f"test_sar_{target}"),
                 samples_per_epoch=_count(metrics.get(SAMPLES_PER_EPOCH)),
+                valid_sdr=_history(client, run_id, VALID_SDR),
             )
         )
     return results

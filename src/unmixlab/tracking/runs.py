@@ -34,6 +34,7 @@ from unmixlab.tracking.setup import (
     resolve_tracking_uri,
 )
 from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult
+from unmixlab.validation_sdr import validation_sdr
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,12 @@ class MlflowLogger(TrainingCallback):
         self.run_id = run_id
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
-        """Log train_loss, valid_loss, lr, epoch_seconds and samples_per_second."""
+        """Log train_loss, valid_loss, valid_sdr, lr, epoch_seconds and samples_per_second."""
         self._log(
             {
                 "train_loss": record.train_loss,
                 "valid_loss": record.valid_loss,
+                "valid_sdr": validation_sdr(trainer),
                 "lr": record.lr,
                 "epoch_seconds": record.epoch_seconds,
                 "samples_per_second": record.samples_per_second,
