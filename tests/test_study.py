@@ -11,8 +11,8 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.experiment import load_preset
 from unmixlab.report import write_report
 from unmixlab.study import (
+    Baseline,
     Configuration,
-    Reference,
     RunResult,
     Stat,
     StudyContext,
@@ -116,8 +116,8 @@ def test_seed_study_preset_is_the_seed_as_it_ran():
     assert config.data.synth.sample_rate == 44100
     assert (train.patience, train.lr_decay_patience, train.lr_decay_gamma) == (140, 80, 0.3)
     assert train.nb_channels == 2
-    assert config.study.baselines["UMX (Original)"] == Reference(
-        sdr=7.537, sir=12.091, isr=14.586, sar=8.679
+    assert config.study.baselines == (
+        Baseline(name="UMX (Original)", sdr=7.537, sir=12.091, isr=14.586, sar=8.679),
     )
     resampled = load_preset("seed-study-16k").train  # the other reading of "16kHz", by name
     assert (resampled.sample_rate, resampled.bandwidth) == (16000, 8000)

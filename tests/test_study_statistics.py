@@ -13,7 +13,7 @@ from unmixlab.report import (
     seed_ms_per_sample,
     separation_table,
 )
-from unmixlab.study import Reference, Stat, summarize, verdicts
+from unmixlab.study import Baseline, Reference, Stat, summarize, verdicts
 from unmixlab.study.statistics import describe_test, direction, one_sample, welch
 
 
@@ -52,7 +52,7 @@ def test_separation_table_puts_the_seed_beside_ours():
     results = [dataclasses.replace(r, sir=3.0 + r.seed, samples_per_epoch=64) for r in results]
     reference = Reference(loss=9.536, time="7:50", seconds=470, sdr=2.326, sir=3.028)
     summary = dataclasses.replace(summarize(results)[0], reference=reference)
-    header, rows = separation_table([summary], {"UMX (Original)": Reference(sdr=7.537)})
+    header, rows = separation_table([summary], [Baseline(name="UMX (Original)", sdr=7.537)])
     assert header[:3] == ["configuration", "SDR (dB)", "SIR (dB)"] and "seed's SDR" in header
     assert rows[0][0] == "UMX (Original) (published)" and "7.537" in rows[0]
     assert rows[1][:3] == ["open-unmix", "2.00 ± 0.0071", "3.50 ± 0.71"]

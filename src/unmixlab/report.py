@@ -16,6 +16,7 @@ from unmixlab.render import render
 from unmixlab.study import (
     INDEPENDENT,
     SEPARATION_METRICS,
+    Baseline,
     ConfigurationSummary,
     Reference,
     Stat,
@@ -185,7 +186,7 @@ def seed_table(
 
 
 def separation_table(
-    summaries: Sequence[ConfigurationSummary], baselines: dict[str, Reference]
+    summaries: Sequence[ConfigurationSummary], baselines: Sequence[Baseline]
 ) -> tuple[list[str], list[list[str]]] | None:
     """Museval scores per configuration (mean ± sd over seeds) beside the seed's.
 
@@ -199,8 +200,8 @@ def separation_table(
     header = ["configuration", *(f"{m} (dB)" for m in SEPARATION_METRICS)]
     header += [f"seed's {m}" for m in SEPARATION_METRICS]
     rows = [
-        [f"{name} (published)", *("—" for _ in metrics), *(_score(ref, m) for m in metrics)]
-        for name, ref in baselines.items()
+        [f"{ref.name} (published)", *("—" for _ in metrics), *(_score(ref, m) for m in metrics)]
+        for ref in baselines
     ]
     for s in summaries:
         rows.append(

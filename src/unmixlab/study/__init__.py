@@ -41,6 +41,7 @@ from unmixlab.study.results import (
 from unmixlab.study.settings import (
     CONTROL,
     INDEPENDENT,
+    Baseline,
     Configuration,
     PlannedRun,
     Reference,
@@ -61,6 +62,7 @@ __all__ = [
     "REALTIME_FACTOR",
     "SEPARATION_METRICS",
     "TOTAL_TRAIN_SECONDS",
+    "Baseline",
     "Configuration",
     "ConfigurationSummary",
     "PlannedRun",

@@ -5,7 +5,7 @@ stay at the preset's ``train`` values for every run.
 """
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -57,6 +57,12 @@ class Reference(_Settings):
     sar: float | None = Field(None, description="the seed's museval SAR (dB)")
 
 
+class Baseline(Reference):
+    """A published model the seed scored beside its own (a row of its separation table)."""
+
+    name: str = Field(min_length=1, description="the model, e.g. UMX (Original)")
+
+
 class Configuration(_Settings):
     """One point of the grid: values of the independent variables (unset: the preset's)."""
 
@@ -92,8 +98,8 @@ class StudySettings(_Settings):
         0.05, gt=0, lt=1, description="significance level of Welch's t-test (a p-value)"
     )
     notes: tuple[str, ...] = Field((), description="remarks printed in the report")
-    baselines: dict[str, Reference] = Field(
-        default_factory=dict, description="published models the seed compared with, by name"
+    baselines: tuple[Baseline, ...] = Field(
+        (), description="published models the seed compared with"
     )
     reference_tracks: int = Field(
         86, ge=1, description="training tracks of the seed's runs (MUSDB18's train split)"
@@ -217,7 +223,7 @@ class StudyContext:
         created: when the report was made (ISO 8601).
         hardware: what trained the runs (GPU or CPU name, cores).
         data_size: the training data (tracks, duration, sample rate).
-        baselines: published models the seed scored, by name.
+        baselines: published models the seed scored.
         reference_tracks: training tracks of the seed's runs.
     """
 
@@ -236,7 +242,7 @@ class StudyContext:
     created: str = ""
     hardware: str = ""
     data_size: str = ""
-    baselines: dict[str, Reference] = field(default_factory=dict)
+    baselines: tuple[Baseline, ...] = ()
     reference_tracks: int = 86
 
 
