@@ -208,7 +208,8 @@ def _data_size(
     minutes = sum(tracks[name].duration for name in train_tracks if name in tracks) / 60
     return (
         f"{len(train_tracks)} training tracks ({minutes:.1f} min), {len(valid_tracks)} "
-        f"validation tracks, trained at {config.train.sample_rate} Hz"
+        f"validation track{'s' * (len(valid_tracks) != 1)}, trained at "
+        f"{config.train.sample_rate} Hz"
     )
 
 
