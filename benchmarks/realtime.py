@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from unmixlab.config import TARGETS
 from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
 from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream
@@ -38,7 +39,6 @@ from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
 from unmixlab.transforms import bandwidth_to_max_bin
 
-TARGETS = ("vocals", "drums", "bass", "other")
 RATE, BANDWIDTH = 44100, 16000
 
 

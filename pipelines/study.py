@@ -14,37 +14,32 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from components.evaluate import evaluate
+from components.measure_realtime import measure_realtime
 from components.parent_run import end_parent_run, start_parent_run
 from components.prepare_data import prepare_data
-from components.runtime import retry_transient
+from components.record_study_run import record_study_run
+from components.report_study import report_study
 from components.synthesize import synthesize
 from components.train import train
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.hardware import describe_hardware
 from unmixlab.prepare import PreparedData
-from unmixlab.realtime import log_realtime_metrics
-from unmixlab.report import ReportFiles, render_markdown, write_report
+from unmixlab.report import ReportFiles
 from unmixlab.study import (
     PlannedRun,
     StudyContext,
     Verdict,
-    collect_results,
     expand,
     fixed_settings,
     plan,
-    record_run,
-    summarize,
-    verdicts,
 )
 from unmixlab.tracking.links import run_url
-from unmixlab.tracking.setup import resolve_tracking_uri
-
-RETRY = retry_transient()
+from unmixlab.tracking.parent_run import failure
 
 
 @dataclass(frozen=True)
@@ -61,58 +56,6 @@ class StudySummary:
     verdicts: list[Verdict]
     report: ReportFiles
     seconds: float
-
-
-@task(name="record_study_run", **RETRY)
-def record_study_run(run_id: str, study: str, configuration: str, seed: int) -> float:
-    """Tag a training as the study's ``configuration``/``seed``; log its training-pass times."""
-    return record_run(
-        MlflowClient(resolve_tracking_uri()),
-        run_id,
-        study=study,
-        configuration=configuration,
-        seed=seed,
-    )
-
-
-@task(name="measure_realtime", **RETRY)
-def measure_realtime(run_id: str, model_dir: Path, seconds: float) -> dict[str, float]:
-    """Stream a unidirectional model block by block; log its real-time figures on its run."""
-    figures = log_realtime_metrics(run_id, model_dir, seconds=seconds)
-    get_run_logger().info(
-        "real-time factor of %s: %.3f (worst block %.2f of its duration, latency %.0f ms)",
-        model_dir,
-        figures["stream_rtf"],
-        figures["worst_block_ratio"],
-        figures["latency_ms"],
-    )
-    return figures
-
-
-@task(name="report_study", **RETRY)
-def report_study(
-    config: ExperimentConfig,
-    experiment_id: str,
-    context: StudyContext,
-    report_dir: Path,
-) -> tuple[ReportFiles, list[Verdict], str]:
-    """Read the runs back from MLflow, decide the verdicts, write and log the report.
-
-    Returns:
-        The report files, the verdicts and a markdown summary (no images) for Prefect.
-    """
-    client = MlflowClient(resolve_tracking_uri())
-    results = collect_results(client, experiment_id, context.study_run_id, context.target)
-    summaries = summarize(results, expand(config.study))
-    found = verdicts(summaries, config.study.significance)
-    files = write_report(context, summaries, found, report_dir)
-    client.log_artifact(context.study_run_id, str(files.html), "report")
-    client.log_artifact(context.study_run_id, str(files.markdown), "report")
-    client.log_artifacts(context.study_run_id, str(files.images[0].parent), "report/report")
-    for verdict in found:
-        client.set_tag(context.study_run_id, f"verdict.{verdict.key}", verdict.outcome)
-    summary = render_markdown(context, summaries, found, (), image_dir="")
-    return files, found, summary
 
 
 @flow(name="study")
@@ -184,16 +127,20 @@ def study(
             command=_command(preset, overrides),
             wall_seconds=time.perf_counter() - start,
             created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            hardware=describe_hardware(planned[0].config.run.device),
+            data_size=_data_size(config, prepared),
+            baselines=config.study.baselines,
+            reference_tracks=config.study.reference_tracks,
         )
         files, found, summary_md = report_study(
             config, parent.experiment_id, context, run_dir / "report"
         )
     except BaseException as error:
-        status = "FAILED" if isinstance(error, Exception) else "KILLED"  # Ctrl-C, SIGTERM
-        end_parent_run(parent.run_id, status, {}, return_state=True)  # keeps the first error
+        status, message = failure(error)
+        end_parent_run(parent, status, error=message, return_state=True)  # keeps the first error
         raise
     seconds = time.perf_counter() - start
-    end_parent_run(parent.run_id, "FINISHED", {"study_seconds": seconds, "runs": len(planned)})
+    end_parent_run(parent, "FINISHED", {"study_seconds": seconds, "runs": len(planned)})
 
     parent_url = run_url(parent.tracking_uri, parent.experiment_id, parent.run_id)
     create_markdown_artifact(
@@ -234,6 +181,7 @@ def _train_and_measure(
         config.name,
         run.configuration.name,
         run.seed,
+        run.config.optim.samples_per_track * len(prepared.train),
     )
     if config.evaluate.enabled:
         evaluate(
@@ -251,6 +199,16 @@ def _train_and_measure(
     if config.study.realtime and run.config.model.unidirectional:
         measure_realtime(trained.run_id, trained.model_dir, config.study.realtime_seconds)
     return trained.run_id
+
+
+def _data_size(config: ExperimentConfig, prepared: PreparedData) -> str:
+    """``14 training tracks (7.0 min), 2 validation tracks, trained at 44100 Hz``."""
+    minutes = sum(track.duration for track in prepared.train) / 60
+    valid = len(prepared.valid)
+    return (
+        f"{len(prepared.train)} training tracks ({minutes:.1f} min), {valid} "
+        f"validation track{'s' * (valid != 1)}, trained at {config.train.data.sample_rate} Hz"
+    )
 
 
 def _command(preset: str, overrides: list[str]) -> str:

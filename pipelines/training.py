@@ -23,7 +23,9 @@ from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
+from unmixlab.render import render
 from unmixlab.tracking.links import run_url, runs_table_url
+from unmixlab.tracking.parent_run import failure
 from unmixlab.tracking.registry import Promotion
 
 
@@ -58,7 +60,7 @@ class TrainingSummary:
         """Results table (per-target scores, training time, best valid loss) and links."""
         head = ["target", *(f"{m} (dB)" for m in METRICS)]
         head += ["training (s)", "best valid loss", "epochs", "champion", "MLflow run"]
-        lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        rows = []
         for target, s in self.targets.items():
             scores = [f"{s.scores[m]:.2f}" if s.scores else "–" for m in METRICS]
             promotion = s.promotion
@@ -76,22 +78,8 @@ class TrainingSummary:
                 champion,
                 f"[{s.trained.run_id[:8]}]({s.run_url})",
             ]
-            lines.append("| " + " | ".join(row) + " |")
-        return "\n".join(
-            [
-                f"# Training `{self.preset}` ({self.flow_run_name})",
-                "",
-                *lines,
-                "",
-                f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
-                f"- all runs, the best first: {self.runs_table_url}",
-                f"- tracking URI: `{self.tracking_uri}`",
-                f"- model folder: `{self.model_dir}`",
-                f"- evaluation: `{self.evaluation_dir}`" if self.evaluation_dir else "",
-                f"- prepared data: {self.prepare_state}",
-                f"- wall time: {self.seconds:.0f} s",
-            ]
-        )
+            rows.append(row)
+        return render("training_summary.md.j2", s=self, header=head, rows=rows)
 
 
 @flow(name="training")
@@ -163,11 +151,11 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 for target in config.targets
             }
     except BaseException as error:
-        status = "FAILED" if isinstance(error, Exception) else "KILLED"  # Ctrl-C, SIGTERM
-        end_parent_run(parent.run_id, status, {}, return_state=True)  # keeps the first error
+        status, message = failure(error)
+        end_parent_run(parent, status, error=message, return_state=True)  # keeps the first error
         raise
     total_training = sum(model.training_seconds for model in trained.values())
-    end_parent_run(parent.run_id, "FINISHED", {"training_seconds": total_training})
+    end_parent_run(parent, "FINISHED", {"training_seconds": total_training})
 
     summary = TrainingSummary(
         preset=config.name,

@@ -15,34 +15,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from components.prepare_data import prepare_data
-from components.runtime import (
-    RETRIES,
-    RETRY_DELAY_SECONDS,
-    RETRY_JITTER_FACTOR,
-    retry_if_transient,
-)
+from components.report_tuning import report_tuning
+from components.run_trials import run_trials
+from components.start_tuning import start_tuning
 from components.synthesize import synthesize
 from pipelines.training import TrainingSummary, training
 from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.render import render
 from unmixlab.tracking.links import run_url
-from unmixlab.tracking.names import NOTE_TAG, describe_experiment
-from unmixlab.tuning.report import StudySummary, finish_study
-from unmixlab.tuning.runs import client, end_parent_run
+from unmixlab.tracking.parent_run import end_run, failure
+from unmixlab.tuning.report import TuningOutcome
+from unmixlab.tuning.runs import client
 from unmixlab.tuning.storage import public_url, resolve_storage_url
-from unmixlab.tuning.study import StudySpec, run_workers, start_study
-
-TRANSIENT_RETRIES = {
-    "cache_policy": NO_CACHE,
-    "retries": RETRIES,
-    "retry_delay_seconds": RETRY_DELAY_SECONDS,
-    "retry_jitter_factor": RETRY_JITTER_FACTOR,
-    "retry_condition_fn": retry_if_transient,
-}
 
 
 @dataclass(frozen=True)
@@ -55,79 +43,32 @@ class TuningSummary:
     parent_run_id: str
     parent_run_url: str
     report_dir: Path
-    study: StudySummary
+    study: TuningOutcome
     best_training: TrainingSummary | None
     seconds: float
 
     def markdown(self) -> str:
         """Trial counts, the best trial (or Pareto front) and how to look further."""
         study = self.study
-        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(study.states.items()))
-        lines = [f"# Tuning `{self.preset}`: study `{self.study_name}`", "", f"Trials: {states}."]
-        if study.note:
-            lines += ["", f"**Partial report:** {study.note}."]
-        if study.pareto_front:
-            names = list(study.objectives)
-            lines += ["", "| trial | " + " | ".join(names) + " | params |"]
-            lines += ["| --- " * (len(names) + 2) + "|"]
-            for point in study.pareto_front:
-                values = " | ".join(f"{point['values'][n]:.5g}" for n in names)
-                lines.append(f"| {point['number']} | {values} | `{json.dumps(point['params'])}` |")
-        elif study.best_trial is not None:
-            values = ", ".join(f"{k} {v:.5g}" for k, v in study.best_values.items())
-            lines += ["", f"Best: trial {study.best_trial} ({values}):"]
-            lines += [f"- `{k}` = {v}" for k, v in study.best_params.items()]
-        lines += [
-            "",
-            f"- parent MLflow run: [{self.parent_run_id}]({self.parent_run_url})",
-            f"- plots and tables: `{self.report_dir}`",
-            f"- dashboard: `optuna-dashboard {self.storage}`",
-        ]
-        if self.best_training:
-            lines.append(f"- best trained in full: run `{self.best_training.parent_run_id}`")
-        return "\n".join(lines)
-
-
-@task(name="start_study", **TRANSIENT_RETRIES)
-def open_study(config: ExperimentConfig, storage_url: str, fingerprint: str) -> StudySpec:
-    """Open the parent run and create (or resume) the study of ``config.tune``.
-
-    The parent run is tagged with the data set ``fingerprint``; it and the experiment are
-    described by the preset.
-    """
-    tune = config.tune
-    study_name = study_name_of(config)
-    trials_dir = Path(config.output) / "tuning" / study_name
-    spec = start_study(
-        config.train_config(target_of(config), trials_dir),
-        tune,
-        study_name=study_name,
-        experiment=config.experiment,
-        storage_url=storage_url,
-        trials_dir=trials_dir,
-        preset=config.name,
-        tags={"dataset_fingerprint": fingerprint, NOTE_TAG: config.description},
-    )
-    mlflow_client = client()
-    experiment_id = mlflow_client.get_run(spec.parent_run_id).info.experiment_id
-    describe_experiment(mlflow_client, experiment_id, config.name, config.description)
-    return spec
-
-
-@task(name="run_trials", cache_policy=NO_CACHE)
-def run_trials(storage_url: str, study_name: str, workers: int) -> None:
-    """Run the study's missing trials on ``workers`` processes (a retry resumes the study)."""
-    run_workers(storage_url, study_name, workers)
-
-
-@task(name="report_study", **TRANSIENT_RETRIES)
-def report_study(storage_url: str, study_name: str, report_dir: Path) -> StudySummary:
-    """Best trial or Pareto front, plots and tables, logged on the parent run (then FINISHED).
-
-    It first waits, with progress in the log, until no trial of the study runs (those of
-    workers on other machines included): :func:`unmixlab.tuning.report.finish_study`.
-    """
-    return finish_study(storage_url, study_name, report_dir, log=get_run_logger().info)
+        names = list(study.objectives)
+        pareto = (
+            ["trial", *names, "params"],
+            [
+                [
+                    str(point["number"]),
+                    *(f"{point['values'][n]:.5g}" for n in names),
+                    f"`{json.dumps(point['params'])}`",
+                ]
+                for point in study.pareto_front
+            ],
+        )
+        return render(
+            "tuning_summary.md.j2",
+            s=self,
+            states=", ".join(f"{n} {s.lower()}" for s, n in sorted(study.states.items())),
+            pareto=pareto if study.pareto_front else None,
+            best_values=", ".join(f"{k} {v:.5g}" for k, v in study.best_values.items()),
+        )
 
 
 @flow(name="tuning")
@@ -156,7 +97,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
     prepared = prepare_data(config.data_config())  # the shared cache, before any trial
-    spec = open_study(config, storage_url, prepared.fingerprint)
+    spec = start_tuning(config, storage_url, study_name, target_of(config), prepared.fingerprint)
     logger.info(
         "study %s in %s: %d trials of %s on %d worker(s); follow it with optuna-dashboard %s",
         study_name,
@@ -172,12 +113,9 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         run_trials.with_options(retries=1, retry_delay_seconds=grace)(
             storage_url, study_name, tune.workers
         )
-        summary = report_study(storage_url, study_name, report_dir)
-    except Exception as error:
-        end_parent_run(spec.parent_run_id, "FAILED", f"{type(error).__name__}: {error}")
-        raise
-    except BaseException:  # Ctrl-C, SIGTERM
-        end_parent_run(spec.parent_run_id, "KILLED", "interrupted; run the flow again to resume")
+        summary = report_tuning(storage_url, study_name, report_dir)
+    except BaseException as error:
+        end_run(client(), spec.parent_run_id, *failure(error))
         raise
 
     best_training = None

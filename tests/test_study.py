@@ -1,6 +1,7 @@
 """The study library: grid, presets, spread, verdicts, report, MLflow record and read-back."""
 
 import base64
+import math
 import re
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.experiment import load_preset
 from unmixlab.report import write_report
 from unmixlab.study import (
+    Baseline,
     Configuration,
-    Reference,
     RunResult,
     Stat,
     StudyContext,
@@ -31,6 +32,14 @@ SEED_TABLE = {  # name: (batch size, hidden size, samples per track, epochs, los
     "open-unmix3": (16, 512, 16, 1, 11.2, "7:42"),
     "open-unmix4": (16, 512, 16, 4, 3.2, "31:09:00"),
     "open-unmix5": (32, 512, 32, 5, 2.26, "1:18:00"),
+    "open-unmix6": (32, 512, 32, 1, 9.56, "20:00"),
+}
+SEPARATION = {  # name: the seed's museval SDR, SIR, ISR, SAR (dB)
+    "open-unmix": (2.326, 3.028, 6.588, 5.347),
+    "open-unmix2": (2.746, 2.954, 7.706, 6.288),
+    "open-unmix3": (1.934, 2.849, 5.579, 4.07),
+    "open-unmix4": (2.767, 3.052, 9.831, 7.201),
+    "open-unmix5": (2.898, 3.628, 9.272, 6.63),
 }
 
 
@@ -88,54 +97,70 @@ def test_bad_grids_are_refused():
         StudySettings(grid={"lr": [0.1]})  # a control setting, not an independent variable
 
 
-def test_seed_study_preset_is_the_seed_exactly():
+def test_seed_study_preset_is_the_seed_as_it_ran():
     config = load_preset("seed-study")
-    configurations = expand(config.study)
-    assert [c.name for c in configurations] == list(SEED_TABLE)
-    for c in configurations:
-        batch, hidden, samples, epochs, loss, time = SEED_TABLE[c.name]
+    configurations = {c.name: c for c in expand(config.study)}
+    for name, (batch, hidden, samples, epochs, loss, time) in SEED_TABLE.items():
+        c = configurations[name]
         assert (c.batch_size, c.hidden_size, c.samples_per_track, c.epochs) == (
             batch,
             hidden,
             samples,
             epochs,
         )
-        assert c.reference == Reference(loss=loss, time=time)
+        ref = c.reference
+        assert (ref.loss, ref.time) == (loss, time)
+        assert (ref.sdr, ref.sir, ref.isr, ref.sar) == SEPARATION.get(name, (None,) * 4)
     train = config.train
-    assert train.data.sample_rate == 16000
+    assert (train.data.sample_rate, train.model.bandwidth, train.run.nb_workers) == (
+        44100,
+        16000,
+        4,
+    )
+    assert config.data.synth.sample_rate == 44100
     assert (train.run.patience, train.optim.lr_decay_patience, train.optim.lr_decay_gamma) == (
         140,
         80,
         0.3,
     )
-    assert train.model.bandwidth == 8000 and train.data.nb_channels == 2
-    assert any("Nyquist" in note for note in config.study.notes)
-    assert config.data.synth is not None  # synthetic by default
+    assert train.data.nb_channels == 2
+    assert config.study.baselines == (
+        Baseline(name="UMX (Original)", sdr=7.537, sir=12.091, isr=14.586, sar=8.679),
+    )
+    resampled = load_preset("seed-study-16k").train  # the other reading of "16kHz", by name
+    assert (resampled.data.sample_rate, resampled.model.bandwidth) == (16000, 8000)
 
 
 def test_quick_preset_keeps_the_seed_ratios():
     quick = expand(load_preset("seed-study-quick").study)
     full = expand(load_preset("seed-study").study)
+    assert [q.name for q in quick][:7] == [f.name for f in full][:7]
     for q, f in zip(quick, full, strict=True):
-        assert (q.batch_size, q.samples_per_track, q.epochs) == (
+        assert (q.batch_size, q.samples_per_track, q.epochs, q.unidirectional) == (
             f.batch_size,
             f.samples_per_track,
             f.epochs,
+            f.unidirectional,
         )
         assert q.hidden_size * 8 == f.hidden_size
 
 
-def test_other_presets_test_h2_and_h3():
-    realtime = expand(load_preset("seed-study-realtime").study)
-    assert any(c.unidirectional for c in realtime)
-    hidden = expand(load_preset("study-hidden").study)
-    assert len({c.hidden_size for c in hidden}) >= 3
+def test_the_seed_study_itself_tests_h2_and_h3(tmp_path: Path):
+    runs = {p.configuration.name: p.config for p in plan(load_preset("seed-study"), tmp_path)}
+    twin, base = runs["open-unmix-uni"], runs["open-unmix"]
+    assert twin.unidirectional and twin.model_dump(exclude={"unidirectional", "output"}) == (
+        base.model_dump(exclude={"unidirectional", "output"})
+    )
+    sweep = [
+        c for c in runs.values() if (c.batch_size, c.samples_per_track, c.epochs) == (16, 16, 1)
+    ]
+    assert sorted(c.hidden_size for c in sweep) == [128, 256, 384, 512, 768]
 
 
 def test_plan_runs_every_configuration_with_every_seed(tmp_path: Path):
     config = load_preset("seed-study", ["study.seeds=2", "train.seed=7"])
     planned = plan(config, tmp_path)
-    assert len(planned) == 10
+    assert len(planned) == 22  # 11 configurations x 2 seeds
     assert [(p.configuration.name, p.seed) for p in planned[:3]] == [
         ("open-unmix", 7),
         ("open-unmix", 8),
@@ -166,9 +191,9 @@ def test_differences_count_only_beyond_the_spread():
     far = summarize(runs("b", [8.0, 8.1, 7.9], [1, 1, 1]))[0]
     near = summarize(runs("c", [9.9, 10.5, 9.6], [1, 1, 1]))[0]
     single = summarize(runs("d", [8.0], [1]))[0]
-    assert compare(a, far, a.valid_loss, far.valid_loss, 2.0).direction == -1
-    assert compare(a, near, a.valid_loss, near.valid_loss, 2.0).direction == 0
-    assert compare(a, single, a.valid_loss, single.valid_loss, 2.0).direction is None
+    assert compare(a, far, a.valid_loss, far.valid_loss, 0.05).direction == -1
+    assert compare(a, near, a.valid_loss, near.valid_loss, 0.05).direction == 0
+    assert compare(a, single, a.valid_loss, single.valid_loss, 0.05).direction is None
     assert Stat.of([1.0, 3.0]).format() == "2.000 ± 1.4"
 
 
@@ -185,19 +210,19 @@ def seed_like(loss_small: float, loss_large: float, seconds_large: float) -> lis
 
 
 def test_h1_supported_when_larger_sizes_lower_the_loss_and_time_is_not_proportional():
-    h1 = verdicts(seed_like(9.5, 6.0, 12.0), 2.0)[0]
+    h1 = verdicts(seed_like(9.5, 6.0, 12.0), 0.05)[0]
     assert h1.outcome == "supported"
     assert "9.50→6.00" in h1.sentence and "×1.20 for size ×4" in h1.sentence
 
 
 def test_h1_not_supported_when_the_loss_rises():
-    h1 = verdicts(seed_like(9.5, 11.2, 12.0), 2.0)[0]
+    h1 = verdicts(seed_like(9.5, 11.2, 12.0), 0.05)[0]
     assert h1.outcome == "not supported"
     assert "1 raised it" in h1.sentence
 
 
 def test_h1_not_supported_when_time_scales_in_proportion():
-    h1 = verdicts(seed_like(9.5, 6.0, 40.0), 2.0)[0]  # ×4 size, ×4 time
+    h1 = verdicts(seed_like(9.5, 6.0, 40.0), 0.05)[0]  # ×4 size, ×4 time
     assert h1.outcome == "not supported"
 
 
@@ -205,7 +230,7 @@ def test_h1_is_inconclusive_with_one_seed():
     results = runs("small", [9.5], [10]) + runs(
         "large", [6.0], [12], batch_size=16, hidden_size=512
     )
-    h1 = verdicts(summarize(results), 2.0)[0]
+    h1 = verdicts(summarize(results), 0.05)[0]
     assert h1.outcome == "inconclusive"
     assert "--seeds 3" in h1.sentence
 
@@ -222,11 +247,11 @@ def test_the_seed_grid_does_not_test_h2_and_h3():
             samples_per_track=samples,
             epochs=epochs,
         )
-    h1, h2, h3 = verdicts(summarize(results), 2.0)
+    h1, h2, h3 = verdicts(summarize(results), 0.05)
     assert h1.outcome == "not supported"  # the seed's own numbers: open-unmix3 is worse
     assert any("epochs ×4" in line for line in h1.evidence)
-    assert h2.outcome == "not tested" and "seed-study-realtime" in h2.sentence
-    assert h3.outcome == "not tested" and "study-hidden" in h3.sentence
+    assert h2.outcome == "not tested" and "open-unmix-uni" in h2.sentence
+    assert h3.outcome == "not tested" and "hidden-size sweep" in h3.sentence
     assert "hidden size 256→512" in h3.sentence
 
 
@@ -259,7 +284,7 @@ def test_h2_weighs_the_real_time_factor_and_the_quality_of_the_twin():
         )
         for r in bi
     ]
-    h2 = verdicts(summarize(bi + uni), 2.0)[1]
+    h2 = verdicts(summarize(bi + uni), 0.05)[1]
     assert h2.outcome == "supported", h2.sentence
     assert "real-time factor of 0.210" in h2.sentence
     slow = [
@@ -276,7 +301,7 @@ def test_h2_weighs_the_real_time_factor_and_the_quality_of_the_twin():
         )
         for r in uni
     ]
-    assert verdicts(summarize(bi + slow), 2.0)[1].outcome == "not supported"
+    assert verdicts(summarize(bi + slow), 0.05)[1].outcome == "not supported"
 
 
 def hidden_series(losses: dict[int, float]) -> list:
@@ -289,12 +314,12 @@ def hidden_series(losses: dict[int, float]) -> list:
 
 
 def test_h3_supported_by_a_turning_point_and_refuted_by_a_monotone_curve():
-    h3 = verdicts(hidden_series({128: 5.0, 256: 3.0, 512: 4.0}), 2.0)[2]
+    h3 = verdicts(hidden_series({128: 5.0, 256: 3.0, 512: 4.0}), 0.05)[2]
     assert h3.outcome == "supported", h3.sentence
     assert "lowest at hidden size 256" in h3.sentence
-    h3 = verdicts(hidden_series({128: 5.0, 256: 4.0, 512: 3.0}), 2.0)[2]
+    h3 = verdicts(hidden_series({128: 5.0, 256: 4.0, 512: 3.0}), 0.05)[2]
     assert h3.outcome == "not supported", h3.sentence
-    h3 = verdicts(hidden_series({128: 5.0, 256: 3.0, 512: 3.02}), 2.0)[2]
+    h3 = verdicts(hidden_series({128: 5.0, 256: 3.0, 512: 3.02}), 0.05)[2]
     assert h3.outcome == "inconclusive", h3.sentence
 
 
@@ -311,7 +336,7 @@ def context() -> StudyContext:
         data_root="data/x",
         fixed={"patience": 140, "bandwidth": 8000.0},
         seeds=(0, 1, 2),
-        significance=2.0,
+        significance=0.05,
         notes=("bandwidth capped at <Nyquist>",),
         command="unmixlab run study --preset seed-study",
     )
@@ -319,7 +344,7 @@ def context() -> StudyContext:
 
 def test_report_is_self_contained_and_complete(tmp_path: Path):
     summaries = seed_like(9.5, 6.0, 12.0)
-    found = verdicts(summaries, 2.0)
+    found = verdicts(summaries, 0.05)
     files = write_report(context(), summaries, found, tmp_path, name="study")
     page = files.html.read_text()
     for name in ("small", "large"):
@@ -356,7 +381,10 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
     experiment_id = client.create_experiment("s")
     parent = client.create_run(experiment_id).info.run_id
     tracked = train_tracked(tiny_config, experiment="s", parent_run_id=parent)
-    total = record_run(client, tracked.run_id, study="s", configuration="tiny", seed=0)
+    chunks = tiny_config.optim.samples_per_track * 3  # 4 train tracks, one kept for validation
+    total = record_run(
+        client, tracked.run_id, study="s", configuration="tiny", seed=0, chunks_per_epoch=chunks
+    )
     (result,) = collect_results(client, experiment_id, parent, "vocals")
     assert (result.configuration, result.seed, result.run_id) == ("tiny", 0, tracked.run_id)
     assert result.variables["hidden_size"] == 16 and result.variables["unidirectional"] is False
@@ -369,3 +397,6 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
         assert 0 < train_pass < epoch
     assert total == pytest.approx(sum(result.train_seconds))
     assert client.get_run(tracked.run_id).data.tags["mlflow.runName"] == "tiny seed 0"
+    assert result.samples_per_epoch == chunks
+    assert result.ms_per_sample == pytest.approx(1000 * total / (chunks * 2))
+    assert len(result.valid_sdr) == 2 and all(math.isfinite(v) for v in result.valid_sdr)

@@ -87,8 +87,11 @@ def test_reduced_study_reports_every_configuration_and_tracks_every_run(
             r"inconclusive|not tested)</span>",
             page,
         )
-    assert page.count('src="data:image/png;base64,') == 4  # curves, loss-time, sizes, SDR
+    # curves, loss-time, sizes, SDR, loss against validation SDR
+    assert page.count('src="data:image/png;base64,') == 5
     assert "9.536" in page  # the seed's number next to the measurement
+    assert "Separation quality beside the seed's" in page and "SIR (dB)" in page
+    assert "ms / sample" in page and "hardware" in page
     markdown = report.with_suffix(".md").read_text()
     assert "### H1:" in markdown and "| large |" in markdown
 
@@ -117,7 +120,7 @@ def test_reduced_study_reports_every_configuration_and_tracks_every_run(
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/report"} <= artifacts
     pngs = client.list_artifacts(parent.info.run_id, "report/report")
-    assert len(pngs) == 4
+    assert len(pngs) == 5
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["verdict.H1"] != "not tested"  # small -> large: both sizes grow
     assert parent.data.tags["verdict.H2"] != "not tested"  # large -> large-uni

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 import unmixlab.synth
 from pipelines.cli import cli
+from unmixlab.config import TARGETS as STEMS
 from unmixlab.errors import UnmixlabError
-from unmixlab.synth import STEMS, synthesize
+from unmixlab.synth import synthesize
 
 SR = 16000
 SECONDS = 4.0

@@ -26,7 +26,7 @@ from unmixlab.tuning.report import finish_study, report_wait_timeout
 from unmixlab.tuning.settings import TuneConfig, default_space
 from unmixlab.tuning.storage import default_storage_url, open_storage, public_url
 from unmixlab.tuning.study import (
-    StudySpec,
+    TuningStudy,
     load_spec,
     make_pruner,
     run_worker,
@@ -62,7 +62,7 @@ def tiny_tune(**changes: object) -> TuneConfig:
     return TuneConfig.model_validate(settings | changes)
 
 
-def begin(config: TrainConfig, tune: TuneConfig, tmp_path: Path, name: str) -> StudySpec:
+def begin(config: TrainConfig, tune: TuneConfig, tmp_path: Path, name: str) -> TuningStudy:
     prepare(config.data)  # the flow prepares once before the trials; so do the tests
     return start_study(
         config,

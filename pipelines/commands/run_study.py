@@ -2,11 +2,10 @@
 
 Examples::
 
-    unmixlab run study --preset seed-study-quick                 # a few minutes on 2 cores
-    unmixlab run study --preset seed-study --seeds 3             # the seed's five configurations
+    unmixlab run study --preset seed-study-quick                 # scaled down for 2 CPU cores
+    unmixlab run study --preset seed-study --seeds 3             # six configurations, twin, sweep
     unmixlab run study --preset seed-study --root /data/musdb18  # on MUSDB18 instead of synthetic
-    unmixlab run study --preset seed-study-realtime              # adds unidirectional twins (H2)
-    unmixlab run study --preset study-hidden                     # a hidden-size grid (H3)
+    unmixlab run study --preset seed-study-16k                   # on audio resampled to 16 kHz
 """
 
 from pathlib import Path

@@ -4,7 +4,6 @@ Audio arrays are ``(nb_channels, nb_timesteps)`` float32 tensors unless said oth
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import atomic_path
 
 
 def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]:
@@ -146,16 +146,9 @@ def write_audio(path: Path, audio: Tensor, sample_rate: int, subtype: str = "PCM
     subtypes are clipped to [-1, 1].
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = audio.detach().cpu().numpy().T
     if subtype not in ("FLOAT", "DOUBLE"):
         data = np.clip(data, -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, data, sample_rate, subtype=subtype, format=path.suffix[1:].upper())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

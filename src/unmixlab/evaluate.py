@@ -13,7 +13,6 @@ Outputs in ``out_dir``: ``<subset>/<track>.json`` (museval's per-track format),
 import math
 import multiprocessing
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import write_text
 from unmixlab.listening import (
     PAGE,
     TrackExcerpts,
@@ -34,6 +34,7 @@ from unmixlab.listening import (
     write_excerpts,
 )
 from unmixlab.progress import tqdm
+from unmixlab.render import markdown_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,7 +141,7 @@ class _TrackScorer:
             track, {name: audio.T.numpy() for name, audio in estimates.items()}
         )
         scores.validate()
-        _write_text(job.out_dir / job.subset / f"{job.track}.json", scores.json)
+        write_text(job.out_dir / job.subset / f"{job.track}.json", scores.json)
         return scores.df
 
 
@@ -256,9 +257,9 @@ def evaluate(
         for target in reported
     }
     per_track = store.agg_frames_scores().unstack("metric")  # (track, target) x metric
-    tracks_path = _write_text(out_dir / "tracks.csv", per_track.to_csv(float_format="%.4f"))
-    table_path = _write_text(out_dir / "scores.csv", scores_csv(aggregate))
-    markdown_path = _write_text(out_dir / "scores.md", scores_markdown(aggregate))
+    tracks_path = write_text(out_dir / "tracks.csv", per_track.to_csv(float_format="%.4f"))
+    table_path = write_text(out_dir / "scores.csv", scores_csv(aggregate))
+    markdown_path = write_text(out_dir / "scores.md", scores_markdown(aggregate))
     listen_dir, excerpts = None, ()
     if excerpt_seconds > 0:
         listen_dir = out_dir / LISTEN_DIR
@@ -266,7 +267,7 @@ def evaluate(
         stems = [*targets, residual_name] if residual_name else targets
         excerpts = tuple(track_excerpts(t.name, stems, sdr) for t in tracks)
         page = render_page(list(excerpts), listening_title(model_dir, subset), excerpt_seconds)
-        _write_text(listen_dir / PAGE, page)
+        write_text(listen_dir / PAGE, page)
     return Evaluation(
         aggregate,
         out_dir / subset,
@@ -310,13 +311,9 @@ def scores_csv(aggregate: dict[str, dict[str, float]]) -> str:
 
 def scores_markdown(aggregate: dict[str, dict[str, float]]) -> str:
     """The aggregate as a markdown table, in dB."""
-    lines = ["| target | " + " | ".join(f"{m} (dB)" for m in METRICS) + " |"]
-    lines.append("| --- |" + " ---: |" * len(METRICS))
-    lines += [
-        f"| {t} | " + " | ".join(f"{s[m]:.2f}" for m in METRICS) + " |"
-        for t, s in aggregate.items()
-    ]
-    return "\n".join(lines) + "\n"
+    header = ["target", *(f"{m} (dB)" for m in METRICS)]
+    rows = [[t, *(f"{s[m]:.2f}" for m in METRICS)] for t, s in aggregate.items()]
+    return markdown_table(header, rows)
 
 
 def log_evaluation(
@@ -366,13 +363,3 @@ def log_evaluation(
             client, run_id, evaluation.listen_dir, tracks, title, evaluation.excerpt_seconds
         )
     return metrics
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Write ``text`` atomically (temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(text)
-    os.replace(tmp, path)
-    return path

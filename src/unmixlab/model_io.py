@@ -6,10 +6,7 @@
 """
 
 import json
-import os
 import pickle
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +14,13 @@ import torch
 from pydantic import ValidationError
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import atomic_path, write_text
 from unmixlab.model import ModelConfig, OpenUnmix
 
 
-def _mode_of_folder(tmp: str) -> None:
-    """Give a new file its folder's read/write bits (``mkstemp`` makes it private)."""
-    os.chmod(tmp, stat.S_IMODE(os.stat(os.path.dirname(tmp)).st_mode) & 0o666)
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temporary name, then rename), readable like its folder."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    _mode_of_folder(tmp)
-    with os.fdopen(fd, "w") as stream:
-        json.dump(data, stream, indent=2, default=str)
-    os.replace(tmp, path)
+    """Write JSON atomically (temporary name, then rename)."""
+    write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -50,17 +38,9 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def save_torch(obj: Any, path: Path) -> None:
-    """``torch.save`` atomically (temporary name, then rename), readable like its folder."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    _mode_of_folder(tmp)
-    try:
+    """``torch.save`` atomically (temporary name, then rename)."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_torch(path: Path, fix: str, map_location: str | torch.device = "cpu") -> Any:

@@ -5,23 +5,26 @@ its folder; the markdown links the same PNGs, written next to it in ``<name>/``.
 drawn with matplotlib's object API (Agg, no GUI backend).
 """
 
-import base64
-import html
 import io
-import os
-import tempfile
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from unmixlab.files import write_bytes
+from unmixlab.render import render
 from unmixlab.study import (
     INDEPENDENT,
+    SEPARATION_METRICS,
+    Baseline,
     ConfigurationSummary,
+    Reference,
     Stat,
     StudyContext,
     Verdict,
     number,
 )
+from unmixlab.study.statistics import format_p
 
 # display name of each independent variable
 VARIABLE_NAMES = {
@@ -44,10 +47,15 @@ MEASURED = (
     "loss of the last epoch. Training time is the wall clock of each epoch's training pass "
     "(data loading, forward, backward and optimiser steps over all batches), summed over the "
     "epochs; it excludes validation, checkpointing and museval scoring, and is measured the "
-    "same way for every run, one run at a time. SDR is museval's (BSS Eval v4) median over "
-    "frames and test tracks. The real-time factor (unidirectional configurations) is compute "
-    "seconds per second of audio when the model streams noise block by block on one thread. "
-    "Values are mean ± standard deviation over seeds."
+    "same way for every run, one run at a time. *ms / sample* divides it by the training samples "
+    "(chunks) of all epochs; the seed's is its printed time over 86 MUSDB18 training tracks x "
+    "samples per track x epochs, so the ratio compares the machines per unit of work. SDR, "
+    "SIR, ISR and SAR are museval's (BSS Eval v4) median over frames and test tracks. "
+    "*Validation SDR* is the global SDR (MDX challenge) of the validation tracks after each "
+    "epoch, the model's magnitude with the mixture's phase. The real-time factor "
+    "(unidirectional configurations) is compute seconds per second of audio when the model "
+    "streams noise block by block on one thread. Values are mean ± standard deviation over "
+    "seeds."
 )
 
 
@@ -94,24 +102,14 @@ def write_report(
     """
     out_dir = Path(out_dir)
     figures = draw_figures(summaries)
-    images = tuple(_write_bytes(out_dir / name / f"{f.name}.png", f.png) for f in figures)
+    images = tuple(write_bytes(out_dir / name / f"{f.name}.png", f.png) for f in figures)
     page = render_html(context, summaries, verdicts, figures)
     text = render_markdown(context, summaries, verdicts, figures, image_dir=name)
     return ReportFiles(
-        _write_bytes(out_dir / f"{name}.html", page.encode()),
-        _write_bytes(out_dir / f"{name}.md", text.encode()),
+        write_bytes(out_dir / f"{name}.html", page.encode()),
+        write_bytes(out_dir / f"{name}.md", text.encode()),
         images,
     )
-
-
-def _write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as stream:
-        stream.write(data)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
-    os.replace(tmp, path)
-    return path
 
 
 # ---------------------------------------------------------------- tables (shared by both forms)
@@ -133,16 +131,31 @@ def _stat(stat: Stat | None, digits: int = 4) -> str:
     return "—" if stat is None else stat.format(digits)
 
 
-def seed_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], list[list[str]]]:
+def seed_ms_per_sample(summary: ConfigurationSummary, reference_tracks: int) -> float | None:
+    """The seed's training milliseconds per training sample, from its printed time."""
+    ref = summary.reference
+    if ref is None or ref.seconds is None:
+        return None
+    samples = reference_tracks * summary.variables["samples_per_track"]
+    return 1000 * ref.seconds / (samples * summary.variables["epochs"])
+
+
+def seed_table(
+    summaries: Sequence[ConfigurationSummary], reference_tracks: int = 86
+) -> tuple[list[str], list[list[str]]]:
     """The seed's table with the measurements: header and rows of text."""
     variables = _shown_variables(summaries)
     has_reference = any(s.reference for s in summaries)
+    has_samples = any(s.ms_per_sample for s in summaries)
+    has_seed_rate = has_samples and any(seed_ms_per_sample(s, 1) for s in summaries)
     has_sdr = any(s.sdr for s in summaries)
     has_rtf = any(s.rtf for s in summaries)
     header = ["configuration", *(VARIABLE_NAMES[k] for k in variables)]
     if has_reference:
         header += ["seed's loss", "seed's time"]
     header += ["best valid loss", "last train loss", "time / epoch (s)", "training time (s)"]
+    header += ["samples / epoch", "ms / sample"] * has_samples
+    header += ["seed's ms / sample", "ours / seed's"] * has_seed_rate
     header += ["SDR (dB)"] * has_sdr + ["real-time factor"] * has_rtf + ["seeds"]
     rows = []
     for s in summaries:
@@ -159,10 +172,51 @@ def seed_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], li
             _stat(s.seconds_per_epoch, 3),
             _stat(s.total_seconds, 3),
         ]
+        if has_samples:
+            row += [str(s.samples_per_epoch or "—"), _stat(s.ms_per_sample, 3)]
+        if has_seed_rate:
+            seed_rate = seed_ms_per_sample(s, reference_tracks)
+            ours = s.ms_per_sample
+            ratio = f"×{number(ours.mean / seed_rate, 3)}" if seed_rate and ours else "—"
+            row += ["—" if seed_rate is None else number(seed_rate, 3), ratio]
         row += [_stat(s.sdr, 3)] * has_sdr + [_stat(s.rtf, 3)] * has_rtf
         row.append(str(len(s.runs)))
         rows.append(row)
     return header, rows
+
+
+def separation_table(
+    summaries: Sequence[ConfigurationSummary], baselines: Sequence[Baseline]
+) -> tuple[list[str], list[list[str]]] | None:
+    """Museval scores per configuration (mean ± sd over seeds) beside the seed's.
+
+    Returns:
+        Header and rows, the seed's published baselines first; None when nothing was scored.
+    """
+    ours = any(s.separation(m) for s in summaries for m in SEPARATION_METRICS)
+    if not ours and not any(s.reference and s.reference.sdr for s in summaries):
+        return None
+    metrics = [m.lower() for m in SEPARATION_METRICS]
+    header = ["configuration", *(f"{m} (dB)" for m in SEPARATION_METRICS)]
+    header += [f"seed's {m}" for m in SEPARATION_METRICS]
+    rows = [
+        [f"{ref.name} (published)", *("—" for _ in metrics), *(_score(ref, m) for m in metrics)]
+        for ref in baselines
+    ]
+    for s in summaries:
+        rows.append(
+            [
+                s.name,
+                *(_stat(s.separation(m), 3) for m in SEPARATION_METRICS),
+                *(_score(s.reference, m) for m in metrics),
+            ]
+        )
+    return header, rows
+
+
+def _score(reference: Reference | None, metric: str) -> str:
+    value = None if reference is None else getattr(reference, metric)
+    return "—" if value is None else number(value, 4)
 
 
 def runs_table(summaries: Sequence[ConfigurationSummary]) -> tuple[list[str], list[list[str]]]:
@@ -207,17 +261,9 @@ def settings_table(context: StudyContext) -> tuple[list[str], list[list[str]]]:
     return ["setting", "value", "role"], rows
 
 
-# ---------------------------------------------------------------- markdown
+# ---------------------------------------------------------------- markdown and HTML
 
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(cell, header)) + " |"]
-    lines.append("|" + "|".join(" --- " if i == 0 else " ---: " for i in range(len(header))) + "|")
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
-    return "\n".join(lines)
+CODE_FACTS = ("command", "study run")  # facts shown as code
 
 
 def _facts(context: StudyContext) -> list[tuple[str, str]]:
@@ -226,8 +272,13 @@ def _facts(context: StudyContext) -> list[tuple[str, str]]:
         ("study run", context.study_run_id),
         ("target", context.target),
         ("data", context.data_root),
+        ("data size", context.data_size),
+        ("hardware", context.hardware),
         ("seeds per configuration", f"{len(context.seeds)} ({', '.join(map(str, context.seeds))})"),
-        ("significance", f"a difference counts beyond {context.significance:g} standard errors"),
+        (
+            "significance",
+            f"a difference counts when Welch's t-test gives p < {context.significance:g}",
+        ),
     ]
     if context.wall_seconds is not None:
         facts.append(("study wall time", f"{context.wall_seconds:.0f} s"))
@@ -235,7 +286,29 @@ def _facts(context: StudyContext) -> list[tuple[str, str]]:
         facts.append(("command", context.command))
     if context.created:
         facts.append(("created", context.created))
-    return facts
+    return [(key, value) for key, value in facts if value]
+
+
+def _template_context(
+    context: StudyContext,
+    summaries: Sequence[ConfigurationSummary],
+    verdicts: Sequence[Verdict],
+    figures: Sequence[Figure],
+) -> dict[str, object]:
+    """What both report templates show."""
+    return {
+        "context": context,
+        "facts": _facts(context),
+        "code_facts": CODE_FACTS,
+        "verdicts": verdicts,
+        "seed_table": seed_table(summaries, context.reference_tracks),
+        "separation_table": separation_table(summaries, context.baselines),
+        "loss_sdr": loss_sdr_correlation(summaries),
+        "measured": MEASURED,
+        "figures": figures,
+        "settings_table": settings_table(context),
+        "runs_table": runs_table(summaries),
+    }
 
 
 def render_markdown(
@@ -246,75 +319,8 @@ def render_markdown(
     image_dir: str,
 ) -> str:
     """The report as markdown; images link ``<image_dir>/<figure>.png`` (none: no plots)."""
-    out = [f"# Study report: {context.name}", ""]
-    if context.description:
-        out += [context.description, ""]
-    out += [
-        f"- **{k}**: `{v}`" if k in ("command", "study run") else f"- **{k}**: {v}"
-        for k, v in _facts(context)
-    ]
-    out += ["", "## Hypotheses", ""]
-    for v in verdicts:
-        out += [f"### {v.key}: {v.outcome}", "", f"> {v.hypothesis}", "", v.sentence, ""]
-        out += [f"- {line}" for line in v.evidence]
-        out.append("")
-    out += ["## The seed's table, reproduced", "", _md_table(*seed_table(summaries)), ""]
-    out += [MEASURED, ""]
-    out += ["## Plots", ""] if figures else []
-    for f in figures:
-        out += [f"### {f.title}", "", f"![{f.title}]({image_dir}/{f.name}.png)", ""]
-    out += ["## Settings", "", _md_table(*settings_table(context)), ""]
-    if context.notes:
-        out += ["Notes:", ""] + [f"- {n}" for n in context.notes] + [""]
-    out += ["## Runs", "", _md_table(*runs_table(summaries)), ""]
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------- HTML
-
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
-       max-width: 1300px; padding: 0 1rem; color: #1f2328; line-height: 1.45; }
-h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
-h2 { margin-top: 2.2rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
-th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: right; }
-td { white-space: nowrap; }
-th { vertical-align: bottom; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f6f8fa; }
-tr:nth-child(even) td { background: #fbfcfd; }
-.scroll { overflow-x: auto; }
-dl.facts { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }
-dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
-.verdict { border: 1px solid #d0d7de; border-left-width: 6px; border-radius: 6px;
-           padding: .6rem 1rem; margin: 1rem 0; }
-.badge { display: inline-block; color: white; border-radius: 1rem; padding: .05rem .7rem;
-         font-size: .85rem; font-weight: 600; margin-left: .5rem; vertical-align: middle; }
-.hypothesis { color: #57606a; font-style: italic; margin: .3rem 0; }
-.verdict ul { margin: .3rem 0; padding-left: 1.3rem; font-size: .9rem; color: #3d444d; }
-figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto;
-         border: 1px solid #d0d7de; border-radius: 4px; }
-figcaption { font-weight: 600; margin-bottom: .4rem; }
-code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; font-size: .9em; }
-.note { color: #3d444d; font-size: .92rem; }
-"""
-
-
-def _html_table(
-    header: list[str], rows: list[list[str]], code_columns: tuple[int, ...] = ()
-) -> str:
-    def cell(i: int, text: str) -> str:
-        text = html.escape(text)
-        return f"<code>{text}</code>" if i in code_columns else text
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(i, c)}</td>" for i, c in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return f'<div class="scroll">{table}</div>'
+    values = _template_context(context, summaries, verdicts, figures)
+    return render("study_report.md.j2", image_dir=image_dir, **values)
 
 
 def render_html(
@@ -324,63 +330,8 @@ def render_html(
     figures: Sequence[Figure],
 ) -> str:
     """The report as one self-contained HTML page (plots as ``data:`` URIs)."""
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Study report: {esc(context.name)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>Study report: {esc(context.name)}</h1>",
-    ]
-    if context.description:
-        parts.append(f"<p>{esc(context.description)}</p>")
-    parts.append('<dl class="facts">')
-    for key, value in _facts(context):
-        shown = f"<code>{esc(value)}</code>" if key in ("command", "study run") else esc(value)
-        parts.append(f"<dt>{esc(key)}</dt><dd>{shown}</dd>")
-    parts.append("</dl>")
-
-    parts.append("<h2>Hypotheses</h2>")
-    for v in verdicts:
-        colour = OUTCOME_COLOURS[v.outcome]
-        evidence = "".join(f"<li>{esc(line)}</li>" for line in v.evidence)
-        parts.append(
-            f'<div class="verdict" style="border-left-color:{colour}">'
-            f'<strong>{esc(v.key)}</strong><span class="badge" style="background:{colour}">'
-            f"{esc(v.outcome)}</span>"
-            f'<p class="hypothesis">{esc(v.hypothesis)}</p><p>{esc(v.sentence)}</p>'
-            + (f"<ul>{evidence}</ul>" if evidence else "")
-            + "</div>"
-        )
-
-    parts.append("<h2>The seed's table, reproduced</h2>")
-    parts.append(_html_table(*seed_table(summaries)))
-    parts.append(f'<p class="note">{_emphasis(esc(MEASURED))}</p>')
-
-    parts.append("<h2>Plots</h2>")
-    for f in figures:
-        data = base64.b64encode(f.png).decode("ascii")
-        parts.append(
-            f"<figure><figcaption>{esc(f.title)}</figcaption>"
-            f'<img alt="{esc(f.title)}" src="data:image/png;base64,{data}"></figure>'
-        )
-
-    parts.append("<h2>Settings</h2>")
-    parts.append(_html_table(*settings_table(context)))
-    if context.notes:
-        parts.append(
-            '<ul class="note">' + "".join(f"<li>{esc(n)}</li>" for n in context.notes) + "</ul>"
-        )
-    parts.append("<h2>Runs</h2>")
-    parts.append(_html_table(*runs_table(summaries), code_columns=(2,)))
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _emphasis(text: str) -> str:
-    """``*word*`` -> ``<em>word</em>`` (the explanation's emphasis)."""
-    pieces = text.split("*")
-    return "".join(f"<em>{p}</em>" if i % 2 else p for i, p in enumerate(pieces))
+    values = _template_context(context, summaries, verdicts, figures)
+    return render("study_report.html.j2", colours=OUTCOME_COLOURS, **values)
 
 
 # ---------------------------------------------------------------- plots
@@ -395,6 +346,8 @@ def draw_figures(summaries: Sequence[ConfigurationSummary]) -> list[Figure]:
     ]
     if any(s.sdr for s in summaries):
         drawers.append(("sdr", "Separation quality (museval SDR) by configuration", _sdr_bars))
+    if any(r.valid_sdr for s in summaries for r in s.runs):
+        drawers.append(("loss_vs_sdr", "Validation loss against validation SDR", _loss_vs_sdr))
     return [Figure(name, title, _render(draw, summaries)) for name, title, draw in drawers]
 
 
@@ -512,6 +465,51 @@ def _against_sizes(figure, summaries, colours) -> None:
         ncol=min(len(labels), 6),
         fontsize="small",
         frameon=False,
+    )
+
+
+def _loss_vs_sdr(figure, summaries, colours) -> None:
+    ax = figure.subplots()
+    for s in summaries:
+        for index, r in enumerate(s.runs):
+            epochs = min(len(r.valid_loss), len(r.valid_sdr))
+            ax.plot(
+                r.valid_loss[:epochs],
+                r.valid_sdr[:epochs],
+                marker="o",
+                markersize=4,
+                color=colours[s.name],
+                alpha=0.7,
+                label=s.name if index == 0 else None,
+            )
+    ax.set_xlabel("validation loss (per epoch)")
+    ax.set_ylabel("validation global SDR (dB, per epoch)")
+    ax.legend(fontsize="small")
+
+
+def loss_sdr_correlation(summaries: Sequence[ConfigurationSummary]) -> str | None:
+    """Spearman's rank correlation of validation loss and SDR over every epoch of every run.
+
+    Returns:
+        A sentence with ρ, its p-value and the counts; None when no SDR was logged.
+    """
+    from scipy import stats
+
+    pairs = [
+        (loss, sdr)
+        for s in summaries
+        for r in s.runs
+        for loss, sdr in zip(r.valid_loss, r.valid_sdr, strict=False)
+        if math.isfinite(loss) and math.isfinite(sdr)
+    ]
+    if len(pairs) < 3:
+        return None
+    rho, p = stats.spearmanr([loss for loss, _ in pairs], [sdr for _, sdr in pairs])
+    runs = sum(1 for s in summaries for r in s.runs if r.valid_sdr)
+    return (
+        f"Spearman's ρ between validation loss and validation SDR: {rho:.2f} "
+        f"({format_p(p)}, {len(pairs)} epochs of {runs} runs); negative means a lower loss "
+        "goes with better separation."
     )
 
 

@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from unmixlab.config import TARGETS
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
-
-STEMS = ("drums", "bass", "other", "vocals")
 
 _KEYS = ("C", "C sharp", "D", "E flat", "E", "F", "F sharp", "G", "A flat", "A", "B flat", "B")
 _SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
@@ -161,7 +160,7 @@ def _write_track(folder: Path, index: int, rng: np.random.Generator, n: int, sr:
     track = folder / f"Synth {index:03d} - {title}"
     track.mkdir(parents=True)
     sf.write(track / "mixture.wav", mixture.astype(np.int16), sr, subtype="PCM_16")
-    for name in STEMS:
+    for name in TARGETS:
         sf.write(track / f"{name}.wav", ints[name], sr, subtype="PCM_16")
 
 

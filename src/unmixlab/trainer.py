@@ -23,6 +23,7 @@ from unmixlab.model_io import load_torch, save_torch, write_json, write_separato
 from unmixlab.prepare import PreparedData, prepare
 from unmixlab.progress import tqdm
 from unmixlab.transforms import Spectrogram
+from unmixlab.validation_sdr import validation_sdr
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class History:
 
     train_loss: list[float] = field(default_factory=list)
     valid_loss: list[float] = field(default_factory=list)
+    valid_sdr: list[float] = field(default_factory=list)  # dB, the MDX global SDR
     lr: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
@@ -235,6 +237,7 @@ class Trainer:
             history.bad_epochs += 1
         history.train_loss.append(train_loss)
         history.valid_loss.append(valid_loss)
+        history.valid_sdr.append(validation_sdr(self))
         history.lr.append(lr)
         history.epoch_seconds.append(seconds)
         history.train_seconds.append(train_seconds)

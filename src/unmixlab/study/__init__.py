@@ -18,14 +18,15 @@ Training time is measured the same way for every run: ``train_seconds``, logged 
 trainer every epoch, is the wall clock of the training pass (data loading, forward, backward
 and optimiser steps over all batches), excluding validation, checkpointing and museval.
 
-Verdicts are conservative: a difference between two configurations counts only when it
-exceeds :attr:`StudySettings.significance` standard errors of the difference (Welch, from the
-spread over seeds); with one seed there is no spread, and nothing is decided.
+Verdicts are conservative: a difference between two configurations counts only when Welch's
+t-test over the seeds finds it significant at :attr:`StudySettings.significance` (a p-value);
+with one seed there is no spread, and nothing is decided.
 """
 
 from unmixlab.study.results import (
     EPOCH_TRAIN_SECONDS,
     REALTIME_FACTOR,
+    SEPARATION_METRICS,
     TOTAL_TRAIN_SECONDS,
     ConfigurationSummary,
     RunResult,
@@ -38,6 +39,7 @@ from unmixlab.study.results import (
 from unmixlab.study.settings import (
     CONTROL,
     INDEPENDENT,
+    Baseline,
     Configuration,
     PlannedRun,
     Reference,
@@ -56,7 +58,9 @@ __all__ = [
     "HYPOTHESES",
     "INDEPENDENT",
     "REALTIME_FACTOR",
+    "SEPARATION_METRICS",
     "TOTAL_TRAIN_SECONDS",
+    "Baseline",
     "Configuration",
     "ConfigurationSummary",
     "PlannedRun",

@@ -15,6 +15,10 @@ from unmixlab.study.settings import Configuration, Reference
 # per-run metrics the study logs next to the tracker's
 EPOCH_TRAIN_SECONDS = "train_seconds"  # logged by the trainer every epoch
 TOTAL_TRAIN_SECONDS = "total_train_seconds"
+SAMPLES_PER_EPOCH = "samples_per_epoch"
+VALID_SDR = "valid_sdr"  # logged by the trainer every epoch
+# museval scores logged by unmixlab.evaluate.log_evaluation as test_<metric>_<target>
+SEPARATION_METRICS = ("SDR", "SIR", "ISR", "SAR")
 # logged by unmixlab.realtime.log_realtime_metrics
 REALTIME_FACTOR = "stream_rtf"
 WORST_BLOCK_RATIO = "worst_block_ratio"
@@ -34,6 +38,11 @@ class RunResult:
         valid_loss: validation loss per epoch.
         train_seconds: training-pass wall clock per epoch (no validation, no museval).
         sdr: museval SDR of the target on the test tracks (median of medians), if scored.
+        sir: museval SIR, likewise.
+        isr: museval ISR, likewise.
+        sar: museval SAR, likewise.
+        samples_per_epoch: training chunks per epoch (samples per track x tracks).
+        valid_sdr: global SDR (dB) of the validation tracks per epoch, if logged.
         rtf: real-time factor of streaming (compute seconds per audio second), if measured.
         worst_block: the slowest streamed block's compute time over its duration.
         latency_ms: algorithmic latency of the streaming separator.
@@ -50,6 +59,11 @@ class RunResult:
     rtf: float | None = None
     worst_block: float | None = None
     latency_ms: float | None = None
+    sir: float | None = None
+    isr: float | None = None
+    sar: float | None = None
+    samples_per_epoch: int | None = None
+    valid_sdr: tuple[float, ...] = ()
 
     @property
     def best_valid_loss(self) -> float:
@@ -70,6 +84,13 @@ class RunResult:
     def seconds_per_epoch(self) -> float:
         """Mean training-pass time per epoch."""
         return self.total_seconds / len(self.train_seconds)
+
+    @property
+    def ms_per_sample(self) -> float | None:
+        """Training-pass milliseconds per training sample (chunk); None if not recorded."""
+        if not self.samples_per_epoch:
+            return None
+        return 1000 * self.total_seconds / (self.samples_per_epoch * len(self.train_seconds))
 
 
 @dataclass(frozen=True)
@@ -161,6 +182,20 @@ class ConfigurationSummary:
         """Real-time factor over seeds (None if not measured)."""
         return Stat.of(r.rtf for r in self.runs)
 
+    def separation(self, metric: str) -> Stat | None:
+        """A museval score (``SDR``, ``SIR``, ``ISR``, ``SAR``) over seeds (None if not scored)."""
+        return Stat.of(getattr(r, metric.lower()) for r in self.runs)
+
+    @property
+    def ms_per_sample(self) -> Stat | None:
+        """Training-pass milliseconds per training sample over seeds (None if not recorded)."""
+        return Stat.of(r.ms_per_sample for r in self.runs)
+
+    @property
+    def samples_per_epoch(self) -> int | None:
+        """Training samples per epoch (the same for every seed)."""
+        return self.runs[0].samples_per_epoch
+
     @property
     def seeds(self) -> tuple[int, ...]:
         """The seeds of its runs."""
@@ -197,11 +232,13 @@ def record_run(
     study: str,
     configuration: str,
     seed: int,
+    chunks_per_epoch: int,
 ) -> float:
     """Tag a finished training as part of a study and log its total training-pass time.
 
     Tags ``study``, ``configuration``, ``seed`` and the run name ``<configuration> seed <seed>``;
-    logs ``total_train_seconds``, the sum of the trainer's per-epoch ``train_seconds``.
+    logs ``total_train_seconds``, the sum of the trainer's per-epoch ``train_seconds``, and
+    ``samples_per_epoch``.
 
     Returns:
         The total training-pass seconds.
@@ -219,7 +256,10 @@ def record_run(
         )
     total = sum(passes.values())
     now = int(time.time() * 1000)
-    metrics = [Metric(TOTAL_TRAIN_SECONDS, total, now, max(passes))]
+    metrics = [
+        Metric(TOTAL_TRAIN_SECONDS, total, now, max(passes)),
+        Metric(SAMPLES_PER_EPOCH, chunks_per_epoch, now, 0),
+    ]
     tags = {
         "study": study,
         "configuration": configuration,
@@ -233,6 +273,10 @@ def record_run(
 def _history(client: "MlflowClient", run_id: str, key: str) -> tuple[float, ...]:  # noqa: F821
     by_step = {m.step: m.value for m in client.get_metric_history(run_id, key)}
     return tuple(by_step[step] for step in sorted(by_step))
+
+
+def _count(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def _parse(value: str, kind: type) -> int | bool:
@@ -280,6 +324,11 @@ def collect_results(
                 rtf=metrics.get(REALTIME_FACTOR),
                 worst_block=metrics.get(WORST_BLOCK_RATIO),
                 latency_ms=metrics.get(LATENCY_MS),
+                sir=metrics.get(f"test_sir_{target}"),
+                isr=metrics.get(f"test_isr_{target}"),
+                sar=metrics.get(f"test_sar_{target}"),
+                samples_per_epoch=_count(metrics.get(SAMPLES_PER_EPOCH)),
+                valid_sdr=_history(client, run_id, VALID_SDR),
             )
         )
     return results

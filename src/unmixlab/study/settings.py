@@ -50,6 +50,17 @@ class Reference(_Settings):
 
     loss: float | None = Field(None, description="the seed's loss")
     time: str | None = Field(None, description="the seed's training time, as it printed it")
+    seconds: float | None = Field(None, gt=0, description="that time in seconds, as read")
+    sdr: float | None = Field(None, description="the seed's museval SDR (dB)")
+    sir: float | None = Field(None, description="the seed's museval SIR (dB)")
+    isr: float | None = Field(None, description="the seed's museval ISR (dB)")
+    sar: float | None = Field(None, description="the seed's museval SAR (dB)")
+
+
+class Baseline(Reference):
+    """A published model the seed scored beside its own (a row of its separation table)."""
+
+    name: str = Field(min_length=1, description="the model, e.g. UMX (Original)")
 
 
 class Configuration(_Settings):
@@ -84,9 +95,15 @@ class StudySettings(_Settings):
     )
     realtime_seconds: float = Field(8.0, gt=0, description="clip length for the real-time factor")
     significance: float = Field(
-        2.0, gt=0, description="standard errors a difference must exceed to count"
+        0.05, gt=0, lt=1, description="significance level of Welch's t-test (a p-value)"
     )
     notes: tuple[str, ...] = Field((), description="remarks printed in the report")
+    baselines: tuple[Baseline, ...] = Field(
+        (), description="published models the seed compared with"
+    )
+    reference_tracks: int = Field(
+        86, ge=1, description="training tracks of the seed's runs (MUSDB18's train split)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "StudySettings":
@@ -199,11 +216,15 @@ class StudyContext:
         data_root: the data set.
         fixed: settings every run shares (control variables first), name -> value.
         seeds: the seeds of each configuration.
-        significance: standard errors a difference must exceed.
+        significance: the significance level of the t-tests.
         notes: remarks from the preset.
         command: the command that reproduces the study.
         wall_seconds: wall time of the whole study (training, scoring, report).
         created: when the report was made (ISO 8601).
+        hardware: what trained the runs (GPU or CPU name, cores).
+        data_size: the training data (tracks, duration, sample rate).
+        baselines: published models the seed scored.
+        reference_tracks: training tracks of the seed's runs.
     """
 
     name: str
@@ -219,6 +240,10 @@ class StudyContext:
     command: str = ""
     wall_seconds: float | None = None
     created: str = ""
+    hardware: str = ""
+    data_size: str = ""
+    baselines: tuple[Baseline, ...] = ()
+    reference_tracks: int = 86
 
 
 # fixed settings shown in the report, after the control variables

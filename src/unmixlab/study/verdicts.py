@@ -1,8 +1,9 @@
-"""Verdicts on the seed's hypotheses, decided conservatively from the measured spread.
+"""Verdicts on the seed's hypotheses, decided from the measured spread over seeds.
 
-A difference between two configurations counts only when it exceeds ``significance``
-standard errors of the difference (Welch, from the spread over seeds); with one seed there
-is no spread, and nothing is decided.
+A difference between two configurations counts only when Welch's t-test over the seeds
+finds it significant at the level ``significance`` (e.g. 0.05); with one seed there is no
+spread, and nothing is decided. Every sentence states its p-values and numbers of seeds
+(:mod:`unmixlab.study.statistics` decides and words them).
 """
 
 import itertools
@@ -13,6 +14,13 @@ from typing import Literal
 
 from unmixlab.study.results import ConfigurationSummary, Stat, number
 from unmixlab.study.settings import INDEPENDENT
+from unmixlab.study.statistics import (
+    TestResult,
+    describe_test,
+    direction,
+    one_sample,
+    welch,
+)
 
 Outcome = Literal["supported", "not supported", "inconclusive", "not tested"]
 
@@ -26,14 +34,15 @@ class Difference:
         b: second configuration.
         a_stat: the quantity in ``a``.
         b_stat: the quantity in ``b``.
-        direction: +1 (b higher), -1 (b lower), 0 (spread larger than the effect), or None
-            (no spread measured: fewer than two seeds).
+        test: Welch's t-test of ``b`` against ``a`` (None: fewer than two seeds).
+        direction: +1 (b higher), -1 (b lower), 0 (not significant), or None (no test).
     """
 
     a: ConfigurationSummary
     b: ConfigurationSummary
     a_stat: Stat
     b_stat: Stat
+    test: TestResult | None
     direction: int | None
 
     @property
@@ -41,21 +50,17 @@ class Difference:
         """``b`` minus ``a``."""
         return self.b_stat.mean - self.a_stat.mean
 
-    @property
-    def standard_error(self) -> float:
-        """Standard error of the change (Welch)."""
-        return math.hypot(self.a_stat.standard_error, self.b_stat.standard_error)
-
     def describe(self, what: str, digits: int = 4) -> str:
-        """``what a→b: 9.5 ± 0.1 → 8.6 ± 0.2 (-0.9, 2.5 standard errors)``."""
-        text = (
+        """One line: ``what a→b: 9.5 ± 0.1 → 8.6 ± 0.2 (-0.9; p = 0.003, Welch's t-test ...)``.
+
+        Args:
+            what: the quantity's name.
+            digits: significant digits of the means.
+        """
+        return (
             f"{what} {self.a.name}→{self.b.name}: {self.a_stat.format(digits)} → "
-            f"{self.b_stat.format(digits)} ({self.change:+.3g}"
+            f"{self.b_stat.format(digits)} ({self.change:+.3g}; {describe_test(self.test)})"
         )
-        if self.direction is None:
-            return text + ", one seed: spread unknown)"
-        ratio = abs(self.change) / self.standard_error if self.standard_error else math.inf
-        return text + f", {ratio:.1f} standard errors)"
 
 
 def compare(
@@ -65,13 +70,9 @@ def compare(
     b_stat: Stat,
     significance: float,
 ) -> Difference:
-    """The difference of one quantity between two configurations, decided conservatively."""
-    difference = Difference(a, b, a_stat, b_stat, None)
-    if a_stat.n < 2 or b_stat.n < 2:
-        return difference
-    if abs(difference.change) <= significance * difference.standard_error:
-        return Difference(a, b, a_stat, b_stat, 0)
-    return Difference(a, b, a_stat, b_stat, 1 if difference.change > 0 else -1)
+    """The difference of one quantity between two configurations, tested at ``significance``."""
+    test = welch(a_stat, b_stat)
+    return Difference(a, b, a_stat, b_stat, test, direction(test, significance))
 
 
 def differing(a: ConfigurationSummary, b: ConfigurationSummary) -> set[str]:
@@ -139,8 +140,9 @@ def batch_hidden_verdict(summaries: Sequence[ConfigurationSummary], significance
     The loss part is supported when every such increase lowers the best validation loss by more
     than the spread, and not supported when any raises it so. The time part asks whether the
     training-pass time per epoch scales in proportion to the size (× k when batch or hidden
-    size is × k, × k·m when both are): it is non-linear when the time ratio stays outside
-    ``PROPORTIONAL_TOLERANCE`` of the size ratio (beyond the spread) for every pair.
+    size is × k, × k·m when both are): it is non-linear when, for every pair, the time ratio
+    lies outside ``PROPORTIONAL_TOLERANCE`` of the size ratio and Welch's t-test of the log
+    times (``b``'s less the log size ratio, against ``a``'s) rejects proportional scaling.
     """
     pairs = [
         (a, b)
@@ -173,24 +175,23 @@ def batch_hidden_verdict(summaries: Sequence[ConfigurationSummary], significance
         )
         ta, tb = a.seconds_per_epoch, b.seconds_per_epoch
         ratio = tb.mean / ta.mean
-        # relative standard error of the ratio (delta method)
-        rel = math.hypot(ta.standard_error / ta.mean, tb.standard_error / tb.mean)
-        gap = abs(math.log(ratio / size_ratio))
-        tolerance = math.log(PROPORTIONAL_TOLERANCE)
-        if min(ta.n, tb.n) < 2:
+        test = proportional_time_test(a, b, size_ratio)
+        moved = direction(test, significance)
+        outside = abs(math.log(ratio / size_ratio)) > math.log(PROPORTIONAL_TOLERANCE)
+        if moved is None:
             part: Outcome = "inconclusive"
-        elif gap > tolerance + significance * rel:
+        elif moved and outside:
             part = "supported"
-        elif gap < tolerance - significance * rel:
+        elif not moved and not outside:
             part = "not supported"
         else:
             part = "inconclusive"
         time_parts.append(part)
-        ratios.append(f"×{ratio:.2f} for size ×{size_ratio:g} ({a.name}→{b.name})")
+        words = f"{describe_test(test)}, against proportional scaling"
+        ratios.append(f"×{ratio:.2f} for size ×{size_ratio:g} ({a.name}→{b.name}; {words})")
         time_lines.append(
             f"time per epoch {a.name}→{b.name}: {ta.format()} s → {tb.format()} s "
-            f"(×{ratio:.2f} for batch × hidden size ×{size_ratio:g}"
-            + ("; one seed: spread unknown)" if min(ta.n, tb.n) < 2 else ")")
+            f"(×{ratio:.2f} for batch × hidden size ×{size_ratio:g}; {words})"
         )
     time_outcome = _combine(time_parts)
     outcome = _combine([loss_outcome, time_outcome])
@@ -212,8 +213,23 @@ def batch_hidden_verdict(summaries: Sequence[ConfigurationSummary], significance
     return Verdict("H1", HYPOTHESES["H1"], outcome, sentence, tuple(evidence))
 
 
+def proportional_time_test(
+    a: ConfigurationSummary, b: ConfigurationSummary, size_ratio: float
+) -> TestResult | None:
+    """Welch's t-test of ``b``'s log time per epoch, less ``log(size_ratio)``, against ``a``'s.
+
+    Significant: the time does not scale in proportion to the size.
+    """
+    log_a = Stat.of(math.log(r.seconds_per_epoch) for r in a.runs)
+    log_b = Stat.of(math.log(r.seconds_per_epoch / size_ratio) for r in b.runs)
+    return welch(log_a, log_b)
+
+
 def _short(d: Difference) -> str:
-    return f"{d.a.name}→{d.b.name} {number(d.a_stat.mean, 3)}→{number(d.b_stat.mean, 3)}"
+    return (
+        f"{d.a.name}→{d.b.name} {number(d.a_stat.mean, 3)}→{number(d.b_stat.mean, 3)} "
+        f"({describe_test(d.test)})"
+    )
 
 
 def _epoch_lines(summaries: Sequence[ConfigurationSummary]) -> list[str]:
@@ -244,7 +260,7 @@ def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: fl
             HYPOTHESES["H2"],
             "not tested",
             "Not tested by this grid: it has no unidirectional configuration. Run the "
-            "seed-study-realtime preset, which adds unidirectional variants.",
+            "seed-study preset, whose open-unmix-uni is the unidirectional twin of open-unmix.",
         )
     parts: list[Outcome] = []
     evidence = []
@@ -256,8 +272,9 @@ def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: fl
             parts.append("inconclusive")
             clauses.append(f"{uni.name}: real-time factor not measured")
             continue
-        margin = significance * rtf.standard_error
-        if rtf.n < 2:  # timing noise unknown: decide only well clear of 1
+        test = one_sample(rtf, 1.0)
+        below = direction(test, significance)
+        if below is None:  # timing noise unknown: decide only well clear of 1
             realtime: Outcome = (
                 "supported"
                 if rtf.mean < 1 / PROPORTIONAL_TOLERANCE
@@ -265,12 +282,8 @@ def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: fl
                 if rtf.mean > PROPORTIONAL_TOLERANCE
                 else "inconclusive"
             )
-        elif rtf.mean + margin < 1:
-            realtime = "supported"
-        elif rtf.mean - margin > 1:
-            realtime = "not supported"
         else:
-            realtime = "inconclusive"
+            realtime = {-1: "supported", 1: "not supported"}.get(below, "inconclusive")
         line = (
             f"real-time factor of {uni.name}: {rtf.format(3)} (compute s per audio s; < 1 keeps up"
         )
@@ -281,7 +294,10 @@ def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: fl
         if latency is not None:
             line += f"; algorithmic latency {number(latency.mean, 3)} ms"
         evidence.append(line + ")")
-        clause = f"{uni.name} streams at a real-time factor of {number(rtf.mean, 3)} ({realtime})"
+        clause = (
+            f"{uni.name} streams at a real-time factor of {number(rtf.mean, 3)} "
+            f"({realtime}; against 1: {describe_test(test)})"
+        )
         if worst is not None and worst.mean >= 1:
             clause += f", though its slowest block took {number(worst.mean, 3)}× its duration"
         quality: Outcome = "supported"
@@ -301,8 +317,10 @@ def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: fl
                 "not supported" if worse else ("inconclusive" if d.direction is None else quality)
             )
             differences.append(d)
-            clause += f"; against {twin.name}: {what}" + (
-                " (worse beyond the spread)" if worse else ""
+            clause += (
+                f"; against {twin.name}: {what} ("
+                + ("worse, " if worse else "")
+                + f"{describe_test(d.test)})"
             )
         if not twins:
             clause += "; no bidirectional twin to compare quality with"
@@ -333,7 +351,7 @@ def hidden_turning_point_verdict(
         ]
         sentence = (
             "Not tested by this grid: hidden size never varies alone over three or more "
-            "values. Run the study-hidden preset (a hidden-size grid)."
+            "values. Run the seed-study preset, whose hidden-size sweep holds batch size fixed."
         )
         if confounded:
             sentence += (
@@ -365,7 +383,15 @@ def hidden_turning_point_verdict(
             shape = f"monotone, lowest at the {'largest' if best else 'smallest'} size"
         parts.append(part)
         evidence += [d.describe("best valid loss") for d in (low, high) if d.a is not d.b]
-        clauses.append(f"best validation loss by hidden size ({curve}) is {shape} ({part})")
+        tests = "; ".join(
+            f"{d.b.variables['hidden_size']} against {d.a.variables['hidden_size']}: "
+            f"{describe_test(d.test)}"
+            for d in (low, high)
+            if d.a is not d.b
+        )
+        clauses.append(
+            f"best validation loss by hidden size ({curve}) is {shape} ({part}; {tests})"
+        )
     outcome = _combine(parts)
     sentence = f"{outcome.capitalize()}: " + "; ".join(clauses) + "."
     if any(m.valid_loss.n < 2 for members in series for m in members):

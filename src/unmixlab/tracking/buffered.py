@@ -77,6 +77,7 @@ def epoch_metrics(history: History) -> dict[str, dict[int, float]]:
     curves = {
         "train_loss": history.train_loss,
         "valid_loss": history.valid_loss,
+        "valid_sdr": history.valid_sdr,
         "lr": history.lr,
         "epoch_seconds": history.epoch_seconds,
         "train_seconds": history.train_seconds,
@@ -145,7 +146,7 @@ class EpochMetrics(TrainingCallback):
             (name, step, value)
             for name, values in self.wanted.items()
             for step, value in values.items()
-            if self.sent is None or (name, step, float(value)) not in self.sent
+            if self.sent is None or _sent_key(name, step, value) not in self.sent
         ]
 
     def pending_epochs(self) -> list[int]:
@@ -167,7 +168,7 @@ class EpochMetrics(TrainingCallback):
                 batch = pending[start : start + MAX_METRICS_PER_BATCH]
                 metrics = [Metric(name, float(value), now, step) for name, step, value in batch]
                 self.client.log_batch(self.run_id, metrics=metrics)
-                self.sent.update((name, step, float(value)) for name, step, value in batch)
+                self.sent.update(_sent_key(name, step, value) for name, step, value in batch)
         except UNREACHABLE as error:
             reason = next(iter(str(error).splitlines()), "") or type(error).__name__
             if self.failure is None:
@@ -191,7 +192,12 @@ class EpochMetrics(TrainingCallback):
     def _logged(self) -> set[tuple[str, int, float]]:
         """``(metric, step, value)`` the run already holds, for the metrics wanted."""
         return {
-            (name, metric.step, metric.value)
+            _sent_key(name, metric.step, metric.value)
             for name in {*self.wanted, *SUMMARY_METRICS}
             for metric in self.client.get_metric_history(self.run_id, name)
         }
+
+
+def _sent_key(name: str, step: int, value: float) -> tuple[str, int, str]:
+    """What identifies a logged metric value (``repr``: NaN equals NaN here)."""
+    return name, step, repr(float(value))

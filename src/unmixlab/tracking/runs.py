@@ -8,27 +8,25 @@ run when one is given.
 import json
 import logging
 import shutil
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Param, RunStatus
+from mlflow.entities import DatasetInput, InputTag, RunStatus
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-import unmixlab
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import write_json, write_separator_json
 from unmixlab.prepare import LoadedData, PreparedData, prepare
 from unmixlab.tracking.buffered import EpochMetrics, bounded_requests
 from unmixlab.tracking.names import add_to_note, training_note
+from unmixlab.tracking.parent_run import context_tags, end_run, failure, flatten, log_params
 from unmixlab.tracking.plots import plot_loss_curves
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
@@ -142,40 +140,14 @@ def train_tracked(
             )
             add_to_note(client, run_id, note)
         model_uri = log_training_artifacts(client, run_id, result, config, log_model)
-    except Exception as error:
-        end_run(client, monitor, run_id, RunStatus.FAILED, f"{type(error).__name__}: {error}")
-        raise
-    except BaseException:  # Ctrl-C, or SIGTERM as the command or Prefect raises it: stopped
-        end_run(client, monitor, run_id, RunStatus.KILLED, "interrupted")
-        raise
-    end_run(client, monitor, run_id, RunStatus.FINISHED)
-    return TrackedRun(run_id, result, model_uri)
-
-
-def end_run(
-    client: MlflowClient,
-    monitor: SystemMetricsMonitor,
-    run_id: str,
-    status: int,
-    error: str | None = None,
-) -> None:
-    """Stop the system-metrics monitor and mark the run ``status`` (FINISHED, FAILED, KILLED).
-
-    On failure the error is recorded as tag ``error``; when the store cannot be reached then
-    (within bounded retries), that is logged and the original error goes on.
-    """
-    name = RunStatus.to_string(status)
-    if error is None:
-        monitor.finish()
-        client.set_terminated(run_id, name)
-        return
-    try:
+    except BaseException as error:
         with bounded_requests():
             monitor.finish()
-            client.set_tag(run_id, "error", error[:5000])
-            client.set_terminated(run_id, name)
-    except Exception as failure:  # noqa: BLE001 - the training error matters more
-        logger.warning("could not mark MLflow run %s %s: %s", run_id, name, failure)
+            end_run(client, run_id, *failure(error))
+        raise
+    monitor.finish()
+    end_run(client, run_id, "FINISHED")
+    return TrackedRun(run_id, result, model_uri)
 
 
 def unsent_message(uri: str, run_id: str, metrics: EpochMetrics) -> str:
@@ -197,43 +169,12 @@ def run_tags_for(
     extra: dict[str, str] | None,
 ) -> dict[str, str]:
     """Tags of a new run: MLflow's context tags, target, preset, git commit, parent, extras."""
-    from mlflow.tracking.context.registry import resolve_tags
-
     tags = {"target": config.run.target}
     if preset:
         tags["preset"] = preset
-    if commit := git_commit():
-        tags["git_commit"] = commit
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-    return resolve_tags({**tags, **(extra or {})})
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout holding the ``unmixlab`` source, if it is one."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(unmixlab.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested settings as ``{"a.b": "value"}``; lists as JSON, everything else as ``str``."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else str(value)
-    return flat
+    return context_tags({**tags, **(extra or {})})
 
 
 def log_config(client: MlflowClient, run_id: str, config: TrainConfig, resumed: bool) -> None:
@@ -249,9 +190,7 @@ def log_config(client: MlflowClient, run_id: str, config: TrainConfig, resumed: 
             if key in logged and logged[key] != value:
                 client.set_tag(run_id, f"resumed.{key}", value)
         params = {k: v for k, v in params.items() if k not in logged}
-    items = [Param(key, value) for key, value in params.items()]
-    for start in range(0, len(items), 100):  # MLflow's batch limit
-        client.log_batch(run_id, params=items[start : start + 100])
+    log_params(client, run_id, params)
 
 
 def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: LoadedData) -> None:
@@ -331,9 +270,8 @@ def run_file(config: TrainConfig) -> Path:
 
 def record_run(config: TrainConfig, run_id: str, tracking_uri: str) -> None:
     """Write ``mlflow_run_id`` (and its store) next to the model, atomically."""
-    path = run_file(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"mlflow_run_id": run_id, "tracking_uri": redact_uri(tracking_uri)})
+    uri = redact_uri(tracking_uri)
+    write_json(run_file(config), {"mlflow_run_id": run_id, "tracking_uri": uri})
 
 
 def find_resumable_run(client: MlflowClient, config: TrainConfig, experiment_id: str) -> str | None:

@@ -15,8 +15,6 @@ cannot draw yet (e.g. importances before two complete trials) is skipped with a 
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -27,7 +25,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from unmixlab.tuning.runs import client, end_parent_run
+from unmixlab.files import atomic_path
+from unmixlab.tracking.parent_run import end_run
+from unmixlab.tuning.runs import client
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.storage import is_database
 
@@ -43,7 +43,7 @@ METRIC_NAMES = {"loss": "valid_loss", "time": "seconds_per_epoch", "rtf": "rtf"}
 
 
 @dataclass(frozen=True)
-class StudySummary:
+class TuningOutcome:
     """The state of a study after its workers stopped.
 
     Attributes:
@@ -127,14 +127,14 @@ def wait_for_running_trials(
         time.sleep(min(poll_seconds, left))
 
 
-def summarize(study: optuna.Study, tune: TuneConfig) -> StudySummary:
+def summarize(study: optuna.Study, tune: TuneConfig) -> TuningOutcome:
     """Count the trials by state and pick the best one (or the Pareto front)."""
     names = tuple(METRIC_NAMES[m] for m in tune.metrics)
     trials = study.get_trials(deepcopy=False)
     states = dict(Counter(t.state.name for t in trials))
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        return StudySummary(study.study_name, names, states)
+        return TuningOutcome(study.study_name, names, states)
     front = sorted(study.best_trials, key=lambda t: t.values[0])
     best = front[0]
     pareto = (
@@ -149,7 +149,7 @@ def summarize(study: optuna.Study, tune: TuneConfig) -> StudySummary:
         if tune.multi_objective
         else []
     )
-    return StudySummary(
+    return TuningOutcome(
         study.study_name,
         names,
         states,
@@ -204,7 +204,7 @@ def write_plots(study: optuna.Study, tune: TuneConfig, folder: Path) -> list[Pat
     return written
 
 
-def write_tables(study: optuna.Study, summary: StudySummary, folder: Path) -> list[Path]:
+def write_tables(study: optuna.Study, summary: TuningOutcome, folder: Path) -> list[Path]:
     """``trials.csv`` (one row per trial) and ``summary.json`` (best trial, Pareto front)."""
     folder.mkdir(parents=True, exist_ok=True)
     frame = study.trials_dataframe(
@@ -216,7 +216,7 @@ def write_tables(study: optuna.Study, summary: StudySummary, folder: Path) -> li
     return [csv, summary_json]
 
 
-def log_study(run_id: str, summary: StudySummary, files: list[Path]) -> None:
+def log_study(run_id: str, summary: TuningOutcome, files: list[Path]) -> None:
     """Log the study's outcome on its parent run.
 
     Params ``best.<name>`` (tags of the same name where a resumed run logged other values
@@ -255,7 +255,7 @@ def finish_study(
     folder: Path,
     log: Callable[[str], None] = logger.info,
     poll_seconds: float = POLL_SECONDS,
-) -> StudySummary:
+) -> TuningOutcome:
     """Wait for running trials, summarise the study, write its plots and tables, log them.
 
     The report waits first (:func:`wait_for_running_trials`, bounded by
@@ -287,20 +287,14 @@ def finish_study(
     files += write_tables(study, summary, folder)
     if spec.parent_run_id:
         log_study(spec.parent_run_id, summary, files)
-        end_parent_run(spec.parent_run_id, "FINISHED")
+        end_run(client(), spec.parent_run_id, "FINISHED")
     return summary
 
 
 def _atomic(path: Path, write: Callable, **kwargs: object) -> Path:
-    """Write through ``write(tmp_path)`` then rename, so no half-written file is left."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``path`` through ``write(tmp_path, **kwargs)`` (:func:`unmixlab.files.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write(str(tmp), **kwargs)
     return path
 
 

@@ -1,6 +1,6 @@
 """Create or resume a study in its storage, and run its trials on one or more workers.
 
-The study stores what its workers need (:class:`StudySpec`: base training settings, tune
+The study stores what its workers need (:class:`TuningStudy`: base training settings, tune
 settings, MLflow experiment and parent run) as a user attribute, so any worker that can
 reach the storage and the data joins it with just the storage URL and the study name:
 processes started here (:func:`run_workers`) or ``unmixlab tune worker`` on other machines.
@@ -30,21 +30,24 @@ from pydantic import BaseModel, ConfigDict
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
+from unmixlab.tracking.parent_run import ParentRun
 from unmixlab.tuning.objective import RUN_ID_ATTR, Objective
 from unmixlab.tuning.report import METRIC_NAMES
-from unmixlab.tuning.runs import mark_trial_run, start_parent_run
+from unmixlab.tuning.runs import mark_trial_run
 from unmixlab.tuning.settings import FloatRange, TuneConfig
 from unmixlab.tuning.storage import is_database, open_storage, public_url
 
-SPEC_ATTR = "unmixlab"  # study user attribute holding the StudySpec
+SPEC_ATTR = "unmixlab"  # study user attribute holding the TuningStudy
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STARTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
 INTERRUPT_GRACE_SECONDS = 2.0  # workers that got the Ctrl-C themselves stop within this
 STOP_SECONDS = 10.0  # an interrupted worker marks its trial in this time, or is killed
 
 
-class StudySpec(BaseModel):
-    """Everything a worker needs to run trials of a study (stored in the study).
+class TuningStudy(BaseModel):
+    """An Optuna study of unmixlab: what a worker needs to run its trials (stored in it).
+
+    Distinct from the seed study (:mod:`unmixlab.study`), which runs fixed configurations.
 
     Attributes:
         study_name: the Optuna study.
@@ -77,7 +80,7 @@ def storage_for(url: str, tune: TuneConfig) -> optuna.storages.BaseStorage:
     return open_storage(url, tune.heartbeat_seconds, tune.grace_seconds, on_stale=_fail_stale_run)
 
 
-def create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
+def create_study(spec: TuningStudy, storage_url: str) -> optuna.Study:
     """Create the study, or load it when it exists (``load_if_exists``), and store ``spec``.
 
     A new study gets the ``tune.enqueue`` configurations queued first.
@@ -118,10 +121,10 @@ def create_study(spec: StudySpec, storage_url: str) -> optuna.Study:
     return study
 
 
-def readable_settings(spec: StudySpec) -> dict[str, str]:
+def readable_settings(spec: TuningStudy) -> dict[str, str]:
     """The study's settings one per line, as optuna-dashboard lists user attributes.
 
-    ``unmixlab`` (the whole :class:`StudySpec`, what workers read) stays one JSON value; these
+    ``unmixlab`` (the whole :class:`TuningStudy`, what workers read) stays one JSON value; these
     say the same for a person.
     """
     tune = spec.tune
@@ -157,7 +160,7 @@ def start_study(
     trials_dir: Path,
     preset: str | None = None,
     tags: dict[str, str] | None = None,
-) -> StudySpec:
+) -> TuningStudy:
     """Open the study's parent MLflow run and create (or resume) the study in its storage.
 
     A resumed study keeps its parent run when that run exists in the current tracking store,
@@ -181,19 +184,21 @@ def start_study(
     except UnmixlabError:
         earlier = None
     public = public_url(storage_url)
-    parent_run_id = start_parent_run(
+    parent_run_id = ParentRun.start(
         experiment,
-        study_name,
+        run_name=study_name,
         tags={
+            "optuna.study": study_name,
             "optuna.storage": public,
             "optuna.objective": tune.objective,
             "preset": preset or "",
             **(tags or {}),
         },
         settings=tune.model_dump(mode="json") | {"storage": public},
+        prefix="tune.",
         resume_run=earlier,
-    )
-    spec = StudySpec(
+    ).run_id
+    spec = TuningStudy(
         study_name=study_name,
         experiment=experiment,
         train=train,
@@ -206,7 +211,7 @@ def start_study(
     return spec
 
 
-def load_spec(storage_url: str, study_name: str) -> StudySpec:
+def load_spec(storage_url: str, study_name: str) -> TuningStudy:
     """The spec stored in study ``study_name``.
 
     Raises:
@@ -234,10 +239,10 @@ def load_spec(storage_url: str, study_name: str) -> StudySpec:
             f"no unmixlab study '{study_name}' in {public_url(storage_url)} (studies: {names})",
             "Start it with `unmixlab run tuning --preset NAME`, or fix --study/--storage",
         )
-    return StudySpec.model_validate(summary.user_attrs[SPEC_ATTR])
+    return TuningStudy.model_validate(summary.user_attrs[SPEC_ATTR])
 
 
-def wait_for_study(storage_url: str, study_name: str, seconds: float) -> StudySpec:
+def wait_for_study(storage_url: str, study_name: str, seconds: float) -> TuningStudy:
     """:func:`load_spec`, retried for up to ``seconds`` while the study is not created yet.
 
     Lets workers start before (or together with) the flow that creates the study.
@@ -270,7 +275,7 @@ def run_worker(
 
     Args:
         storage_url: the study storage.
-        study_name: the study (its :class:`StudySpec` says what to train).
+        study_name: the study (its :class:`TuningStudy` says what to train).
         n_trials: at most this many trials here (None: until the cap).
         worker_index: seeds the sampler with ``tune.seed + worker_index`` (None: unseeded,
             for workers started independently).
