@@ -22,6 +22,7 @@ def evaluate(
     workers: int | None = None,
     niter: int = 1,
     residual: bool = False,
+    device: str = "auto",
 ) -> Evaluation:
     """Score every target of ``model_dir`` on ``root/subset`` and log the scores.
 
@@ -43,6 +44,7 @@ def evaluate(
         workers=workers,
         niter=niter,
         residual=residual,
+        device=device,
     )
     for target, run_id in run_ids.items():
         log_evaluation(run_id, evaluation, targets=[target])

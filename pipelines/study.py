@@ -248,6 +248,7 @@ def _train_and_measure(
             is_wav=config.data.is_wav,
             subset=config.evaluate.subset,
             workers=config.evaluate.workers,
+            device=config.train.run.device,
             niter=config.evaluate.niter,
         )
     if config.study.realtime and run.config.model.unidirectional:

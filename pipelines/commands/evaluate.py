@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from pipelines.commands.options import device_option
+
 
 @click.command()
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="MUSDB18 folder")
@@ -29,6 +31,7 @@ import click
 @click.option("--niter", default=1, show_default=True, help="Wiener filter iterations (0: none)")
 @click.option("--residual", is_flag=True, help="also report accompaniment/residual scores")
 @click.option("--run-id", default=None, help="log the scores to this MLflow run")
+@device_option()
 def evaluate(
     root: Path,
     model_dir: Path,
@@ -40,6 +43,7 @@ def evaluate(
     niter: int,
     residual: bool,
     run_id: str | None,
+    device: str,
 ) -> None:
     """Separate every test track and score it with museval (SDR, SIR, SAR, ISR)."""
     from unmixlab.evaluate import evaluate as run_evaluation
@@ -55,6 +59,7 @@ def evaluate(
         workers=workers,
         niter=niter,
         residual=residual,
+        device=device,
     )
     click.echo(scores_markdown(evaluation.aggregate))
     click.echo(

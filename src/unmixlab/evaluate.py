@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
+from unmixlab.device import resolve_device
 from unmixlab.errors import UnmixlabError
 
 if TYPE_CHECKING:
@@ -71,10 +72,19 @@ class _Job:
 class _TrackScorer:
     """Separates and scores tracks with one loaded separator."""
 
-    def __init__(self, model_dir: Path, targets: list[str], niter: int, residual: str | None):
+    def __init__(
+        self,
+        model_dir: Path,
+        targets: list[str],
+        niter: int,
+        residual: str | None,
+        device: str = "auto",
+    ):
         from unmixlab.separator import load_separator
 
-        self.separator = load_separator(model_dir, targets, niter=niter, residual=bool(residual))
+        self.separator = load_separator(
+            model_dir, targets, niter=niter, residual=bool(residual), device=device
+        )
         self.targets = targets
         self.residual = residual
 
@@ -117,14 +127,19 @@ _SCORER: _TrackScorer | None = None  # one per worker process, set by _init_work
 
 
 def _init_worker(
-    model_dir: Path, targets: list[str], niter: int, residual: str | None, threads: int
+    model_dir: Path,
+    targets: list[str],
+    niter: int,
+    residual: str | None,
+    threads: int,
+    device: str,
 ) -> None:
     global _SCORER
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # museval's BLAS: workers share the cores, not oversubscribe
-    _SCORER = _TrackScorer(model_dir, targets, niter, residual)
+    _SCORER = _TrackScorer(model_dir, targets, niter, residual, device)
 
 
 def _score_in_worker(job: _Job) -> "pd.DataFrame":
@@ -143,6 +158,7 @@ def evaluate(
     niter: int = 1,
     residual: bool = False,
     keep_estimates: bool = False,
+    device: str = "auto",
 ) -> Evaluation:
     """Separate and score every track of ``root/subset``; write and return the scores.
 
@@ -161,6 +177,8 @@ def evaluate(
         niter: Wiener filter iterations of the separator.
         residual: also score (and report) everything the targets leave in the mixture.
         keep_estimates: write the estimates as float wav under ``out_dir/estimates``.
+        device: where the models separate (``auto``: CUDA when available; the scoring
+            processes share it).
 
     Raises:
         UnmixlabError: bad root or model folder, unknown target, or nothing left for a residual.
@@ -170,6 +188,7 @@ def evaluate(
     from unmixlab.model_io import read_separator_json
 
     start = time.perf_counter()
+    resolve_device(device)  # an unavailable device fails here, not in every worker
     tracks = discover(root, is_wav, subset)
     available = read_separator_json(model_dir)["targets"]
     targets = list(targets or available)
@@ -197,7 +216,7 @@ def evaluate(
     store = museval.EvalStore(frames_agg="median", tracks_agg="median")
     progress = tqdm(total=len(jobs), desc=f"evaluating {subset} tracks", unit="track")
     if workers == 1:
-        scorer = _TrackScorer(model_dir, targets, niter, residual_name)
+        scorer = _TrackScorer(model_dir, targets, niter, residual_name, device)
         for job in jobs:
             store.add_track(scorer(job))
             progress.update()
@@ -207,7 +226,7 @@ def evaluate(
             workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(Path(model_dir), targets, niter, residual_name, threads),
+            initargs=(Path(model_dir), targets, niter, residual_name, threads, device),
         ) as pool:
             for future in as_completed([pool.submit(_score_in_worker, job) for job in jobs]):
                 store.add_track(future.result())
