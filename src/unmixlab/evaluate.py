@@ -183,7 +183,13 @@ def evaluate(
     Raises:
         UnmixlabError: bad root or model folder, unknown target, or nothing left for a residual.
     """
-    import museval
+    try:
+        import museval  # imports musdb, whose stempeg needs ffmpeg at import time
+    except RuntimeError as error:
+        raise UnmixlabError(
+            f"museval needs ffmpeg and ffprobe on PATH ({error})",
+            "Install ffmpeg, or evaluate on a machine that has it (training on wav needs none)",
+        ) from error
 
     from unmixlab.model_io import read_separator_json
 

@@ -10,6 +10,7 @@ their batches, copies do not block, the loss is summed on the device and read on
 epoch, validation runs in batched chunks, and ``--amp`` runs the model under autocast.
 """
 
+import contextlib
 import logging
 import math
 import time
@@ -278,9 +279,8 @@ class Trainer:
         mixture = mixture.to(self.device, non_blocking=True)
         target = target.to(self.device, non_blocking=True)
         mix_spec, target_spec = self.encoder(mixture), self.encoder(target)
-        with torch.autocast(
-            self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
-        ):
+        amp = self.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp) if amp else contextlib.nullcontext():
             estimate = self.model(mix_spec)
         return estimate.float(), target_spec
 
