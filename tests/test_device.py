@@ -156,3 +156,24 @@ def test_resume_on_cuda_equals_an_uninterrupted_run(tiny_config: TrainConfig, tm
     resumed = train(config, resume=True)
     assert resumed.history.train_loss == straight.history.train_loss
     assert resumed.history.valid_loss == straight.history.valid_loss
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_quick_on_the_cpu(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_train.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--workers", "0", "--epochs", "1"]
+        + ["--skip-seed", "--work", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    assert len(rows) == 1 + 2 * 4  # header, then per size: two limits, two end-to-end rows
+    assert all(float(row.split("|")[3]) > 0 for row in rows[1:])

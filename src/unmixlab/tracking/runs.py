@@ -18,12 +18,13 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Param, RunStatus
+from mlflow.entities import DatasetInput, InputTag, Param, RunStatus, RunTag
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 import unmixlab
 from unmixlab.config import TrainConfig
+from unmixlab.device import device_tags
 from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import write_json, write_separator_json
 from unmixlab.prepare import LoadedData, PreparedData, prepare
@@ -130,6 +131,9 @@ def train_tracked(
             log_config(client, run_id, config, resumed)
             trainer = Trainer(config, data or prepare(config.data), [metrics, *callbacks])
             log_dataset(client, run_id, config, trainer.data)
+            client.log_batch(
+                run_id, tags=[RunTag(k, v) for k, v in device_tags(trainer.device).items()]
+            )
             result = trainer.fit(resume=resume)
             monitor.finish()
             if not metrics.send() or (is_server(uri) and not server_answers(uri)):
