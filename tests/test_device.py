@@ -177,3 +177,22 @@ def test_gpu_benchmark_runs_quick_on_the_cpu(tmp_path: Path) -> None:
     ]
     assert len(rows) == 1 + 2 * 4  # header, then per size: two limits, two end-to-end rows
     assert all(float(row.split("|")[3]) > 0 for row in rows[1:])
+
+
+def test_train_on_a_missing_gpu_is_one_error_line_and_leaves_nothing(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    missing = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    output = tmp_path / "model"
+    done = subprocess.run(
+        ["unmixlab", "train", "--root", str(synth_root), "--is-wav", "--epochs", "1"]
+        + ["--device", f"cuda:{missing}", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert f"error: --device cuda:{missing}:" in done.stderr and "Traceback" not in done.stderr
+    assert not output.exists()

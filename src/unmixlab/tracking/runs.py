@@ -24,7 +24,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 import unmixlab
 from unmixlab.config import TrainConfig
-from unmixlab.device import device_tags
+from unmixlab.device import device_tags, resolve_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import write_json, write_separator_json
 from unmixlab.prepare import LoadedData, PreparedData, prepare
@@ -105,6 +105,7 @@ def train_tracked(
     """
     uri = resolve_tracking_uri()
     ensure_tracking_reachable(uri)
+    resolve_device(config.run.device)  # a missing GPU fails before any run or file is made
     if resume:
         load_checkpoint(config)  # refuse a damaged or foreign checkpoint before any change
     client = MlflowClient(uri)
