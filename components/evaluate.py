@@ -23,6 +23,7 @@ def evaluate(
     niter: int = 1,
     residual: bool = False,
     excerpt_seconds: float = EXCERPT_SECONDS,
+    device: str = "auto",
 ) -> Evaluation:
     """Score every target of ``model_dir`` on ``root/subset`` and log the scores.
 
@@ -45,6 +46,7 @@ def evaluate(
         niter=niter,
         residual=residual,
         excerpt_seconds=excerpt_seconds,
+        device=device,
     )
     for target, run_id in run_ids.items():
         log_evaluation(run_id, evaluation, targets=[target])

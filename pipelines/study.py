@@ -193,6 +193,7 @@ def _train_and_measure(
             is_wav=config.data.is_wav,
             subset=config.evaluate.subset,
             workers=config.evaluate.workers,
+            device=config.train.run.device,
             niter=config.evaluate.niter,
             excerpt_seconds=config.evaluate.excerpt_seconds,
         )

@@ -135,6 +135,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 is_wav=config.data.is_wav,
                 subset=config.evaluate.subset,
                 workers=config.evaluate.workers,
+                device=config.train.run.device,
                 niter=config.evaluate.niter,
                 residual=config.evaluate.residual,
                 excerpt_seconds=config.evaluate.excerpt_seconds,

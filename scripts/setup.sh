@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for unmixlab: system packages (ffmpeg; PostgreSQL for the
-# integration tests), a Python 3.11 virtual environment in .venv, the project and its extras.
+# integration tests), a Python 3.11-3.13 virtual environment in .venv, the project and its
+# extras, with the tested torch/torchaudio of constraints.txt.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,18 +22,18 @@ fi
 
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
-"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
-  || { echo "unmixlab needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
+"$python" -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), sys.version' \
+  || { echo "unmixlab needs Python 3.11, 3.12 or 3.13 (set PYTHON=/path/to/python3.1x)"; exit 1; }
 
 if [[ ! -x .venv/bin/python ]]; then
   echo "==> creating .venv"
   "$python" -m venv .venv
 fi
 stamp=.venv/.unmixlab-installed-$extras
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || constraints.txt -nt $stamp ]]; then
   echo "==> installing unmixlab[$extras] into .venv (torch is large: a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[$extras]"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]"
   # the reference implementation, for compatibility tests and benchmarks (its deps are ours)
   .venv/bin/python -m pip install -q --no-deps "openunmix==1.3.0"
   touch "$stamp"

@@ -172,15 +172,16 @@ BUILD_SLOWLY = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from unmixlab.data import cache
-    from unmixlab.data.tracks import discover
+    from unmixlab.data import cache, tracks
 
-    read_audio = cache.read_audio
+    decode_wav = tracks.decode_wav
     def slow(*args, **kwargs):  # the real reader, paced so that a kill lands mid-build
         time.sleep(0.2)
-        return read_audio(*args, **kwargs)
-    cache.read_audio = slow
-    cache.build_cache(discover(Path(sys.argv[1]), True, "train"), Path(sys.argv[2]), 16000, 2)
+        return decode_wav(*args, **kwargs)
+    tracks.decode_wav = slow
+    cache.build_cache(
+        tracks.discover(Path(sys.argv[1]), True, "train"), Path(sys.argv[2]), 16000, 2
+    )
     """
 )
 

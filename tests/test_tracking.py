@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from unmixlab.config import TrainConfig
+from unmixlab.device import resolve_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.prepare import prepare
 from unmixlab.tracking.links import artifact_url, run_url, runs_table_url, ui_base
@@ -91,6 +93,9 @@ def test_targets_in_threads_log_everything_under_one_parent(
         assert run_info.info.experiment_id == experiment_id
         assert run_info.data.tags[MLFLOW_PARENT_RUN_ID] == parent
         assert run_info.data.tags["target"] == target
+        assert run_info.data.tags["device"] == str(resolve_device(config.run.device))
+        assert run_info.data.tags["torch_version"] == torch.__version__
+        assert ("gpu_name" in run_info.data.tags) == torch.cuda.is_available()
         assert run_info.data.params == flatten(config.flat())
 
     run_id = tracked["vocals"].run_id

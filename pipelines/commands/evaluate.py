@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from pipelines.commands.options import device_option
 from unmixlab.evaluate import EXCERPT_SECONDS
 
 
@@ -38,6 +39,7 @@ from unmixlab.evaluate import EXCERPT_SECONDS
     help="excerpts to listen to, per track (0: none); the page is OUT/listen/index.html",
 )
 @click.option("--run-id", default=None, help="log the scores to this MLflow run")
+@device_option()
 def evaluate(
     root: Path,
     model_dir: Path,
@@ -50,6 +52,7 @@ def evaluate(
     residual: bool,
     excerpt_seconds: float,
     run_id: str | None,
+    device: str,
 ) -> None:
     """Separate every test track and score it with museval (SDR, SIR, SAR, ISR)."""
     from unmixlab.evaluate import evaluate as run_evaluation
@@ -66,6 +69,7 @@ def evaluate(
         niter=niter,
         residual=residual,
         excerpt_seconds=excerpt_seconds,
+        device=device,
     )
     click.echo(scores_markdown(evaluation.aggregate))
     click.echo(

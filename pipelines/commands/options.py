@@ -75,6 +75,20 @@ def _click_type(annotation: object) -> click.ParamType | type:
     return annotation if annotation in (int, float, str) else str
 
 
+def device_option(default: str | None = "auto", unset: str = "") -> Callable:
+    """Decorate a command with ``--device`` (checked: ``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
+    from unmixlab.device import DEVICE_HELP, check_device_spec
+
+    def check(context: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        try:
+            return value if value is None else check_device_spec(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from error
+
+    shown = f"[default: {default or unset}]"
+    return click.option("--device", default=default, callback=check, help=f"{DEVICE_HELP} {shown}")
+
+
 def preset_options(default: str, example: str) -> Callable:
     """Decorate a ``unmixlab run`` command with ``--preset`` and repeatable ``--set KEY=VALUE``."""
     from unmixlab.experiment import available_presets

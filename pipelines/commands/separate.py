@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from pipelines.commands.options import device_option
+
 
 @click.command()
 @click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -21,6 +23,7 @@ import click
     help="Wiener filter iterations (0: none; one target without --residual is not filtered)",
 )
 @click.option("--residual", is_flag=True, help="also write everything else as 'residual'")
+@device_option()
 def separate(
     songs: tuple[Path, ...],
     model_dir: Path,
@@ -28,12 +31,15 @@ def separate(
     targets: tuple[str, ...],
     niter: int,
     residual: bool,
+    device: str,
 ) -> None:
     """Separate SONGS into one wav per target under OUT/<song>/."""
     from unmixlab.audio import read_audio, write_audio
     from unmixlab.separator import load_separator
 
-    separator = load_separator(model_dir, list(targets) or None, niter=niter, residual=residual)
+    separator = load_separator(
+        model_dir, list(targets) or None, niter=niter, residual=residual, device=device
+    )
     for song in songs:
         audio, rate = read_audio(song)
         estimates = separator.separate(audio, rate)

@@ -14,6 +14,7 @@ by the heartbeat of the others.
 
 import click
 
+from pipelines.commands.options import device_option
 from unmixlab.tuning.storage import STORAGE_ENV
 
 
@@ -49,13 +50,21 @@ def tune() -> None:
     default=None,
     help="at most this many trials from this worker",
 )
+@device_option(default=None, unset="the study's train.device")
 def worker(
-    study_name: str, storage: str, trials: int | None, wait: float, max_trials: int | None
+    study_name: str,
+    storage: str,
+    trials: int | None,
+    wait: float,
+    max_trials: int | None,
+    device: str | None,
 ) -> None:
     """Run trials of a stored study until it holds its trial cap."""
     from unmixlab.tuning.storage import public_url
     from unmixlab.tuning.study import run_worker, wait_for_study
 
     wait_for_study(storage, study_name, wait)
-    count = run_worker(storage, study_name, n_trials=max_trials, cap=trials, progress=True)
+    count = run_worker(
+        storage, study_name, n_trials=max_trials, cap=trials, progress=True, device=device
+    )
     click.echo(f"worker ran {count} trial(s) of study {study_name} in {public_url(storage)}")

@@ -15,9 +15,10 @@ Field names are unique across groups, so every field maps to one flat ``unmixlab
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from unmixlab.device import DEVICE_HELP, check_device_spec
 from unmixlab.model import ModelConfig
 from unmixlab.transforms import bandwidth_to_max_bin
 
@@ -90,7 +91,13 @@ class RunConfig(_Group):
     patience: int = Field(140, ge=1, description="early stopping: epochs without improvement")
     nb_workers: int = Field(0, ge=0, description="data-loader processes")
     output: Path = Field(Path("open-unmix"), description="folder for the model and checkpoints")
-    device: str = Field("cpu", description="torch device")
+    device: str = Field("auto", description=f"torch device: {DEVICE_HELP}")
+    amp: Literal["off", "fp16", "bf16"] = Field(
+        "off", description="mixed precision (autocast; fp16 with a gradient scaler)"
+    )
+    deterministic: bool = Field(False, description="bit-exact kernels (slower on the GPU)")
+
+    _device = field_validator("device")(check_device_spec)
 
 
 GROUPS: dict[str, type[_Group]] = {

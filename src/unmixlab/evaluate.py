@@ -22,6 +22,7 @@ import torch
 
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
+from unmixlab.device import resolve_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.files import write_text
 from unmixlab.listening import (
@@ -90,10 +91,19 @@ class _Job:
 class _TrackScorer:
     """Separates and scores tracks with one loaded separator."""
 
-    def __init__(self, model_dir: Path, targets: list[str], niter: int, residual: str | None):
+    def __init__(
+        self,
+        model_dir: Path,
+        targets: list[str],
+        niter: int,
+        residual: str | None,
+        device: str = "auto",
+    ):
         from unmixlab.separator import load_separator
 
-        self.separator = load_separator(model_dir, targets, niter=niter, residual=bool(residual))
+        self.separator = load_separator(
+            model_dir, targets, niter=niter, residual=bool(residual), device=device
+        )
         self.targets = targets
         self.residual = residual
 
@@ -149,14 +159,19 @@ _SCORER: _TrackScorer | None = None  # one per worker process, set by _init_work
 
 
 def _init_worker(
-    model_dir: Path, targets: list[str], niter: int, residual: str | None, threads: int
+    model_dir: Path,
+    targets: list[str],
+    niter: int,
+    residual: str | None,
+    threads: int,
+    device: str,
 ) -> None:
     global _SCORER
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # museval's BLAS: workers share the cores, not oversubscribe
-    _SCORER = _TrackScorer(model_dir, targets, niter, residual)
+    _SCORER = _TrackScorer(model_dir, targets, niter, residual, device)
 
 
 def _score_in_worker(job: _Job) -> "pd.DataFrame":
@@ -176,6 +191,7 @@ def evaluate(
     residual: bool = False,
     keep_estimates: bool = False,
     excerpt_seconds: float = EXCERPT_SECONDS,
+    device: str = "auto",
 ) -> Evaluation:
     """Separate and score every track of ``root/subset``; write and return the scores.
 
@@ -196,15 +212,24 @@ def evaluate(
         keep_estimates: write the estimates as float wav under ``out_dir/estimates``.
         excerpt_seconds: length of the excerpts to listen to (0: none), see
             :mod:`unmixlab.listening`.
+        device: where the models separate (``auto``: CUDA when available; the scoring
+            processes share it).
 
     Raises:
         UnmixlabError: bad root or model folder, unknown target, or nothing left for a residual.
     """
-    import museval
+    try:
+        import museval  # imports musdb, whose stempeg needs ffmpeg at import time
+    except RuntimeError as error:
+        raise UnmixlabError(
+            f"museval needs ffmpeg and ffprobe on PATH ({error})",
+            "Install ffmpeg, or evaluate on a machine that has it (training on wav needs none)",
+        ) from error
 
     from unmixlab.model_io import read_separator_json
 
     start = time.perf_counter()
+    resolve_device(device)  # an unavailable device fails here, not in every worker
     tracks = discover(root, is_wav, subset)
     available = read_separator_json(model_dir)["targets"]
     targets = list(targets or available)
@@ -233,7 +258,7 @@ def evaluate(
     store = museval.EvalStore(frames_agg="median", tracks_agg="median")
     progress = tqdm(total=len(jobs), desc=f"evaluating {subset} tracks", unit="track")
     if workers == 1:
-        scorer = _TrackScorer(model_dir, targets, niter, residual_name)
+        scorer = _TrackScorer(model_dir, targets, niter, residual_name, device)
         for job in jobs:
             store.add_track(scorer(job))
             progress.update()
@@ -243,7 +268,7 @@ def evaluate(
         with multiprocessing.get_context("spawn").Pool(
             workers,
             initializer=_init_worker,
-            initargs=(Path(model_dir), targets, niter, residual_name, threads),
+            initargs=(Path(model_dir), targets, niter, residual_name, threads, device),
         ) as pool:
             for frame in pool.imap_unordered(_score_in_worker, jobs):
                 store.add_track(frame)

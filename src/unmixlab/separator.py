@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from unmixlab.audio import check_finite, match_channels, resample
+from unmixlab.device import module_device, resolve_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
@@ -54,15 +55,19 @@ class Separator(nn.Module):
     def forward(self, audio: Tensor) -> Tensor:
         """Separate one segment.
 
+        The models and transforms run on this module's device; the Wiener filter on the CPU.
+
         Args:
-            audio: ``(nb_channels, nb_timesteps)`` at ``sample_rate``.
+            audio: ``(nb_channels, nb_timesteps)`` at ``sample_rate``, on any device.
 
         Returns:
-            ``(nb_targets, nb_channels, nb_timesteps)``.
+            ``(nb_targets, nb_channels, nb_timesteps)`` on the CPU.
         """
-        spec = self.stft(audio[None])  # (1, nb_channels, nb_bins, nb_frames) complex
+        device = module_device(self)
+        spec = self.stft(audio[None].to(device))  # (1, nb_channels, nb_bins, nb_frames) complex
         mag = spec.abs()
-        estimates = torch.stack([model(mag) for model in self.models.values()], -1)[0]
+        estimates = torch.stack([model(mag) for model in self.models.values()], -1)[0].cpu()
+        spec = spec.cpu()
         # estimates: (nb_channels, nb_bins, nb_frames, nb_sources)
         # norbert's layout: v (nb_frames, nb_bins, nb_channels, nb_sources), x without nb_sources
         v = estimates.permute(2, 1, 0, 3).double().numpy()
@@ -75,7 +80,7 @@ class Separator(nn.Module):
             y = norbert.expectation_maximization(y / scale, x / scale, self.niter)[0] * scale
         complex_est = torch.from_numpy(y).permute(3, 2, 1, 0).to(spec.dtype)
         # complex_est: (nb_targets, nb_channels, nb_bins, nb_frames)
-        return self.istft(complex_est, length=audio.shape[-1]).float()
+        return self.istft(complex_est.to(device), length=audio.shape[-1]).float().cpu()
 
     def separate(self, audio: Tensor, rate: int, progress: bool = True) -> dict[str, Tensor]:
         """Separate a whole song, segment by segment.
@@ -109,9 +114,17 @@ class Separator(nn.Module):
 
 
 def load_separator(
-    folder: Path, targets: list[str] | None = None, niter: int = 1, residual: bool = False
+    folder: Path,
+    targets: list[str] | None = None,
+    niter: int = 1,
+    residual: bool = False,
+    device: str = "auto",
 ) -> Separator:
-    """Build a :class:`Separator` from a reference-layout model folder."""
+    """Build a :class:`Separator` from a reference-layout model folder, on ``device``.
+
+    Raises:
+        UnmixlabError: the folder holds no usable model, or ``device`` is not available.
+    """
     meta = read_separator_json(folder)
     targets = targets or meta["targets"]
     if not targets:
@@ -127,7 +140,7 @@ def load_separator(
                 "The folder mixes models of different trainings; keep one training per folder",
                 Path(folder) / f"{target}.pth",
             )
-    return Separator(
+    separator = Separator(
         models,
         meta["sample_rate"],
         meta["nfft"],
@@ -136,3 +149,4 @@ def load_separator(
         niter,
         residual,
     )
+    return separator.to(resolve_device(device))

@@ -1,10 +1,16 @@
 """The Open-Unmix trainer: Adam, MSE on magnitudes, LR decay on plateau, early stopping.
 
 Each epoch writes a checkpoint atomically; ``resume=True`` continues from it so that an
-interrupted and resumed run ends with the same losses as an uninterrupted one. The best
-model is kept in the reference layout (see :mod:`unmixlab.model_io`).
+interrupted and resumed run ends with the same losses as an uninterrupted one (on a GPU too:
+the checkpoint holds the CUDA generator). The best model is kept in the reference layout
+(see :mod:`unmixlab.model_io`).
+
+On a GPU the loop keeps the device busy: the loader's processes persist across epochs and pin
+their batches, copies do not block, the loss is summed on the device and read once per
+epoch, validation runs in batched chunks, and ``--amp`` runs the model under autocast.
 """
 
+import contextlib
 import logging
 import math
 import time
@@ -16,7 +22,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from unmixlab.config import ModelSettings, OptimConfig, RunConfig, TrainConfig
-from unmixlab.data.datasets import TrainingChunks, WholeTracks
+from unmixlab.data.datasets import EpochShuffle, TrainingChunks, WholeTracks
+from unmixlab.device import (
+    module_device,
+    resolve_device,
+    restore_rng_state,
+    rng_state,
+    set_deterministic,
+)
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_torch, save_torch, write_json, write_separator_json
@@ -108,15 +121,16 @@ def input_statistics(data: WholeTracks, encoder: Spectrogram) -> tuple[Tensor, T
     Raises:
         UnmixlabError: every mixture is silent (no scale to normalise the input with).
     """
+    device = module_device(encoder)
     total = total_sq = None
     count = 0
     for mixture, _ in tqdm(data, desc="input statistics", unit="track", leave=False):
-        mag = encoder(mixture[None]).mean(1)[0].double()  # (nb_bins, nb_frames)
+        mag = encoder(mixture[None].to(device)).mean(1)[0].double()  # (nb_bins, nb_frames)
         total = mag.sum(1) if total is None else total + mag.sum(1)
         total_sq = (mag**2).sum(1) if total_sq is None else total_sq + (mag**2).sum(1)
         count += mag.shape[1]
-    mean = total / count
-    std = (total_sq / count - mean**2).clamp_min(0).sqrt()
+    mean = (total / count).cpu()
+    std = (total_sq.cpu() / count - mean**2).clamp_min(0).sqrt()
     if std.max() == 0:
         raise UnmixlabError(
             f"all {len(data)} training mixtures are silent (every sample is zero)",
@@ -125,6 +139,9 @@ def input_statistics(data: WholeTracks, encoder: Spectrogram) -> tuple[Tensor, T
         )
     std = torch.maximum(std, 1e-4 * std.max())
     return mean.float(), std.float()
+
+
+AMP_DTYPES = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class Trainer:
@@ -142,7 +159,10 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         run, optim = config.run, config.optim
         self.output = Path(run.output)
-        self.device = torch.device(run.device)
+        self.device = resolve_device(run.device)
+        set_deterministic(run.deterministic, self.device)
+        self.amp_dtype = AMP_DTYPES[run.amp]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=run.amp == "fp16")
         mono = config.data.nb_channels == 1
         self.encoder = Spectrogram(config.model.nfft, config.model.nhop, mono=mono).to(self.device)
         self.train_set = TrainingChunks(
@@ -156,6 +176,17 @@ class Trainer:
             optim.augment,
         )
         self.valid_set = WholeTracks(self.data.reader, self.data.valid, run.target)
+        self.sampler = EpochShuffle(len(self.train_set), optim.seed)
+        workers = run.nb_workers
+        self.loader = DataLoader(  # built once: its worker processes live across epochs
+            self.train_set,
+            batch_size=optim.batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(optim.seed),  # not the global generator
+        )
         self.model: OpenUnmix | None = None
         self.history = History()
 
@@ -211,7 +242,10 @@ class Trainer:
         optim = self.config.optim
         self.model = model.to(self.device)
         self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
+            model.parameters(),
+            lr=optim.lr,
+            weight_decay=optim.weight_decay,
+            fused=True if self.device.type == "cuda" else None,  # one kernel per step on a GPU
         )
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer,
@@ -249,45 +283,77 @@ class Trainer:
         rate = len(self.train_set) / train_seconds
         return EpochRecord(epoch, train_loss, valid_loss, lr, seconds, train_seconds, rate, is_best)
 
+    def _estimate(self, mixture: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """The model's estimate and the target's magnitudes, float32, on the device.
+
+        Audio is ``(nb_samples, nb_channels, nb_timesteps)`` on any device; both results
+        are ``(nb_samples, nb_channels, nb_bins, nb_frames)``. The spectrograms are computed
+        in float32, the model under ``--amp``'s autocast.
+        """
+        mixture = mixture.to(self.device, non_blocking=True)
+        target = target.to(self.device, non_blocking=True)
+        mix_spec, target_spec = self.encoder(mixture), self.encoder(target)
+        amp = self.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp) if amp else contextlib.nullcontext():
+            estimate = self.model(mix_spec)
+        return estimate.float(), target_spec
+
     def _loss(self, mixture: Tensor, target: Tensor) -> Tensor:
         """MSE of target magnitudes; audio is ``(nb_samples, nb_channels, nb_timesteps)``."""
-        mixture, target = mixture.to(self.device), target.to(self.device)
-        estimate = self.model(self.encoder(mixture))
-        return nn.functional.mse_loss(estimate, self.encoder(target))
+        return nn.functional.mse_loss(*self._estimate(mixture, target))
 
     def _train_one_epoch(self, epoch: int) -> float:
         self.model.train()
-        self.train_set.set_epoch(epoch)
-        loader = DataLoader(
-            self.train_set,
-            batch_size=self.config.optim.batch_size,
-            shuffle=True,
-            drop_last=False,
-            num_workers=self.config.run.nb_workers,
-            generator=torch.Generator().manual_seed(self.config.optim.seed * 100_003 + epoch),
-        )
-        total, count = 0.0, 0
-        for mixture, target in tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False):
-            self.optimizer.zero_grad()
+        self.sampler.set_epoch(epoch)
+        total = torch.zeros((), device=self.device)  # read once, after the epoch: no sync
+        batches = tqdm(self.loader, desc=f"epoch {epoch}", unit="batch", leave=False)
+        for mixture, target in batches:
+            self.optimizer.zero_grad(set_to_none=True)
             loss = self._loss(mixture, target)
-            if not torch.isfinite(loss):
-                raise self._diverged(f"training loss became {loss.item()} in epoch {epoch}")
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item() * mixture.shape[0]
-            count += mixture.shape[0]
-        return total / count
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += loss.detach() * mixture.shape[0]
+        loss = total.item() / len(self.train_set)
+        if not math.isfinite(loss):
+            raise self._diverged(f"training loss became {loss} in epoch {epoch}")
+        return loss
 
     @torch.no_grad()
     def _validate(self) -> float:
+        """Mean over validation tracks of each track's MSE, read once."""
         self.model.eval()
-        losses = [
-            self._loss(mixture[None], target[None]).item() for mixture, target in self.valid_set
-        ]
-        loss = sum(losses) / len(losses)
+        total = torch.zeros((), device=self.device)
+        for mixture, target in self.valid_set:
+            total += self._track_loss(mixture, target)
+        loss = total.item() / len(self.valid_set)
         if not math.isfinite(loss):
             raise self._diverged(f"validation loss became {loss}")
         return loss
+
+    def _track_loss(self, mixture: Tensor, target: Tensor) -> Tensor:
+        """MSE of one whole track, computed on ``--seq-dur`` chunks in batches (a 0-d tensor).
+
+        ``mixture`` and ``target`` are ``(nb_channels, nb_timesteps)``; the last chunk takes
+        the remainder, so every sample counts once.
+        """
+        length = self.train_set.length
+        nb_even = max(mixture.shape[-1] // length, 1) - 1  # equal chunks; the last: the rest
+        even = nb_even * length
+        # the equal chunks as one batch: (nb_even, nb_channels, length)
+        mix_chunks = mixture[:, :even].unflatten(-1, (nb_even, length)).transpose(0, 1)
+        target_chunks = target[:, :even].unflatten(-1, (nb_even, length)).transpose(0, 1)
+        size = self.config.optim.batch_size
+        pieces = [
+            (mix_chunks[i : i + size], target_chunks[i : i + size]) for i in range(0, nb_even, size)
+        ]
+        pieces.append((mixture[None, :, even:], target[None, :, even:]))
+        squared = count = 0
+        for mix, tgt in pieces:
+            estimate, target_spec = self._estimate(mix, tgt)
+            squared = squared + ((estimate - target_spec) ** 2).sum()
+            count += estimate.numel()
+        return squared / count
 
     def _diverged(self, problem: str) -> UnmixlabError:
         """The error for a non-finite loss, naming the checkpoint that is kept (if any)."""
@@ -309,7 +375,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "history": asdict(self.history),
-                "rng": torch.get_rng_state(),
+                "rng": rng_state(self.device),
+                "scaler": self.scaler.state_dict(),
                 "config": self.config.flat(),
                 "data_fingerprint": self.data.fingerprint,
             },
@@ -330,7 +397,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.history = History(**state["history"])
-            torch.set_rng_state(state["rng"])
+            restore_rng_state(state["rng"], self.device)
+            if self.scaler.is_enabled() and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
             return int(state["epoch"]) + 1
         except (LookupError, TypeError, ValueError, RuntimeError) as error:
             raise UnmixlabError(

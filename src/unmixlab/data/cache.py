@@ -3,7 +3,7 @@
 Layout: ``CACHE_DIR/<fingerprint>/<subset>/<track>/<stem>.npy`` holding
 ``(nb_channels, nb_timesteps)`` at the experiment's sample rate, plus ``index.json``.
 A stem is stored as int16 (the sample times 2**15) when that is lossless, which it is
-whenever no resampling or down-mixing happened (``musdb`` decodes through 16-bit PCM), else
+whenever no resampling or down-mixing happened to a 16-bit source, else
 as float32; :meth:`DecodedCache.chunk` always returns float32, bit-identical to decoding.
 
 Identity: the fingerprint hashes the source files (path below the root, size, modification
@@ -38,11 +38,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch import Tensor
 
-from unmixlab.audio import match_channels, read_audio, resample
 from unmixlab.config import STEMS
 from unmixlab.data.tracks import MusdbDecoder, Track
 from unmixlab.errors import UnmixlabError
@@ -166,8 +164,8 @@ def build_cache(
     """Return the cache of ``tracks``, decoding them once if no complete cache matches.
 
     Each stem is decoded whole, as :class:`~unmixlab.data.tracks.MusdbDecoder` decodes it
-    (16-bit wav, which ``musdb`` passes through unchanged, is read with ``soundfile``),
-    resampled to ``sample_rate`` and mixed to ``nb_channels``, a few stems at a time.
+    (wav with ``soundfile``, ``.stem.mp4`` with ffmpeg), resampled to ``sample_rate`` and
+    mixed to ``nb_channels``, a few stems at a time.
     Concurrent builds in one ``cache_dir`` wait for each other.
 
     Raises:
@@ -221,17 +219,10 @@ def _decode_all(
 ) -> dict[str, int]:
     """Decode every stem of ``tracks`` into ``out``; returns ``"subset/track" -> length``."""
     jobs = [(track, stem) for track in tracks for stem in STEMS]
-    direct = {job: _reads_directly(*job, nb_channels) for job in jobs}
-    via_musdb = list({track.name: track for (track, _), d in direct.items() if not d}.values())
-    decoder = MusdbDecoder(via_musdb) if via_musdb else None
+    decoder = MusdbDecoder(tracks)  # wav through soundfile, .stem.mp4 through ffmpeg
 
     def decode_one(track: Track, stem: str) -> int:
-        if direct[track, stem]:
-            path = track.path / f"{stem}.wav"
-            audio, _ = read_audio(path)
-            audio = match_channels(resample(audio, track.rate, sample_rate), nb_channels, path)
-        else:
-            audio = decoder.decode(track, stem, sample_rate, nb_channels)
+        audio = decoder.decode(track, stem, sample_rate, nb_channels)
         expected = -(-track.nb_timesteps * sample_rate // track.rate)  # resampling rounds up
         if audio.shape[1] != expected:
             raise UnmixlabError(
@@ -261,18 +252,6 @@ def _decode_all(
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return {f"{t.subset}/{t.name}": -(-t.nb_timesteps * sample_rate // t.rate) for t in tracks}
-
-
-def _reads_directly(track: Track, stem: str, nb_channels: int) -> bool:
-    """Whether ``soundfile`` reads exactly what ``musdb`` decodes, without two subprocesses.
-
-    ``musdb`` decodes through ffmpeg as 16-bit PCM, so a 16-bit wav (MUSDB18-HQ) reads the
-    same; other files, and mono for a stereo model (which ``musdb`` decoding refuses), go
-    through ``musdb``.
-    """
-    if not track.is_wav or (track.nb_channels == 1 and nb_channels == 2):
-        return False
-    return sf.info(track.path / f"{stem}.wav").subtype == "PCM_16"
 
 
 def _store(path: Path, audio: np.ndarray) -> None:

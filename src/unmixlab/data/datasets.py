@@ -9,12 +9,13 @@ same whatever the number of loader processes, and a resumed run sees the same da
 """
 
 import math
+from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from unmixlab.config import TARGETS
 from unmixlab.data.cache import DecodedCache
@@ -110,8 +111,14 @@ class TrainingChunks(Dataset):
     def __len__(self) -> int:
         return len(self.tracks) * self.samples_per_track
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Item ``index`` of ``epoch`` for ``(epoch, index)``, or of the set epoch for ``index``.
+
+        Pairs come from :class:`EpochShuffle`: loader processes that persist across epochs
+        learn the epoch from each index, not from a :meth:`set_epoch` they never see.
+        """
+        epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
+        rng = np.random.default_rng((self.seed, epoch, index))
         stems = {}
         for stem in TARGETS:
             i = (
@@ -132,6 +139,27 @@ class TrainingChunks(Dataset):
         for audio in others:
             mixture += audio
         return mixture, stems[self.target]
+
+
+class EpochShuffle(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` for every index of a data set, shuffled anew (seeded) each epoch."""
+
+    def __init__(self, size: int, seed: int):
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the order of ``epoch`` (call before iterating)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        for index in torch.randperm(self.size, generator=generator).tolist():
+            yield self.epoch, index
 
 
 class WholeTracks(Dataset):

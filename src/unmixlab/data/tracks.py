@@ -1,5 +1,7 @@
-"""Find and check the tracks of a MUSDB18 folder (stems ``.mp4`` or HQ wav) through ``musdb``.
+"""Find, check and decode the tracks of a MUSDB18 folder (stems ``.mp4`` or HQ wav).
 
+HQ wav folders are read with ``soundfile`` alone, so they need neither ``musdb`` nor ffmpeg
+(GPU nodes often lack it); ``.stem.mp4`` files go through ``musdb``/``stempeg``/ffmpeg.
 Every problem a user can fix (wrong root, missing stem, mismatched lengths or sample rates,
 unreadable audio, NaN or infinite samples, wrong ``--is-wav``) raises one
 :class:`UnmixlabError` naming the file.
@@ -8,6 +10,7 @@ unreadable audio, NaN or infinite samples, wrong ``--is-wav``) raises one
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
@@ -139,8 +142,7 @@ def _wav_track(folder: Path, subset: str) -> Track:
 
 def _stem_tracks(root: Path, subset: str) -> list[Track]:
     """Tracks of a MUSDB18 stems folder, read through ``musdb``/``stempeg`` (needs ffprobe)."""
-    import musdb  # imported here: stempeg needs ffmpeg at import time
-
+    musdb = import_musdb(root / subset)
     tracks = []
     for mtrack in musdb.DB(root=str(root), subsets=subset, is_wav=False):
         path = Path(mtrack.path)
@@ -194,13 +196,37 @@ def split_train_valid(
 
 
 def official_validation_tracks() -> list[str]:
-    """Musdb's built-in validation split of the MUSDB18 training set."""
-    import importlib.resources
+    """Musdb's built-in validation split of the MUSDB18 training set (empty without musdb).
+
+    Read from musdb's package data without importing it (its import needs ffmpeg).
+    """
+    import importlib.util
 
     import yaml
 
-    text = importlib.resources.files("musdb").joinpath("configs/mus.yaml").read_text()
-    return list(yaml.safe_load(text)["validation_tracks"])
+    spec = importlib.util.find_spec("musdb")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    path = Path(next(iter(spec.submodule_search_locations))) / "configs" / "mus.yaml"
+    return list(yaml.safe_load(path.read_text())["validation_tracks"])
+
+
+def import_musdb(where: Path | None = None) -> ModuleType:
+    """``import musdb``, or one clear error when ffmpeg/ffprobe (which it needs) are missing.
+
+    Raises:
+        UnmixlabError: ``musdb`` cannot be imported (no ffmpeg or ffprobe on PATH).
+    """
+    try:
+        import musdb
+    except (RuntimeError, ImportError) as error:
+        raise UnmixlabError(
+            f"reading MUSDB18 .stem.mp4 files needs ffmpeg and ffprobe on PATH ({error})",
+            "Install ffmpeg (e.g. apt-get install ffmpeg), or use MUSDB18-HQ wav folders with "
+            "--is-wav, which need no ffmpeg",
+            where,
+        ) from error
+    return musdb
 
 
 def check_channels(track: Track, nb_channels: int) -> None:
@@ -217,15 +243,45 @@ def check_channels(track: Track, nb_channels: int) -> None:
         )
 
 
+def decode_wav(
+    track: Track,
+    stem: str,
+    sample_rate: int,
+    nb_channels: int,
+    start: float = 0.0,
+    duration: float | None = None,
+) -> Tensor:
+    """One stem of an HQ wav track, read by ``soundfile`` (no ffmpeg), as ``(nb_channels, n)``.
+
+    ``start`` and ``duration`` are in seconds of the track; the result is float32 at
+    ``sample_rate``.
+    """
+    check_channels(track, nb_channels)
+    path = track.path / f"{stem}.wav"
+    first = int(round(start * track.rate))
+    frames = -1 if duration is None else int(round(duration * track.rate))
+    try:
+        data, _ = sf.read(path, start=first, frames=frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise UnmixlabError(
+            f"cannot read audio ({error})", "The file is truncated or broken; replace it", path
+        ) from error
+    audio = torch.from_numpy(np.ascontiguousarray(data.T))  # (nb_channels, nb_timesteps)
+    return match_channels(resample(audio, track.rate, sample_rate), nb_channels, path)
+
+
 class MusdbDecoder:
-    """Decodes stems through ``musdb`` (ffmpeg), the way the reference data set does."""
+    """Decodes stems through ``musdb`` (ffmpeg), the way the reference data set does.
+
+    HQ wav tracks are read by :func:`decode_wav` instead: no ``musdb``, no ffmpeg.
+    """
 
     def __init__(self, tracks: list[Track]):
-        import musdb  # imported here: stempeg needs ffmpeg at import time
-
         self._mtracks = {}
-        for root, is_wav, subset in {(t.path.parent.parent, t.is_wav, t.subset) for t in tracks}:
-            for mtrack in musdb.DB(root=str(root), subsets=subset, is_wav=is_wav):
+        stems = {(t.path.parent.parent, t.subset) for t in tracks if not t.is_wav}
+        musdb = import_musdb() if stems else None
+        for root, subset in stems:
+            for mtrack in musdb.DB(root=str(root), subsets=subset, is_wav=False):
                 self._mtracks[(subset, mtrack.name)] = mtrack
 
     def decode(
@@ -241,6 +297,8 @@ class MusdbDecoder:
 
         ``start`` and ``duration`` are in seconds of the track.
         """
+        if track.is_wav:
+            return decode_wav(track, stem, sample_rate, nb_channels, start, duration)
         check_channels(track, nb_channels)
         mtrack = self._mtracks[(track.subset, track.name)]
         mtrack.chunk_start, mtrack.chunk_duration = start, duration

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, RunStatus
+from mlflow.entities import DatasetInput, InputTag, RunStatus, RunTag
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from unmixlab.config import TrainConfig
+from unmixlab.device import device_tags, resolve_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import write_json, write_separator_json
 from unmixlab.prepare import LoadedData, PreparedData, prepare
@@ -103,6 +104,7 @@ def train_tracked(
     """
     uri = resolve_tracking_uri()
     ensure_tracking_reachable(uri)
+    resolve_device(config.run.device)  # a missing GPU fails before any run or file is made
     if resume:
         load_checkpoint(config)  # refuse a damaged or foreign checkpoint before any change
     data = data or prepare(config.data)  # bad data stops here, before any run exists
@@ -130,6 +132,9 @@ def train_tracked(
             log_config(client, run_id, config, resumed)
             trainer = Trainer(config, data, [metrics, *callbacks])
             log_dataset(client, run_id, config, trainer.data)
+            client.log_batch(
+                run_id, tags=[RunTag(k, v) for k, v in device_tags(trainer.device).items()]
+            )
             result = trainer.fit(resume=resume)
             monitor.finish()
             if not metrics.send() or (is_server(uri) and not server_answers(uri)):

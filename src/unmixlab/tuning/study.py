@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
 from unmixlab.config import TrainConfig
+from unmixlab.device import spread_devices, visible_gpu_count
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
 from unmixlab.tracking.parent_run import ParentRun
@@ -270,6 +271,7 @@ def run_worker(
     cap: int | None = None,
     threads: int | None = None,
     progress: bool = False,
+    device: str | None = None,
 ) -> int:
     """Run trials of a stored study in this process until its trial cap is reached.
 
@@ -282,12 +284,14 @@ def run_worker(
         cap: override of ``tune.trials``, the study-wide trial cap.
         threads: torch intra-op threads of this process (None: torch's default).
         progress: show a bar over this worker's trials (state and value of the last).
+        device: where this worker's trials train (None: the study's ``train.device``).
 
     Returns:
         The number of trials this worker ran (finished, whatever their outcome), not
         counting those that other workers ran meanwhile.
     """
     spec = load_spec(storage_url, study_name)
+    base = spec.train if device is None else spec.train.updated(device=device)
     tune = spec.tune
     cap = cap or tune.trials
     if threads is not None:
@@ -296,7 +300,7 @@ def run_worker(
         study_name=study_name,
         storage=storage_for(storage_url, tune),
         sampler=make_sampler(None if worker_index is None else tune.seed + worker_index),
-        pruner=make_pruner(tune, spec.train),
+        pruner=make_pruner(tune, base),
     )
     with warnings.catch_warnings():  # experimental since Optuna 2.9, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -307,7 +311,7 @@ def run_worker(
     if todo == 0:
         return 0
     objective = Objective(
-        spec.train, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
+        base, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
     )
     ran: list[int] = []  # this call's trials, not those other workers start meanwhile
     bar = tqdm(total=todo, desc=f"study {study_name}", unit="trial", disable=not progress)
@@ -333,8 +337,9 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
     """Run the study's missing trials on ``workers`` processes (in this one when 1).
 
     The remaining trials are split between the workers, so together they never exceed the
-    cap; the CPU cores are split too (torch threads per worker). A progress bar follows the
-    study's finished trials.
+    cap; the CPU cores are split too (torch threads per worker), and with ``train.device``
+    ``auto`` the workers are spread round-robin over the visible GPUs (``cuda:0``,
+    ``cuda:1``, ...). A progress bar follows the study's finished trials.
 
     Raises:
         UnmixlabError: a worker process failed (the message gives its exit code).
@@ -348,11 +353,13 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
     todo = remaining_trials(optuna.load_study(study_name=study_name, storage=storage), cap)
     shares = [todo // workers + (i < todo % workers) for i in range(workers)]
     threads = max(1, (os.cpu_count() or 1) // workers)
+    devices = worker_devices(spec.train.run.device, workers, visible_gpu_count())
     context = multiprocessing.get_context("spawn")  # no forked torch/MLflow state
     processes = [
         context.Process(
             target=_worker_process,
             args=(storage_url, study_name, share, index, cap, threads),
+            kwargs={"device": devices[index]},
             name=f"tuning-worker-{index}",
         )
         for index, share in enumerate(shares)
@@ -374,6 +381,16 @@ def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None
             f"tuning worker(s) stopped: {', '.join(failed)}",
             "Read the worker's error above; the study resumes when started again",
         )
+
+
+def worker_devices(device: str, workers: int, nb_gpus: int) -> list[str | None]:
+    """Each worker's device: ``auto`` spreads them over ``nb_gpus`` GPUs, else all on ``device``.
+
+    None keeps the study's setting (no GPU to spread over, or an explicit device).
+    """
+    if device != "auto" or nb_gpus == 0:
+        return [None] * workers
+    return list(spread_devices(workers, nb_gpus))
 
 
 def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
@@ -408,7 +425,7 @@ def _follow(
             bar.refresh()
 
 
-def _worker_process(*args: object) -> None:
+def _worker_process(*args: object, **kwargs: object) -> None:
     """Process target: :func:`run_worker`; interrupted, exit without the interpreter's teardown.
 
     The interrupted trial is already marked (Optuna FAIL, MLflow KILLED) when the interrupt
@@ -416,7 +433,7 @@ def _worker_process(*args: object) -> None:
     garbage collection, so the process ends at once.
     """
     try:
-        run_worker(*args)
+        run_worker(*args, **kwargs)
     except KeyboardInterrupt:
         sys.stdout.flush()
         sys.stderr.flush()
