@@ -288,10 +288,10 @@ def test_two_objectives_give_a_pareto_front_and_its_plot(
 
     assert summary.states == {"COMPLETE": 3, "FAIL": 1}
     assert summary.waited_seconds >= 2 and summary.note is None
-    assert summary.objectives == ("valid_loss", "rtf")
+    assert summary.objectives == ("valid_loss", "cpu_rtf")
     front = summary.pareto_front
-    assert front and all(set(p["values"]) == {"valid_loss", "rtf"} for p in front)
-    assert all(p["values"]["rtf"] > 0 for p in front)
+    assert front and all(set(p["values"]) == {"valid_loss", "cpu_rtf"} for p in front)
+    assert all(p["values"]["cpu_rtf"] > 0 for p in front)
     losses = [p["values"]["valid_loss"] for p in front]
     assert losses == sorted(losses) and summary.best_trial == front[0]["number"]
     client = MlflowClient()

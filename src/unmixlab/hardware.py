@@ -6,20 +6,22 @@ from pathlib import Path
 
 import torch
 
+from unmixlab.device import resolve_device
+
 
 def describe_hardware(device: str) -> str:
     """``NVIDIA H100 80GB HBM3 (cuda)`` or ``AMD EPYC 7B13, 2 cores, 2 torch threads (cpu)``.
 
     Args:
-        device: the torch device the runs trained on (``cpu``, ``cuda``, ``cuda:1``).
+        device: the device setting of the runs (``auto``, ``cpu``, ``cuda``, ``cuda:1``).
     """
-    kind = torch.device(device)
-    if kind.type == "cuda" and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(kind)} ({device})"
+    kind = resolve_device(device)
+    if kind.type == "cuda":
+        return f"{torch.cuda.get_device_name(kind)} ({kind})"
     if kind.type == "mps":
-        return f"Apple GPU, {platform.machine()} ({device})"
+        return f"Apple GPU, {platform.machine()} ({kind})"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu_name()}, {cores} cores, {torch.get_num_threads()} torch threads ({device})"
+    return f"{cpu_name()}, {cores} cores, {torch.get_num_threads()} torch threads ({kind})"
 
 
 def cpu_name() -> str:

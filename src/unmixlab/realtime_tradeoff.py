@@ -227,14 +227,14 @@ def pareto_plot(points: Sequence[TradeoffPoint], path: Path, title: str = "") ->
 
 def write_tradeoff(points: Sequence[TradeoffPoint], out_dir: Path, notes: str = "") -> Path:
     """Write ``tradeoff.json``, ``tradeoff.md`` (table and notes) and ``pareto.png``."""
-    from unmixlab.evaluate import _write_text  # the one atomic text writer
+    from unmixlab.files import write_text
     from unmixlab.model_io import write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "tradeoff.json", {"rows": [p.as_dict() for p in points]})
     pareto_plot(points, out_dir / "pareto.png")
     text = f"## Real time\n\n{tradeoff_table(points)}\n{notes}\n\n![Pareto front](pareto.png)\n"
-    _write_text(out_dir / "tradeoff.md", text)
+    write_text(out_dir / "tradeoff.md", text)
     return out_dir
 
 

@@ -39,7 +39,7 @@ LOG_EVERY_SECONDS = 30.0  # between progress lines while waiting
 NOTE_TAG = "report_note"  # parent-run tag: the report stopped waiting with trials running
 
 # objective component -> the name plots and MLflow give it
-METRIC_NAMES = {"loss": "valid_loss", "time": "seconds_per_epoch", "rtf": "rtf"}
+METRIC_NAMES = {"loss": "valid_loss", "time": "seconds_per_epoch", "rtf": "cpu_rtf"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class TuningOutcome:
 
     Attributes:
         study_name: the Optuna study.
-        objectives: metric names, e.g. ``("valid_loss",)`` or ``("valid_loss", "rtf")``.
+        objectives: metric names, e.g. ``("valid_loss",)`` or ``("valid_loss", "cpu_rtf")``.
         states: trial state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ...) -> count.
         best_trial: number of the best trial (single objective; lowest loss on the front
             for two), None when no trial completed.

@@ -20,7 +20,8 @@ A preset writes it as::
 
 Objectives, all minimised: ``loss`` is the trial's best validation loss; ``time`` the mean
 wall-clock seconds per epoch (compare it between trials run under the same load, e.g. one
-worker per machine); ``rtf`` the offline separator's real-time factor, measured in CPU time
+worker per machine); ``rtf`` the offline separator's real-time factor (logged as ``cpu_rtf``,
+distinct from a stream's wall-clock ``stream_rtf``), measured in CPU time
 on one thread, so parallel workers do not inflate it.
 
 The space given is laid over the default space (the first five entries above), so
@@ -41,7 +42,7 @@ from pydantic import (
     model_validator,
 )
 
-from unmixlab.config import GROUPS, TrainConfig
+from unmixlab.config import GROUPS, Target, TrainConfig
 
 Choice = bool | int | float | str
 # objective name -> the metric each component minimises
@@ -88,7 +89,7 @@ class TuneConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     trials: int = Field(20, ge=1, description="global trial cap over all workers")
-    target: Literal["vocals", "drums", "bass", "other"] | None = Field(
+    target: Target | None = Field(
         None, description="target whose model is tuned (default: the first of targets)"
     )
     epochs: int | None = Field(None, ge=1, description="epochs per trial (default train.epochs)")
