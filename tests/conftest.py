@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny
 
 from unmixlab.config import TrainConfig
 from unmixlab.synth import synthesize
@@ -32,23 +33,7 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_config(synth_root: Path, tmp_path: Path) -> TrainConfig:
     """A model and schedule small enough to train a few epochs in seconds."""
-    return TrainConfig(
-        root=synth_root,
-        is_wav=True,
-        target="vocals",
-        epochs=2,
-        batch_size=4,
-        samples_per_track=4,
-        seq_dur=1.0,
-        nfft=512,
-        nhop=128,
-        hidden_size=16,
-        sample_rate=16000,
-        bandwidth=8000,
-        seed=0,
-        output=tmp_path / "model",
-        cache_dir=tmp_path / "cache",
-    )
+    return tiny.tiny_config(synth_root, tmp_path / "model", tmp_path / "cache")
 
 
 @pytest.fixture(autouse=True)

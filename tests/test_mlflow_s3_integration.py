@@ -20,6 +20,7 @@ import boto3
 import pytest
 import requests
 from mlflow import MlflowClient
+from tiny import PER_EPOCH_METRICS
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
@@ -189,14 +190,7 @@ def test_cli_training_lands_in_server_and_bucket(
 
     assert run.info.status == "FINISHED"
     assert run.data.params == flatten(tiny_config.flat())
-    for key in (
-        "train_loss",
-        "valid_loss",
-        "lr",
-        "epoch_seconds",
-        "train_seconds",
-        "samples_per_second",
-    ):
+    for key in PER_EPOCH_METRICS:
         history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
         assert [m.step for m in history] == [1, 2], key
     assert run.data.metrics["training_seconds"] > 0

@@ -10,6 +10,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from tiny import PER_EPOCH_METRICS
 
 from unmixlab.config import TrainConfig
 from unmixlab.device import resolve_device
@@ -26,15 +27,6 @@ from unmixlab.tracking.setup import (
 from unmixlab.trainer import History, TrainingCallback
 
 pytestmark = pytest.mark.slow  # trainings tracked in MLflow: not a unit test
-
-PER_EPOCH = (
-    "train_loss",
-    "valid_loss",
-    "lr",
-    "epoch_seconds",
-    "train_seconds",
-    "samples_per_second",
-)
 
 
 class Raise(TrainingCallback):
@@ -101,7 +93,7 @@ def test_targets_in_threads_log_everything_under_one_parent(
     run_id = tracked["vocals"].run_id
     run = client.get_run(run_id)
     result = tracked["vocals"].result
-    for key in PER_EPOCH:
+    for key in PER_EPOCH_METRICS:
         assert steps(client, run_id, key) == [1, 2], key
     history = client.get_metric_history(run_id, "valid_loss")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(

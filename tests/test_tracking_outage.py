@@ -9,21 +9,13 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from test_mlflow_s3_integration import CLIENT_DROPS, free_port, start
+from tiny import PER_EPOCH_METRICS
 
 from unmixlab.config import TrainConfig
 from unmixlab.tracking.runs import train_tracked
 from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-EPOCH_METRICS = (
-    "train_loss",
-    "valid_loss",
-    "lr",
-    "epoch_seconds",
-    "train_seconds",
-    "samples_per_second",
-)
 
 
 class MlflowServer:
@@ -93,7 +85,7 @@ def test_training_goes_on_through_an_outage_and_sends_the_metrics_later(
     client = MlflowClient(server.uri)
     run = client.get_run(tracked.run_id)
     assert run.info.status == "FINISHED"
-    for key in EPOCH_METRICS:
+    for key in PER_EPOCH_METRICS:
         assert steps(client, tracked.run_id, key) == [1, 2, 3, 4, 5], key
     assert run.data.metrics["epochs_trained"] == 5
     assert {a.path for a in client.list_artifacts(tracked.run_id, "model_files")} >= {
@@ -123,7 +115,7 @@ def test_outage_outlasting_training_is_said_and_resume_sends_what_is_missing(
     assert synced.result.trained_nothing
     run = client.get_run(tracked.run_id)
     assert run.info.status == "FINISHED"
-    for key in EPOCH_METRICS:
+    for key in PER_EPOCH_METRICS:
         assert steps(client, tracked.run_id, key) == [1, 2, 3], key
     history = tracked.result.history
     logged = {m.step: m.value for m in client.get_metric_history(tracked.run_id, "valid_loss")}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny import tiny_config
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
@@ -42,24 +43,7 @@ def straight(synth_root: Path, shared_cache: Path, tmp_path_factory) -> TrainRes
 
 def tiny(synth_root: Path, cache: Path, output: Path, **changes) -> TrainConfig:
     """``tiny_config`` (see conftest) for module-scoped runs."""
-    settings = dict(
-        root=synth_root,
-        is_wav=True,
-        target="vocals",
-        epochs=2,
-        batch_size=4,
-        samples_per_track=4,
-        seq_dur=1.0,
-        nfft=512,
-        nhop=128,
-        hidden_size=16,
-        sample_rate=16000,
-        bandwidth=8000,
-        seed=0,
-        output=output,
-        cache_dir=cache,
-    )
-    return TrainConfig(**{**settings, **changes})
+    return tiny_config(synth_root, output, cache, **changes)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
