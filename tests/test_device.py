@@ -72,6 +72,7 @@ def test_the_guard_catches_a_tensor_on_another_device(device_guard: list[str]) -
         Spectrogram(512, 128).to(META)(torch.zeros(1, 2, 4000))
 
 
+@pytest.mark.slow
 def test_training_moves_each_batch_to_the_model_device(
     tiny_config: TrainConfig, device_guard: list[str]
 ) -> None:
@@ -179,6 +180,7 @@ def test_gpu_benchmark_runs_quick_on_the_cpu(tmp_path: Path) -> None:
     assert all(float(row.split("|")[3]) > 0 for row in rows[1:])
 
 
+@pytest.mark.slow
 def test_train_on_a_missing_gpu_is_one_error_line_and_leaves_nothing(
     synth_root: Path, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ def without_ffmpeg(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PATH": str(empty)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache", ["cache", "no-cache"])
 def test_wav_trains_without_ffmpeg(synth_root: Path, tmp_path: Path, cache: str) -> None:
     done = subprocess.run(

@@ -75,6 +75,7 @@ def flow_run_states(prefect_home: Path) -> list[str]:
         return [row[0] for row in db.execute("select state_type from flow_run")]
 
 
+@pytest.mark.slow
 def test_the_temporary_server_stops_when_its_command_is_gone(tmp_path: Path):
     """The server's stdin is a pipe from its command; EOF (the command died) stops it."""
     port = free_port()
