@@ -16,14 +16,22 @@ from collections.abc import Iterator
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def interrupt(signum: int, frame: object) -> None:
-    """Signal handler: raise :class:`KeyboardInterrupt` naming the signal."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Inside the block SIGINT and SIGTERM raise :class:`KeyboardInterrupt`; then as before."""
+    """Inside the block SIGINT and SIGTERM raise :class:`KeyboardInterrupt`; then as before.
+
+    Only the first signal raises: the clean-up it starts (runs marked KILLED, the flow run
+    reported, the temporary server stopped) is not itself interrupted by the SIGTERM that
+    Prefect re-sends, or by a second Ctrl-C. ``kill -9`` still stops the command at once.
+    """
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        if received:
+            return  # already stopping
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
     previous = {signum: signal.signal(signum, interrupt) for signum in SIGNALS}
     try:
         yield
