@@ -11,7 +11,11 @@ downloaded). For each STFT / block configuration it prints:
 - offline causal separation of the same audio: ``unmixlab.separator.Separator`` with the same
   unidirectional models (niter 0, as ``unmixlab separate``) and the streaming separator's
   one-pass reference (``StreamingSeparator.offline``), and streaming's cost over the former;
-- the weights each block reads: streaming is bounded by memory bandwidth, not arithmetic.
+- the weights each block reads: streaming is bounded by memory bandwidth, not arithmetic;
+- each figure for float32 weights and for int8 ones (``--precision int8``: dynamic
+  quantization, :mod:`unmixlab.quantize`), whose offline columns run the int8 models too, and
+  ``int8 vs f32``: the SDR of the int8 estimates against the float32 ones (dB; the higher, the
+  less rounding changed).
 
 Every measurement is repeated ``--repeats`` times, interleaved (streaming, onnxruntime,
 offline, ...), and the fastest of each is kept: one run, the same disturbances for all.
@@ -34,10 +38,12 @@ import torch
 from unmixlab.config import TARGETS
 from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
+from unmixlab.quantize import PRECISIONS, quantize
 from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream
 from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
 from unmixlab.transforms import bandwidth_to_max_bin
+from unmixlab.validation_sdr import global_sdr
 
 RATE, BANDWIDTH = 44100, 16000
 
@@ -62,10 +68,30 @@ GOALS = {"4096/1024": 0.10, "1024/256": 0.5}
 MAX_COST_OVER_OFFLINE = 1.3
 
 HEADER = (
-    f"{'hidden':>6} {'stft':>9} {'block':>13} {'latency ms':>10} {'weights':>8}  "
+    f"{'hidden':>6} {'stft':>9} {'block':>13} {'latency ms':>10} {'weights':>13}  "
     f"{'stream_rtf':>10} {'cpu':>6} {'worst/blk':>9} {'onnx rtf':>8}  "
-    f"{'offline':>7} {'cpu':>6} {'one-pass':>8} {'stream/offline':>14} {'SDR dB':>7}"
+    f"{'offline':>7} {'cpu':>6} {'one-pass':>8} {'stream/offline':>14} {'int8 vs f32':>11} "
+    f"{'SDR dB':>7}"
 )
+
+
+@dataclass(frozen=True)
+class Row:
+    """What one setting measured in one precision (the fastest of each timing)."""
+
+    precision: str
+    latency: int  # samples, by impulses
+    weight_bytes: int
+    stats: RealtimeStats
+    onnx_rtf: float | None
+    offline: tuple[float, float]  # wall clock and CPU-time real-time factors
+    one_pass: float
+    agreement_db: float | None  # int8 estimates against the float32 ones
+
+    @property
+    def cost_over_offline(self) -> float:
+        """Streaming's wall clock over offline causal separation's, same precision."""
+        return self.stats.stream_rtf / self.offline[0]
 
 
 def random_models(hidden: int, nfft: int) -> dict[str, OpenUnmix]:
@@ -149,25 +175,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for hidden in hiddens:
             for setting in SETTINGS:
-                row = measure(hidden, setting, audio, seconds, repeats, Path(folder), args)
-                print(format_row(hidden, setting, *row, sdr.get(setting.name)), flush=True)
-                if hidden == 256:
-                    verdicts.append((setting, *row))
+                for row in measure(hidden, setting, audio, seconds, repeats, Path(folder), args):
+                    print(format_row(hidden, setting, row, sdr.get(setting.name)), flush=True)
+                    if hidden == 256:
+                        verdicts.append((setting, row))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
-    for setting, latency, _, stats, _, offline, _ in verdicts:
-        ratio = stats.stream_rtf / offline[0]
-        goal = GOALS.get(setting.name)
-        rtf_verdict = f"stream_rtf {stats.stream_rtf:.3f}"
-        if goal:
-            rtf_verdict += f" <= {goal}: {'met' if stats.stream_rtf <= goal else 'not met'}"
-        cost = (
-            f"; streaming {ratio:.2f}x offline <= {MAX_COST_OVER_OFFLINE}: "
-            f"{'met' if ratio <= MAX_COST_OVER_OFFLINE else 'not met'} (CPU time: "
-            f"{stats.stream_cpu_rtf / offline[1]:.2f}x)"
-            if setting.block_hops == 2
-            else ""
-        )
-        print(f"  {setting.name}, {1000 * latency / RATE:.1f} ms: {rtf_verdict}{cost}")
+    offline_f32 = {s.name: row.offline for s, row in verdicts if row.precision == "float32"}
+    for setting, row in verdicts:
+        print(f"  {setting.name} {row.precision}: {verdict(setting, row, offline_f32)}")
+
+
+def verdict(setting: Setting, row: Row, offline_f32: dict[str, tuple[float, float]]) -> str:
+    """The issue's goals for one row, met or not, with the figures they rest on."""
+    stats, goal = row.stats, GOALS.get(setting.name)
+    words = f"{1000 * row.latency / RATE:.1f} ms, stream_rtf {stats.stream_rtf:.3f}"
+    if goal:
+        words += f" <= {goal}: {'met' if stats.stream_rtf <= goal else 'not met'}"
+    if setting.block_hops != 2:
+        return words
+    ratio = row.cost_over_offline
+    words += (
+        f"; streaming {ratio:.2f}x offline ({row.precision}) <= {MAX_COST_OVER_OFFLINE}: "
+        f"{'met' if ratio <= MAX_COST_OVER_OFFLINE else 'not met'} (CPU time: "
+        f"{stats.stream_cpu_rtf / row.offline[1]:.2f}x)"
+    )
+    if row.precision != "float32":
+        words += f", {stats.stream_rtf / offline_f32[setting.name][0]:.2f}x offline float32"
+    return words
 
 
 def measure(
@@ -178,53 +212,70 @@ def measure(
     repeats: int,
     folder: Path,
     args: argparse.Namespace,
-) -> tuple[int, int, RealtimeStats, float | None, tuple[float, float], float]:
-    """Latency, weight bytes, and the fastest of each timing over interleaved repeats."""
+) -> list[Row]:
+    """The float32 and int8 rows of one setting, every timing repeated and interleaved."""
     models = random_models(hidden, setting.nfft)
-    streaming = StreamingSeparator(models, RATE, setting.nfft, setting.nhop, setting.block_hops)
-    offline = Separator(models, RATE, setting.nfft, setting.nhop, 2, niter=0)
+    stft = (RATE, setting.nfft, setting.nhop)
+    streams = {p: StreamingSeparator(models, *stft, setting.block_hops, p) for p in PRECISIONS}
+    offline = {
+        "float32": Separator(models, *stft, 2, niter=0),
+        "int8": Separator({t: quantize(m) for t, m in models.items()}, *stft, 2, niter=0),
+    }
     exported = None if args.no_onnx else onnx_separator(models, setting, folder)
     with torch.inference_mode():  # warm-up: first-call costs
-        offline.separate(audio[:, :RATE], RATE, False)
-        streaming.offline(audio[:, :RATE])
-    stream_runs, onnx_runs, offline_runs, one_pass_runs = [], [], [], []
+        for precision in PRECISIONS:
+            offline[precision].separate(audio[:, :RATE], RATE, False)
+            streams[precision].offline(audio[:, :RATE])
+    runs = {p: {"stream": [], "offline": [], "one_pass": []} for p in PRECISIONS}
+    onnx_runs = []
     for repeat in range(repeats):
-        stream_runs.append(measure_stream(streaming, seconds, seed=repeat))
+        for precision in PRECISIONS:
+            run = runs[precision]
+            run["stream"].append(measure_stream(streams[precision], seconds, seed=repeat))
+            run["offline"].append(
+                offline_rtf(lambda a, p=precision: offline[p].separate(a, RATE, False), audio)
+            )
+            run["one_pass"].append(offline_rtf(streams[precision].offline, audio)[0])
         if exported is not None:
             onnx_runs.append(measure_stream(exported, seconds, seed=repeat).stream_rtf)
-        offline_runs.append(offline_rtf(lambda a: offline.separate(a, RATE, False), audio))
-        one_pass_runs.append(offline_rtf(streaming.offline, audio)[0])
-    return (
-        impulse_latency(setting.nfft, setting.nhop, setting.block_hops, RATE),
-        streaming.step.weight_bytes,
-        min(stream_runs, key=lambda s: s.stream_rtf),
-        min(onnx_runs) if onnx_runs else None,
-        min(offline_runs),  # the fastest wall clock, with its CPU time
-        min(one_pass_runs),
-    )
+    latency = impulse_latency(setting.nfft, setting.nhop, setting.block_hops, RATE)
+    agreement = int8_agreement(streams, audio)
+    return [
+        Row(
+            precision,
+            latency,
+            streams[precision].step.weight_bytes,
+            min(runs[precision]["stream"], key=lambda s: s.stream_rtf),
+            (min(onnx_runs) if onnx_runs else None) if precision == "float32" else None,
+            min(runs[precision]["offline"]),  # the fastest wall clock, with its CPU time
+            min(runs[precision]["one_pass"]),
+            None if precision == "float32" else agreement,
+        )
+        for precision in PRECISIONS
+    ]
 
 
-def format_row(
-    hidden: int,
-    setting: Setting,
-    latency: int,
-    weight_bytes: int,
-    stats: RealtimeStats,
-    onnx_rtf: float | None,
-    offline: tuple[float, float],
-    one_pass: float,
-    sdr: float | None,
-) -> str:
+def int8_agreement(streams: dict[str, StreamingSeparator], audio: torch.Tensor) -> float:
+    """SDR (dB) of the int8 stream's estimates against the float32 stream's, same audio."""
+    estimates = {p: streams[p].separate(audio, RATE) for p in PRECISIONS}
+    stacked = {p: torch.stack(list(estimates[p].values())) for p in PRECISIONS}
+    return global_sdr(stacked["float32"], stacked["int8"])
+
+
+def format_row(hidden: int, setting: Setting, row: Row, sdr: float | None) -> str:
     """One table line."""
+    stats, dash = row.stats, "-"
     block = f"{setting.block_hops} ({stats.block_ms:.1f} ms)"
-    dash = "-"
+    weights = f"{row.weight_bytes / 1e6:.1f}MB {row.precision}"
     return (
-        f"{hidden:>6} {setting.name:>9} {block:>13} {1000 * latency / RATE:>10.1f} "
-        f"{weight_bytes / 1e6:>6.1f}MB  {stats.stream_rtf:>10.3f} {stats.stream_cpu_rtf:>6.3f} "
+        f"{hidden:>6} {setting.name:>9} {block:>13} {1000 * row.latency / RATE:>10.1f} "
+        f"{weights:>13}  {stats.stream_rtf:>10.3f} {stats.stream_cpu_rtf:>6.3f} "
         f"{stats.worst_block_ratio:>9.2f} "
-        f"{dash if onnx_rtf is None else f'{onnx_rtf:.3f}':>8}  "
-        f"{offline[0]:>7.3f} {offline[1]:>6.3f} {one_pass:>8.3f} "
-        f"{stats.stream_rtf / offline[0]:>13.2f}x {dash if sdr is None else f'{sdr:.2f}':>7}"
+        f"{dash if row.onnx_rtf is None else f'{row.onnx_rtf:.3f}':>8}  "
+        f"{row.offline[0]:>7.3f} {row.offline[1]:>6.3f} {row.one_pass:>8.3f} "
+        f"{row.cost_over_offline:>13.2f}x "
+        f"{dash if row.agreement_db is None else f'{row.agreement_db:.1f}':>11} "
+        f"{dash if sdr is None or row.precision != 'float32' else f'{sdr:.2f}':>7}"
     )
 
 

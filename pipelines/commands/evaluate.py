@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.options import device_option
+from pipelines.commands.options import device_option, precision_option
 from unmixlab.evaluate import EXCERPT_SECONDS
 
 
@@ -40,6 +40,7 @@ from unmixlab.evaluate import EXCERPT_SECONDS
 )
 @click.option("--run-id", default=None, help="log the scores to this MLflow run")
 @device_option()
+@precision_option()
 def evaluate(
     root: Path,
     model_dir: Path,
@@ -53,6 +54,7 @@ def evaluate(
     excerpt_seconds: float,
     run_id: str | None,
     device: str,
+    precision: str,
 ) -> None:
     """Separate every test track and score it with museval (SDR, SIR, SAR, ISR)."""
     from unmixlab.evaluate import evaluate as run_evaluation
@@ -70,6 +72,7 @@ def evaluate(
         residual=residual,
         excerpt_seconds=excerpt_seconds,
         device=device,
+        precision=precision,
     )
     click.echo(scores_markdown(evaluation.aggregate))
     click.echo(

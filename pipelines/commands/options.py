@@ -89,6 +89,20 @@ def device_option(default: str | None = "auto", unset: str = "") -> Callable:
     return click.option("--device", default=default, callback=check, help=f"{DEVICE_HELP} {shown}")
 
 
+def precision_option() -> Callable:
+    """Decorate an inference command with ``--precision float32|int8``."""
+    from unmixlab.quantize import PRECISIONS
+
+    return click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default="float32",
+        show_default=True,
+        help="weights of the linear and LSTM layers: int8 reads a quarter of the bytes "
+        "(CPU only; dynamic quantization)",
+    )
+
+
 def preset_options(default: str, example: str) -> Callable:
     """Decorate a ``unmixlab run`` command with ``--preset`` and repeatable ``--set KEY=VALUE``."""
     from unmixlab.experiment import available_presets

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.options import device_option
+from pipelines.commands.options import device_option, precision_option
 
 
 @click.command()
@@ -24,6 +24,7 @@ from pipelines.commands.options import device_option
 )
 @click.option("--residual", is_flag=True, help="also write everything else as 'residual'")
 @device_option()
+@precision_option()
 def separate(
     songs: tuple[Path, ...],
     model_dir: Path,
@@ -32,13 +33,19 @@ def separate(
     niter: int,
     residual: bool,
     device: str,
+    precision: str,
 ) -> None:
     """Separate SONGS into one wav per target under OUT/<song>/."""
     from unmixlab.audio import read_audio, write_audio
     from unmixlab.separator import load_separator
 
     separator = load_separator(
-        model_dir, list(targets) or None, niter=niter, residual=residual, device=device
+        model_dir,
+        list(targets) or None,
+        niter=niter,
+        residual=residual,
+        device=device,
+        precision=precision,
     )
     for song in songs:
         audio, rate = read_audio(song)

@@ -22,7 +22,6 @@ import torch
 
 from unmixlab.config import TARGETS
 from unmixlab.data.tracks import discover
-from unmixlab.device import resolve_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.files import write_text
 from unmixlab.listening import (
@@ -35,6 +34,7 @@ from unmixlab.listening import (
     write_excerpts,
 )
 from unmixlab.progress import tqdm
+from unmixlab.quantize import Precision, inference_device
 from unmixlab.render import markdown_table
 
 if TYPE_CHECKING:
@@ -98,11 +98,17 @@ class _TrackScorer:
         niter: int,
         residual: str | None,
         device: str = "auto",
+        precision: Precision = "float32",
     ):
         from unmixlab.separator import load_separator
 
         self.separator = load_separator(
-            model_dir, targets, niter=niter, residual=bool(residual), device=device
+            model_dir,
+            targets,
+            niter=niter,
+            residual=bool(residual),
+            device=device,
+            precision=precision,
         )
         self.targets = targets
         self.residual = residual
@@ -165,13 +171,14 @@ def _init_worker(
     residual: str | None,
     threads: int,
     device: str,
+    precision: Precision,
 ) -> None:
     global _SCORER
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # museval's BLAS: workers share the cores, not oversubscribe
-    _SCORER = _TrackScorer(model_dir, targets, niter, residual, device)
+    _SCORER = _TrackScorer(model_dir, targets, niter, residual, device, precision)
 
 
 def _score_in_worker(job: _Job) -> "pd.DataFrame":
@@ -192,6 +199,7 @@ def evaluate(
     keep_estimates: bool = False,
     excerpt_seconds: float = EXCERPT_SECONDS,
     device: str = "auto",
+    precision: Precision = "float32",
 ) -> Evaluation:
     """Separate and score every track of ``root/subset``; write and return the scores.
 
@@ -214,6 +222,7 @@ def evaluate(
             :mod:`unmixlab.listening`.
         device: where the models separate (``auto``: CUDA when available; the scoring
             processes share it).
+        precision: ``float32`` or ``int8`` weights (:mod:`unmixlab.quantize`, CPU only).
 
     Raises:
         UnmixlabError: bad root or model folder, unknown target, or nothing left for a residual.
@@ -229,7 +238,8 @@ def evaluate(
     from unmixlab.model_io import read_separator_json
 
     start = time.perf_counter()
-    resolve_device(device)  # an unavailable device fails here, not in every worker
+    # an unavailable device or precision fails here, not in every worker
+    inference_device(device, precision)
     tracks = discover(root, is_wav, subset)
     available = read_separator_json(model_dir)["targets"]
     targets = list(targets or available)
@@ -258,7 +268,7 @@ def evaluate(
     store = museval.EvalStore(frames_agg="median", tracks_agg="median")
     progress = tqdm(total=len(jobs), desc=f"evaluating {subset} tracks", unit="track")
     if workers == 1:
-        scorer = _TrackScorer(model_dir, targets, niter, residual_name, device)
+        scorer = _TrackScorer(model_dir, targets, niter, residual_name, device, precision)
         for job in jobs:
             store.add_track(scorer(job))
             progress.update()
@@ -268,7 +278,7 @@ def evaluate(
         with multiprocessing.get_context("spawn").Pool(
             workers,
             initializer=_init_worker,
-            initargs=(Path(model_dir), targets, niter, residual_name, threads, device),
+            initargs=(Path(model_dir), targets, niter, residual_name, threads, device, precision),
         ) as pool:
             for frame in pool.imap_unordered(_score_in_worker, jobs):
                 store.add_track(frame)

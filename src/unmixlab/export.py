@@ -12,9 +12,12 @@ file's metadata holds the sample rate, nfft, hop, block hops and targets, so
 Needs the ``export`` extra (``onnx``, ``onnxscript``, ``onnxruntime``).
 """
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +81,9 @@ def export_onnx(
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
     os.close(fd)
     try:
-        with torch.no_grad():
+        # the exporter warns about torchvision's operators, which this graph never uses
+        registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+        with torch.no_grad(), _quiet(registration):
             program = torch.onnx.export(
                 step, example, dynamo=True, input_names=INPUTS, output_names=OUTPUTS, verbose=False
             )
@@ -99,6 +104,17 @@ def export_onnx(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Only errors from ``logger`` while the block runs."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def stream_metadata(separator: StreamingSeparator) -> dict:

@@ -35,6 +35,7 @@ class RealtimeStats:
     block_ms: float
     worst_block_ms: float
     blocks: int
+    precision: str = "float32"
 
     @property
     def worst_block_ratio(self) -> float:
@@ -43,12 +44,14 @@ class RealtimeStats:
 
     def as_dict(self) -> dict[str, float]:
         """All figures, ``worst_block_ratio`` included."""
-        return {**asdict(self), "worst_block_ratio": self.worst_block_ratio}
+        figures = {key: value for key, value in asdict(self).items() if key != "precision"}
+        return {**figures, "worst_block_ratio": self.worst_block_ratio}
 
     def summary(self) -> str:
         """One line for people."""
         return (
-            f"{self.blocks} blocks of {self.block_ms:.1f} ms: real-time factor "
+            f"{self.blocks} blocks of {self.block_ms:.1f} ms, {self.precision} weights: "
+            f"real-time factor "
             f"{self.stream_rtf:.3f} (CPU {self.stream_cpu_rtf:.3f}), "
             f"worst block {self.worst_block_ms:.1f} ms "
             f"({self.worst_block_ratio:.2f} of its duration), "
@@ -68,6 +71,7 @@ class RealtimeStats:
             block_ms=separator.block_ms,
             worst_block_ms=1000.0 * max(block_seconds),
             blocks=len(block_seconds),
+            precision=separator.precision,
         )
 
 

@@ -12,11 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from unmixlab.audio import check_finite, match_channels, resample
-from unmixlab.device import module_device, resolve_device
+from unmixlab.device import module_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
 from unmixlab.progress import tqdm
+from unmixlab.quantize import Precision, inference_device, quantize
 from unmixlab.transforms import ISTFT, STFT
 
 
@@ -119,12 +120,18 @@ def load_separator(
     niter: int = 1,
     residual: bool = False,
     device: str = "auto",
+    precision: Precision = "float32",
 ) -> Separator:
     """Build a :class:`Separator` from a reference-layout model folder, on ``device``.
 
+    ``precision="int8"`` quantizes the models' linear and LSTM layers (:mod:`unmixlab.quantize`,
+    CPU only).
+
     Raises:
-        UnmixlabError: the folder holds no usable model, or ``device`` is not available.
+        UnmixlabError: the folder holds no usable model, ``device`` is not available, or
+            ``precision`` cannot run on it.
     """
+    target_device = inference_device(device, precision)
     meta = read_separator_json(folder)
     targets = targets or meta["targets"]
     if not targets:
@@ -140,6 +147,8 @@ def load_separator(
                 "The folder mixes models of different trainings; keep one training per folder",
                 Path(folder) / f"{target}.pth",
             )
+    if precision == "int8":
+        models = {target: quantize(model) for target, model in models.items()}
     separator = Separator(
         models,
         meta["sample_rate"],
@@ -149,4 +158,4 @@ def load_separator(
         niter,
         residual,
     )
-    return separator.to(resolve_device(device))
+    return separator.to(target_device)

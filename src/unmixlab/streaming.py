@@ -25,7 +25,9 @@ zeros and followed by zeros, through ``torch.stft(center=False)``, each model in
 frames from a zero LSTM state, the mixture phase, and overlap-add divided by the window's squared
 overlap at each sample, cropped back to the input's span. The streaming output equals it (up to
 float rounding) because the model is causal frame by frame: batch norm in eval mode is a
-per-frame affine map and the LSTM is unidirectional.
+per-frame affine map and the LSTM is unidirectional. With ``precision="int8"`` both run
+quantized models and agree only up to rounding: int8 quantizes each call's activations with
+their own range, a block's in streaming, the whole signal's offline.
 
 Audio is ``(nb_channels, nb_timesteps)``; ``nb_samples`` (the batch) is always 1.
 """
@@ -43,6 +45,7 @@ from unmixlab.audio import match_channels, resample
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
+from unmixlab.quantize import Precision, check_precision, quantize
 from unmixlab.streaming_step import StreamingStep, window_overlap
 
 logger = logging.getLogger(__name__)
@@ -60,9 +63,11 @@ class StreamingSeparator:
         nfft: STFT size.
         nhop: hop size.
         block_hops: hops per block (the stream's block is ``block_hops * nhop`` samples).
+        precision: ``float32`` or ``int8`` weights (:mod:`unmixlab.quantize`).
 
     Raises:
-        UnmixlabError: a model is bidirectional, or the models do not fit together.
+        UnmixlabError: a model is bidirectional, the models do not fit together, or this
+            PyTorch cannot run ``precision``.
     """
 
     def __init__(
@@ -72,8 +77,10 @@ class StreamingSeparator:
         nfft: int,
         nhop: int,
         block_hops: int = 2,
+        precision: Precision = "float32",
     ):
         check_models(models, nfft)
+        check_precision(precision)
         if block_hops < 1 or not 0 < nhop < nfft:
             raise UnmixlabError(
                 f"block_hops={block_hops}, nhop={nhop}, nfft={nfft} cannot stream",
@@ -92,7 +99,10 @@ class StreamingSeparator:
                 f"nhop {nhop} leaves gaps between Hann windows of {nfft} samples",
                 "Use a hop of at most nfft / 2",
             )
-        self.step = StreamingStep(list(models.values()), nfft, nhop, block_hops).eval()
+        self.precision = precision
+        self.step = StreamingStep(list(models.values()), nfft, nhop, block_hops, precision).eval()
+        if precision == "int8":  # the offline reference in the same precision
+            self.models = {target: quantize(model) for target, model in models.items()}
         self.reset()
 
     @property
@@ -305,7 +315,10 @@ def check_models(models: dict[str, OpenUnmix], nfft: int) -> None:
 
 
 def load_streaming_separator(
-    folder: Path, targets: list[str] | None = None, block_hops: int = 2
+    folder: Path,
+    targets: list[str] | None = None,
+    block_hops: int = 2,
+    precision: Precision = "float32",
 ) -> StreamingSeparator:
     """Build a :class:`StreamingSeparator` from a reference-layout model folder.
 
@@ -319,7 +332,7 @@ def load_streaming_separator(
     models = {target: load_target_model(folder, target) for target in targets}
     try:
         return StreamingSeparator(
-            models, meta["sample_rate"], meta["nfft"], meta["nhop"], block_hops
+            models, meta["sample_rate"], meta["nfft"], meta["nhop"], block_hops, precision
         )
     except UnmixlabError as error:
         raise UnmixlabError(error.problem, error.fix, folder) from error
