@@ -141,12 +141,16 @@ def offline_rtf(separate, audio: torch.Tensor) -> tuple[float, float]:
         return (time.perf_counter() - start) / seconds, (time.thread_time() - cpu) / seconds
 
 
-def read_sdr(path: Path | None) -> dict[str, float]:
-    """STFT name -> mean SDR of its causal model, from ``benchmarks/realtime_quality.py``."""
+def read_sdr(path: Path | None) -> dict[tuple[str, str], float]:
+    """(STFT, precision) -> mean SDR of the causal model, from ``realtime_quality.py``."""
     if path is None:
         return {}
     rows = json.loads(Path(path).read_text())["rows"]
-    return {row["stft"]: row["sdr_mean"] for row in rows if row["causal"]}
+    return {
+        (row["stft"], row.get("precision", "float32")): row["sdr_mean"]
+        for row in rows
+        if row["causal"]
+    }
 
 
 def main() -> None:
@@ -176,7 +180,8 @@ def main() -> None:
         for hidden in hiddens:
             for setting in SETTINGS:
                 for row in measure(hidden, setting, audio, seconds, repeats, Path(folder), args):
-                    print(format_row(hidden, setting, row, sdr.get(setting.name)), flush=True)
+                    sdr_db = sdr.get((setting.name, row.precision))
+                    print(format_row(hidden, setting, row, sdr_db), flush=True)
                     if hidden == 256:
                         verdicts.append((setting, row))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
@@ -275,7 +280,7 @@ def format_row(hidden: int, setting: Setting, row: Row, sdr: float | None) -> st
         f"{row.offline[0]:>7.3f} {row.offline[1]:>6.3f} {row.one_pass:>8.3f} "
         f"{row.cost_over_offline:>13.2f}x "
         f"{dash if row.agreement_db is None else f'{row.agreement_db:.1f}':>11} "
-        f"{dash if sdr is None or row.precision != 'float32' else f'{sdr:.2f}':>7}"
+        f"{dash if sdr is None else f'{sdr:.2f}':>7}"
     )
 
 

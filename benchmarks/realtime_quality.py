@@ -3,7 +3,8 @@ bidirectional model, trained on the same data with the same seeds and epochs (is
 
 Synthesises a 44.1 kHz MUSDB18-HQ-format set (unless ``--root``), trains the vocals model of
 every setting (``unmixlab.realtime_tradeoff.SETTINGS``) with every seed, scores it with museval
-(niter 0), measures each causal setting's latency (impulses) and ``stream_rtf`` (hidden 256,
+(niter 0; int8 settings quantize the float32 setting's models), measures each causal
+setting's latency (impulses) and ``stream_rtf`` (hidden 256,
 four targets, one thread, random weights: the cost of the full-size model), then prints the
 table and writes ``OUT/tradeoff.{json,md}`` and ``OUT/pareto.png``.
 
@@ -35,7 +36,12 @@ def measure(setting: Setting, seconds: float) -> tuple[float, float, float]:
     """Latency by impulses (ms), ``stream_rtf`` and its CPU time, full-size causal model."""
     latency = impulse_latency(setting.nfft, setting.nhop, setting.block_hops, RATE)
     separator = StreamingSeparator(
-        random_models(256, setting.nfft), RATE, setting.nfft, setting.nhop, setting.block_hops
+        random_models(256, setting.nfft),
+        RATE,
+        setting.nfft,
+        setting.nhop,
+        setting.block_hops,
+        setting.precision,
     )
     with torch_threads(1):
         runs = [measure_stream(separator, seconds, seed=i) for i in range(2)]

@@ -20,6 +20,7 @@ SLOW = Setting("causal 4096/1024", 4096, 1024, 2)
 FAST = Setting("causal 1024/256", 1024, 256, 1)
 WORSE = Setting("causal 2048/512", 2048, 512, 2)
 OFFLINE = Setting("bidirectional 4096/1024", 4096, 1024, causal=False)
+QUANTIZED = Setting("causal 4096/1024 int8", 4096, 1024, 2, precision="int8")
 
 
 def points() -> list[TradeoffPoint]:
@@ -29,11 +30,13 @@ def points() -> list[TradeoffPoint]:
         # slower, later and worse than the 1024-point model: dominated
         TradeoffPoint(WORSE, Stat(3.5, 0.1, 2), 58.0, 0.5, 0.45),
         TradeoffPoint(OFFLINE, Stat(6.0, 0.1, 2)),
+        TradeoffPoint(QUANTIZED, Stat(4.95, 0.2, 2), 116.1, 0.06, 0.05),
     ]
 
 
 def test_pareto_front_keeps_the_undominated_causal_points():
-    assert [p.setting for p in pareto_front(points())] == [FAST, SLOW]
+    # float32 4096/1024 stays on the front by its SDR; int8 joins it by its cost
+    assert [p.setting for p in pareto_front(points())] == [FAST, SLOW, QUANTIZED]
 
 
 def test_table_plot_and_json_round_trip(tmp_path: Path):
@@ -55,7 +58,11 @@ def test_table_plot_and_json_round_trip(tmp_path: Path):
 
 @pytest.mark.slow
 def test_train_and_score_compares_settings_on_the_same_data(tiny_config, tmp_path: Path):
-    settings = [Setting("causal 256/64", 256, 64, 1), Setting("bi 512/128", 512, 128, causal=False)]
+    settings = [
+        Setting("causal 256/64", 256, 64, 1),
+        Setting("causal 256/64 int8", 256, 64, 1, precision="int8"),
+        Setting("bi 512/128", 512, 128, causal=False),
+    ]
     measured = []
 
     def measure(setting: Setting) -> tuple[float, float, float]:
@@ -65,8 +72,12 @@ def test_train_and_score_compares_settings_on_the_same_data(tiny_config, tmp_pat
     base = tiny_config.updated(epochs=1, hidden_size=8)
     result = train_and_score(base, settings, [0, 1], tmp_path / "tradeoff", measure)
     assert [p.setting for p in result] == settings
-    assert measured == settings[:1]  # only causal settings stream
-    assert result[0].latency_ms == 16.0 and result[1].latency_ms is None
+    assert measured == settings[:2]  # only causal settings stream
+    assert result[0].latency_ms == 16.0 and result[2].latency_ms is None
     assert all(p.sdr.n == 2 for p in result)
     assert all(-60 < p.sdr.mean < 60 for p in result)
     assert (tmp_path / "tradeoff" / "causal-256-64" / "seed1" / "model" / "vocals.pth").is_file()
+    # int8 quantizes the float32 setting's models: no second training, a close score
+    assert not (tmp_path / "tradeoff" / "causal-256-64-int8" / "seed1" / "model").exists()
+    assert (tmp_path / "tradeoff" / "causal-256-64-int8" / "seed1" / "evaluation").is_dir()
+    assert abs(result[1].sdr.mean - result[0].sdr.mean) < 0.5

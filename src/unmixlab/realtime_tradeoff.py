@@ -33,6 +33,8 @@ class Setting:
         nhop: hop size.
         block_hops: hops per streamed block (causal settings).
         causal: unidirectional LSTM (streams) or bidirectional (offline only).
+        precision: weights while separating (``int8``: the float32 setting's trained models,
+            quantized; :mod:`unmixlab.quantize`).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Setting:
     nhop: int
     block_hops: int = 1
     causal: bool = True
+    precision: str = "float32"
 
     @property
     def stft(self) -> str:
@@ -47,11 +50,15 @@ class Setting:
         return f"{self.nfft}/{self.nhop}"
 
 
-# issue 18: 116 ms (the default), 23.2 ms and 11.6 ms at 44.1 kHz, and the offline reference
+# issue 18: 116 ms (the default), 23.2 ms and 11.6 ms at 44.1 kHz, each with float32 and int8
+# weights, and the offline reference
 SETTINGS = (
     Setting("causal 4096/1024", 4096, 1024, 2),
+    Setting("causal 4096/1024 int8", 4096, 1024, 2, precision="int8"),
     Setting("causal 1024/256", 1024, 256, 1),
+    Setting("causal 1024/256 int8", 1024, 256, 1, precision="int8"),
     Setting("causal 512/128", 512, 128, 1),
+    Setting("causal 512/128 int8", 512, 128, 1, precision="int8"),
     Setting("bidirectional 4096/1024", 4096, 1024, causal=False),
 )
 
@@ -99,6 +106,8 @@ def train_and_score(
 ) -> list[TradeoffPoint]:
     """Train every setting with every seed on ``base``'s data, score it, measure it.
 
+    Settings that differ only in precision share their trained models (trained once).
+
     Args:
         base: the training settings every run shares (data, target, epochs, hidden size...);
             each setting changes nfft, hop and direction, each seed the seed.
@@ -114,26 +123,29 @@ def train_and_score(
     from unmixlab.evaluate import evaluate
     from unmixlab.trainer import train
 
-    points = []
+    points, trained = [], {}
     for setting in settings:
         scores = []
         for seed in seeds:
             folder = out_dir / setting.name.replace(" ", "-").replace("/", "-") / f"seed{seed}"
-            config = base.updated(
-                nfft=setting.nfft,
-                nhop=setting.nhop,
-                unidirectional=setting.causal,
-                seed=seed,
-                output=folder / "model",
-            )
-            result = train(config)
+            key = (setting.nfft, setting.nhop, setting.causal, seed)
+            if key not in trained:
+                config = base.updated(
+                    nfft=setting.nfft,
+                    nhop=setting.nhop,
+                    unidirectional=setting.causal,
+                    seed=seed,
+                    output=folder / "model",
+                )
+                trained[key] = train(config).output
             evaluation = evaluate(
                 base.data.root,
-                result.output,
+                trained[key],
                 is_wav=base.data.is_wav,
                 out_dir=folder / "evaluation",
                 niter=0,
                 workers=1,
+                precision=setting.precision,
             )
             scores.append(evaluation.aggregate[base.run.target]["SDR"])
             progress(f"{setting.name} seed {seed}: SDR {scores[-1]:.2f} dB")
@@ -194,8 +206,9 @@ def pareto_plot(points: Sequence[TradeoffPoint], path: Path, title: str = "") ->
     for p in causal:
         axes.errorbar(p.latency_ms, p.sdr.mean, yerr=p.sdr.sd, fmt="o", capsize=4)
         rtf = "" if p.stream_rtf is None else f"\nstream_rtf {p.stream_rtf:.2f}"
+        weights = "" if p.setting.precision == "float32" else f" {p.setting.precision}"
         axes.annotate(
-            f"{p.setting.stft}{rtf}",
+            f"{p.setting.stft}{weights}{rtf}",
             (p.latency_ms, p.sdr.mean),
             xytext=(6, 6),
             textcoords="offset points",
@@ -241,10 +254,10 @@ def write_tradeoff(points: Sequence[TradeoffPoint], out_dir: Path, notes: str = 
 def read_tradeoff(path: Path) -> list[TradeoffPoint]:
     """The points of a ``tradeoff.json``."""
     rows = json.loads(Path(path).read_text())["rows"]
-    fields = ("name", "nfft", "nhop", "block_hops", "causal")
+    fields = ("name", "nfft", "nhop", "block_hops", "causal", "precision")
     return [
         TradeoffPoint(
-            Setting(**{k: row[k] for k in fields}),
+            Setting(**{k: row[k] for k in fields if k in row}),
             Stat(row["sdr_mean"], row["sdr_sd"], row["seeds"]),
             row["latency_ms"],
             row["stream_rtf"],
