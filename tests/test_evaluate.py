@@ -97,6 +97,16 @@ def test_bad_input_is_a_clear_error(synth_root: Path, model_dir: Path, tmp_path:
         evaluate(synth_root, tmp_path, out_dir=tmp_path)
 
 
+def test_a_model_the_workers_cannot_load_stops_the_scoring(
+    synth_root: Path, model_dir: Path, tmp_path: Path
+):
+    broken = shutil.copytree(model_dir, tmp_path / "broken")
+    (broken / "vocals.pth").write_bytes(b"not a checkpoint")
+    # the workers load the models: their error reaches the caller (not endless respawns)
+    with pytest.raises(UnmixlabError, match="vocals.pth"):
+        evaluate(synth_root, broken, out_dir=tmp_path / "out", workers=2)
+
+
 def test_scores_are_logged_to_the_training_run(evaluation: Evaluation):
     client = MlflowClient()
     run_id = client.create_run(client.create_experiment("eval")).info.run_id

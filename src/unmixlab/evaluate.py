@@ -161,7 +161,8 @@ class _TrackScorer:
         return scores.df
 
 
-_SCORER: _TrackScorer | None = None  # one per worker process, set by _init_worker
+# one per worker process, set by _init_worker; the error instead when it could not be built
+_SCORER: "_TrackScorer | Exception | None" = None
 
 
 def _init_worker(
@@ -178,10 +179,15 @@ def _init_worker(
 
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # museval's BLAS: workers share the cores, not oversubscribe
-    _SCORER = _TrackScorer(model_dir, targets, niter, residual, device, precision)
+    try:
+        _SCORER = _TrackScorer(model_dir, targets, niter, residual, device, precision)
+    except Exception as error:  # raised by the first job: a failed initializer respawns forever
+        _SCORER = error
 
 
 def _score_in_worker(job: _Job) -> "pd.DataFrame":
+    if isinstance(_SCORER, Exception):
+        raise _SCORER
     return _SCORER(job)
 
 
