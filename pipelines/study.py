@@ -198,7 +198,12 @@ def _train_and_measure(
             excerpt_seconds=config.evaluate.excerpt_seconds,
         )
     if config.study.realtime and run.config.model.unidirectional:
-        measure_realtime(trained.run_id, trained.model_dir, config.study.realtime_seconds)
+        measure_realtime(
+            trained.run_id,
+            trained.model_dir,
+            config.study.realtime_seconds,
+            run.configuration.block_hops,
+        )
     return trained.run_id
 
 

@@ -150,6 +150,9 @@ def test_the_seed_study_itself_tests_h2_and_h3(tmp_path: Path):
     twin, base = runs["open-unmix-uni"], runs["open-unmix"]
     differing = {k for k, v in twin.flat().items() if base.flat()[k] != v}
     assert twin.model.unidirectional and differing == {"unidirectional", "output"}
+    short = runs["open-unmix-uni-23ms"]  # the quality cost of 23.2 ms, streamed in 1-hop blocks
+    differing = {k for k, v in short.flat().items() if base.flat()[k] != v}
+    assert differing == {"unidirectional", "nfft", "nhop", "output"}
     sweep = [
         c
         for c in runs.values()
@@ -161,7 +164,7 @@ def test_the_seed_study_itself_tests_h2_and_h3(tmp_path: Path):
 def test_plan_runs_every_configuration_with_every_seed(tmp_path: Path):
     config = load_preset("seed-study", ["study.seeds=2", "train.seed=7"])
     planned = plan(config, tmp_path)
-    assert len(planned) == 22  # 11 configurations x 2 seeds
+    assert len(planned) == 24  # 12 configurations x 2 seeds
     assert [(p.configuration.name, p.seed) for p in planned[:3]] == [
         ("open-unmix", 7),
         ("open-unmix", 8),
@@ -366,6 +369,64 @@ def test_report_is_self_contained_and_complete(tmp_path: Path):
     assert len(links) == 3
     assert all((tmp_path / link).is_file() for link in links)
     assert "| small |" in text and "### H1: supported" in text
+
+
+def streamed(
+    name: str, sdr: float, rtf: float, latency_ms: float, block_hops: int, **values: object
+) -> list[RunResult]:
+    """Three seeds of a causal configuration, scored and streamed."""
+    return [
+        RunResult(
+            name,
+            seed,
+            f"run-{name}-{seed}",
+            variables(unidirectional=True, **values),
+            (6.0,),
+            (5.0,),
+            (10.0,),
+            sdr=sdr + 0.05 * seed,
+            rtf=rtf + 0.01 * seed,
+            latency_ms=latency_ms,
+            block_hops=block_hops,
+        )
+        for seed in range(3)
+    ]
+
+
+def test_a_low_latency_configuration_is_weighed_and_reported_in_the_real_time_section(
+    tmp_path: Path,
+):
+    stft = {"nfft": 4096, "nhop": 1024}
+    results = (
+        runs("open-unmix", [5.0, 5.1, 4.9], [10, 10, 10], sdr=3.0, **stft)
+        + streamed("open-unmix-uni", 2.9, 0.07, 116.1, 2, **stft)
+        + streamed("uni-23ms", 2.0, 0.36, 23.2, 1, nfft=1024, nhop=256)
+    )
+    summaries = summarize(results)
+    h2 = verdicts(summaries, 0.05)[1]
+    # its bidirectional twin differs in direction and STFT; the longer causal window is evidence
+    assert "uni-23ms streams at a real-time factor of 0.370" in h2.sentence
+    assert "against open-unmix: SDR 3.01 → 2.05 dB (worse" in h2.sentence
+    assert any(
+        e.startswith("SDR (dB) of a shorter STFT open-unmix-uni→uni-23ms") for e in h2.evidence
+    )
+    assert h2.outcome == "not supported"  # 23 ms loses a dB beyond the spread
+
+    files = write_report(context(), summaries, verdicts(summaries, 0.05), tmp_path, name="study")
+    text = files.markdown.read_text()
+    section = text.split("## Real time: latency, cost and quality", 1)[1].split("##", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].startswith("| setting | STFT | block | latency (ms) | stream_rtf | CPU | SDR")
+    assert (
+        rows[1]
+        == "| open-unmix-uni | 4096/1024 | 2 hop(s) | 116.1 | 0.0800 | — | 2.95 ± 0.050 | 3 | yes |"
+    )
+    assert (
+        rows[2] == "| uni-23ms | 1024/256 | 1 hop(s) | 23.2 | 0.370 | — | 2.05 ± 0.050 | 3 | yes |"
+    )
+    assert rows[3].startswith("| open-unmix | 4096/1024 | whole song | offline | — | — | 3.01")
+    assert (tmp_path / "study" / "pareto.png").read_bytes().startswith(b"\x89PNG")
+    assert "<h2>Real time: latency, cost and quality</h2>" in files.html.read_text()
 
 
 # ---------------------------------------------------------------- MLflow and streaming

@@ -54,6 +54,17 @@ def reduced_preset(folder: Path, root: Path) -> Path:
                     "epochs": 1,
                     "unidirectional": True,
                 },
+                {  # a shorter window in 1-hop blocks: the quality cost of latency (H2)
+                    "name": "large-uni-short",
+                    "batch_size": 8,
+                    "hidden_size": 32,
+                    "samples_per_track": 4,
+                    "epochs": 1,
+                    "unidirectional": True,
+                    "nfft": 256,
+                    "nhop": 64,
+                    "block_hops": 1,
+                },
             ],
         },
     }
@@ -79,7 +90,7 @@ def test_reduced_study_reports_every_configuration_and_tracks_every_run(
 
     # the report: every configuration, the three verdicts, the plots (embedded)
     page = report.read_text()
-    for name in ("small", "large", "large-uni"):
+    for name in ("small", "large", "large-uni", "large-uni-short"):
         assert f"<td>{name}</td>" in page
     for key in ("H1", "H2", "H3"):
         assert re.search(
@@ -87,13 +98,17 @@ def test_reduced_study_reports_every_configuration_and_tracks_every_run(
             r"inconclusive|not tested)</span>",
             page,
         )
-    # curves, loss-time, sizes, SDR, loss against validation SDR
-    assert page.count('src="data:image/png;base64,') == 5
+    # curves, loss-time, sizes, SDR, loss against validation SDR, the real-time Pareto front
+    assert page.count('src="data:image/png;base64,') == 6
     assert "9.536" in page  # the seed's number next to the measurement
     assert "Separation quality beside the seed's" in page and "SIR (dB)" in page
     assert "ms / sample" in page and "hardware" in page
     markdown = report.with_suffix(".md").read_text()
     assert "### H1:" in markdown and "| large |" in markdown
+    realtime = markdown.split("## Real time: latency, cost and quality", 1)[1].split("\n## ")[0]
+    assert "| large-uni | 512/128 | 2 hop(s) | 40.0 |" in realtime  # (512 + 128) / 16 kHz
+    assert "| large-uni-short | 256/64 | 1 hop(s) | 16.0 |" in realtime
+    assert "| large | 512/128 | whole song | offline |" in realtime
 
     # MLflow: one run per configuration, tagged, with its loss history, time and SDR
     client = MlflowClient(resolve_tracking_uri())
@@ -107,6 +122,7 @@ def test_reduced_study_reports_every_configuration_and_tracks_every_run(
     assert sorted(r.data.tags["configuration"] for r in children) == [
         "large",
         "large-uni",
+        "large-uni-short",
         "small",
     ]
     for run in children:
@@ -120,12 +136,14 @@ def test_reduced_study_reports_every_configuration_and_tracks_every_run(
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/report"} <= artifacts
     pngs = client.list_artifacts(parent.info.run_id, "report/report")
-    assert len(pngs) == 5
+    assert len(pngs) == 6
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["verdict.H1"] != "not tested"  # small -> large: both sizes grow
     assert parent.data.tags["verdict.H2"] != "not tested"  # large -> large-uni
     (twin,) = [r for r in children if r.data.tags["configuration"] == "large-uni"]
     assert 0 < twin.data.metrics["stream_rtf"] < 5 and twin.data.metrics["latency_ms"] > 0
+    (short,) = [r for r in children if r.data.tags["configuration"] == "large-uni-short"]
+    assert short.data.tags["realtime_block_hops"] == "1" and short.data.params["nfft"] == "256"
     assert "real-time factor" in page
 
     # Prefect: the verdicts and the table as a markdown artifact of the flow run

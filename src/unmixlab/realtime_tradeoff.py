@@ -18,9 +18,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unmixlab.config import TrainConfig
-from unmixlab.study.results import Stat, number
+from unmixlab.render import markdown_table
+from unmixlab.study.results import ConfigurationSummary, Stat, number
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 @dataclass(frozen=True)
@@ -170,30 +175,61 @@ def pareto_front(points: Sequence[TradeoffPoint]) -> list[TradeoffPoint]:
     return sorted(front, key=lambda p: p.latency_ms)
 
 
-def tradeoff_table(points: Sequence[TradeoffPoint]) -> str:
-    """Markdown: setting, latency, ``stream_rtf`` (wall, CPU), SDR (mean ± sd), on the front."""
+def tradeoff_rows(points: Sequence[TradeoffPoint]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: setting, latency, ``stream_rtf`` (wall, CPU), SDR (mean ± sd), front."""
     front = {p.setting for p in pareto_front(points)}
-    lines = [
-        "| setting | STFT | block | latency (ms) | stream_rtf | CPU | SDR (dB) | seeds | Pareto |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    header = [
+        "setting", "STFT", "block", "latency (ms)", "stream_rtf", "CPU", "SDR (dB)", "seeds",
+        "Pareto",
+    ]  # fmt: skip
+    rows = []
     for p in points:
-        latency = "offline" if p.latency_ms is None else f"{p.latency_ms:.1f}"
-        rtf = "—" if p.stream_rtf is None else number(p.stream_rtf, 3)
-        cpu = "—" if p.stream_cpu_rtf is None else number(p.stream_cpu_rtf, 3)
-        block = f"{p.setting.block_hops} hop(s)" if p.setting.causal else "whole song"
-        lines.append(
-            f"| {p.setting.name} | {p.setting.stft} | {block} | {latency} | {rtf} | {cpu} | "
-            f"{p.sdr.format(3)} | {p.sdr.n} | {'yes' if p.setting in front else ''} |"
+        rows.append(
+            [
+                p.setting.name,
+                p.setting.stft,
+                f"{p.setting.block_hops} hop(s)" if p.setting.causal else "whole song",
+                "offline" if p.latency_ms is None else f"{p.latency_ms:.1f}",
+                "—" if p.stream_rtf is None else number(p.stream_rtf, 3),
+                "—" if p.stream_cpu_rtf is None else number(p.stream_cpu_rtf, 3),
+                p.sdr.format(3),
+                str(p.sdr.n),
+                "yes" if p.setting in front else "",
+            ]
         )
-    return "\n".join(lines) + "\n"
+    return header, rows
+
+
+def tradeoff_table(points: Sequence[TradeoffPoint]) -> str:
+    """The markdown table of :func:`tradeoff_rows`."""
+    return markdown_table(*tradeoff_rows(points))
+
+
+def study_points(summaries: Sequence[ConfigurationSummary]) -> list[TradeoffPoint]:
+    """A study's trade-off points: its causal configurations, streamed and scored.
+
+    Then, as the offline reference, the bidirectional configurations they differ from only in
+    direction and STFT.
+    """
+    from unmixlab.study.verdicts import STFT, differing
+
+    causal = [s for s in summaries if s.variables.get("unidirectional") and s.sdr and s.rtf]
+    points = []
+    for s in causal:
+        latency = Stat.of(r.latency_ms for r in s.runs)
+        setting = Setting(
+            s.name, s.variables["nfft"], s.variables["nhop"], s.runs[0].block_hops or 2
+        )
+        points.append(TradeoffPoint(setting, s.sdr, latency and latency.mean, s.rtf.mean))
+    for s in summaries:
+        if s.sdr and any(differing(s, c) - STFT == {"unidirectional"} for c in causal):
+            setting = Setting(s.name, s.variables["nfft"], s.variables["nhop"], causal=False)
+            points.append(TradeoffPoint(setting, s.sdr))
+    return points
 
 
 def pareto_plot(points: Sequence[TradeoffPoint], path: Path, title: str = "") -> Path:
-    """SDR against latency (log axis) with spread bars, the causal front, the offline model.
-
-    Each causal point is labelled with its ``stream_rtf``; the bidirectional model, which has
-    no latency, is a horizontal band (mean ± sd). Written as PNG.
+    """:func:`draw_pareto` as a PNG file.
 
     Returns:
         ``path``.
@@ -201,7 +237,18 @@ def pareto_plot(points: Sequence[TradeoffPoint], path: Path, title: str = "") ->
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state
 
     figure = Figure(figsize=(6.4, 4.2), dpi=100)
-    axes = figure.add_subplot()
+    draw_pareto(figure.add_subplot(), points, title)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return Path(path)
+
+
+def draw_pareto(axes: "Axes", points: Sequence[TradeoffPoint], title: str = "") -> None:
+    """SDR against latency (log axis) with spread bars, the causal front, the offline model.
+
+    Each causal point is labelled with its ``stream_rtf``; the bidirectional model, which has
+    no latency, is a horizontal band (mean ± sd).
+    """
     causal = [p for p in points if p.latency_ms is not None]
     for p in causal:
         axes.errorbar(p.latency_ms, p.sdr.mean, yerr=p.sdr.sd, fmt="o", capsize=4)
@@ -233,9 +280,6 @@ def pareto_plot(points: Sequence[TradeoffPoint], path: Path, title: str = "") ->
     axes.set_ylabel("SDR (dB), mean ± sd over seeds")
     axes.set_title(title or "Real time: latency, cost and quality")
     axes.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return Path(path)
 
 
 def write_tradeoff(points: Sequence[TradeoffPoint], out_dir: Path, notes: str = "") -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unmixlab.files import write_bytes
+from unmixlab.realtime_tradeoff import draw_pareto, study_points, tradeoff_rows
 from unmixlab.render import render
 from unmixlab.study import (
     INDEPENDENT,
@@ -34,6 +35,8 @@ VARIABLE_NAMES = {
     "hidden_size": "hidden size",
     "samples_per_track": "samples / track",
     "unidirectional": "LSTM",
+    "nfft": "nfft",
+    "nhop": "hop",
 }
 OUTCOME_COLOURS = {
     "supported": "#1a7f37",
@@ -118,7 +121,7 @@ def write_report(
 def _shown_variables(summaries: Sequence[ConfigurationSummary]) -> list[str]:
     """Independent variables worth a column: the seed's four, plus any that vary."""
     always = ("batch_size", "hidden_size", "samples_per_track", "epochs")
-    return [k for k in INDEPENDENT if k in always or len({s.variables[k] for s in summaries}) > 1]
+    return [k for k in INDEPENDENT if k in always or len({s.variables.get(k) for s in summaries}) > 1]
 
 
 def _value(key: str, value: object) -> str:
@@ -308,7 +311,19 @@ def _template_context(
         "figures": figures,
         "settings_table": settings_table(context),
         "runs_table": runs_table(summaries),
+        "realtime_table": realtime_table(summaries),
     }
+
+
+def realtime_table(
+    summaries: Sequence[ConfigurationSummary],
+) -> tuple[list[str], list[list[str]]] | None:
+    """The real-time trade-off: latency, ``stream_rtf``, SDR and the Pareto front.
+
+    None when no causal configuration was streamed and scored.
+    """
+    points = study_points(summaries)
+    return tradeoff_rows(points) if any(p.latency_ms is not None for p in points) else None
 
 
 def render_markdown(
@@ -348,6 +363,8 @@ def draw_figures(summaries: Sequence[ConfigurationSummary]) -> list[Figure]:
         drawers.append(("sdr", "Separation quality (museval SDR) by configuration", _sdr_bars))
     if any(r.valid_sdr for s in summaries for r in s.runs):
         drawers.append(("loss_vs_sdr", "Validation loss against validation SDR", _loss_vs_sdr))
+    if realtime_table(summaries):
+        drawers.append(("pareto", "Real time: SDR against latency, the Pareto front", _pareto))
     return [Figure(name, title, _render(draw, summaries)) for name, title, draw in drawers]
 
 
@@ -511,6 +528,10 @@ def loss_sdr_correlation(summaries: Sequence[ConfigurationSummary]) -> str | Non
         f"({format_p(p)}, {len(pairs)} epochs of {runs} runs); negative means a lower loss "
         "goes with better separation."
     )
+
+
+def _pareto(figure, summaries, colours) -> None:
+    draw_pareto(figure.subplots(), study_points(summaries))
 
 
 def _sdr_bars(figure, summaries, colours) -> None:

@@ -21,6 +21,7 @@ VALID_SDR = "valid_sdr"  # logged by the trainer every epoch
 SEPARATION_METRICS = ("SDR", "SIR", "ISR", "SAR")
 # logged by unmixlab.realtime.log_realtime_metrics
 REALTIME_FACTOR = "stream_rtf"
+BLOCK_HOPS_TAG = "realtime_block_hops"
 WORST_BLOCK_RATIO = "worst_block_ratio"
 LATENCY_MS = "latency_ms"
 
@@ -46,6 +47,7 @@ class RunResult:
         rtf: real-time factor of streaming (compute seconds per audio second), if measured.
         worst_block: the slowest streamed block's compute time over its duration.
         latency_ms: algorithmic latency of the streaming separator.
+        block_hops: hops per streamed block, if measured.
     """
 
     configuration: str
@@ -64,6 +66,7 @@ class RunResult:
     sar: float | None = None
     samples_per_epoch: int | None = None
     valid_sdr: tuple[float, ...] = ()
+    block_hops: int | None = None
 
     @property
     def best_valid_loss(self) -> float:
@@ -329,6 +332,7 @@ def collect_results(
                 sar=metrics.get(f"test_sar_{target}"),
                 samples_per_epoch=_count(metrics.get(SAMPLES_PER_EPOCH)),
                 valid_sdr=_history(client, run_id, VALID_SDR),
+                block_hops=int(tags[BLOCK_HOPS_TAG]) if BLOCK_HOPS_TAG in tags else None,
             )
         )
     return results

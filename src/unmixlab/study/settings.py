@@ -25,6 +25,8 @@ INDEPENDENT = (
     "hidden_size",
     "samples_per_track",
     "unidirectional",
+    "nfft",
+    "nhop",
 )
 # the study's control variables (fixed by the preset's `train` section)
 CONTROL = ("patience", "lr_decay_patience", "lr_decay_gamma", "bandwidth", "nb_channels")
@@ -35,9 +37,18 @@ ABBREVIATIONS = {
     "batch_size": "bs",
     "hidden_size": "hs",
     "samples_per_track": "spt",
+    "nfft": "nfft",
+    "nhop": "hop",
 }
 Independent = Literal[
-    "epochs", "nb_workers", "batch_size", "hidden_size", "samples_per_track", "unidirectional"
+    "epochs",
+    "nb_workers",
+    "batch_size",
+    "hidden_size",
+    "samples_per_track",
+    "unidirectional",
+    "nfft",
+    "nhop",
 ]
 
 
@@ -73,6 +84,11 @@ class Configuration(_Settings):
     hidden_size: int | None = Field(None, ge=2)
     samples_per_track: int | None = Field(None, ge=1)
     unidirectional: bool | None = None
+    nfft: int | None = Field(None, ge=16, description="STFT size (a low-latency setting)")
+    nhop: int | None = Field(None, ge=1, description="STFT hop")
+    block_hops: int = Field(
+        2, ge=1, description="hops per streamed block when the real-time factor is measured"
+    )
     reference: Reference | None = Field(None, description="the seed's numbers, if any")
 
     def overrides(self) -> dict[str, int | bool]:

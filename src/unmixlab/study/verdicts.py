@@ -246,12 +246,17 @@ def _epoch_lines(summaries: Sequence[ConfigurationSummary]) -> list[str]:
     return lines
 
 
+STFT = frozenset({"nfft", "nhop"})  # what sets a causal model's latency
+
+
 def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: float) -> Verdict:
     """H2: does a unidirectional configuration separate in real time without losing quality?
 
     Real time means a real-time factor (compute seconds per audio second) below 1 by more than
     the spread. Quality is compared with the bidirectional configuration that differs only in
-    direction: SDR (else best validation loss) must not be worse beyond the spread.
+    direction (else in direction and STFT, for a low-latency setting): SDR (else best
+    validation loss) must not be worse beyond the spread. A causal configuration differing from
+    another only in STFT adds the quality cost of its latency to the evidence.
     """
     causal = [s for s in summaries if s.variables.get("unidirectional")]
     if not causal:
@@ -301,7 +306,18 @@ def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: fl
         if worst is not None and worst.mean >= 1:
             clause += f", though its slowest block took {number(worst.mean, 3)}× its duration"
         quality: Outcome = "supported"
-        twins = [s for s in summaries if differing(s, uni) == {"unidirectional"}]
+        twins = [s for s in summaries if differing(s, uni) == {"unidirectional"}] or [
+            s for s in summaries if differing(s, uni) - STFT == {"unidirectional"}
+        ]
+        for longer in causal:  # the causal models with a longer window, else alike
+            if (
+                differing(longer, uni) <= STFT
+                and longer.variables.get("nfft", 0) > uni.variables.get("nfft", 0)
+                and longer.sdr
+                and uni.sdr
+            ):
+                d = compare(longer, uni, longer.sdr, uni.sdr, significance)
+                evidence.append(d.describe("SDR (dB) of a shorter STFT", 3))
         for twin in twins:
             if twin.sdr is not None and uni.sdr is not None:
                 d = compare(twin, uni, twin.sdr, uni.sdr, significance)
@@ -413,7 +429,7 @@ def _hidden_series(
     """Groups of three or more configurations differing only in hidden size, by size."""
     groups: dict[tuple, list[ConfigurationSummary]] = {}
     for s in summaries:
-        key = tuple(s.variables[k] for k in INDEPENDENT if k != "hidden_size")
+        key = tuple(s.variables.get(k) for k in INDEPENDENT if k != "hidden_size")
         groups.setdefault(key, []).append(s)
     series = []
     for members in groups.values():
