@@ -121,7 +121,9 @@ def write_report(
 def _shown_variables(summaries: Sequence[ConfigurationSummary]) -> list[str]:
     """Independent variables worth a column: the seed's four, plus any that vary."""
     always = ("batch_size", "hidden_size", "samples_per_track", "epochs")
-    return [k for k in INDEPENDENT if k in always or len({s.variables.get(k) for s in summaries}) > 1]
+    return [
+        k for k in INDEPENDENT if k in always or len({s.variables.get(k) for s in summaries}) > 1
+    ]
 
 
 def _value(key: str, value: object) -> str:
