@@ -7,7 +7,7 @@ stay at the preset's ``train`` values for every run.
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from unmixlab.experiment import ExperimentConfig
 
 # the study's independent variables, in the order the report shows them
-INDEPENDENT = (
+Independent = Literal[
     "epochs",
     "nb_workers",
     "batch_size",
@@ -27,7 +27,8 @@ INDEPENDENT = (
     "unidirectional",
     "nfft",
     "nhop",
-)
+]
+INDEPENDENT: tuple[str, ...] = get_args(Independent)
 # the study's control variables (fixed by the preset's `train` section)
 CONTROL = ("patience", "lr_decay_patience", "lr_decay_gamma", "bandwidth", "nb_channels")
 # short names for generated configuration names and plot labels
@@ -40,16 +41,6 @@ ABBREVIATIONS = {
     "nfft": "nfft",
     "nhop": "hop",
 }
-Independent = Literal[
-    "epochs",
-    "nb_workers",
-    "batch_size",
-    "hidden_size",
-    "samples_per_track",
-    "unidirectional",
-    "nfft",
-    "nhop",
-]
 
 
 class _Settings(BaseModel):
