@@ -51,8 +51,7 @@ class RealtimeStats:
         """One line for people."""
         return (
             f"{self.blocks} blocks of {self.block_ms:.1f} ms, {self.precision} weights: "
-            f"real-time factor "
-            f"{self.stream_rtf:.3f} (CPU {self.stream_cpu_rtf:.3f}), "
+            f"real-time factor {self.stream_rtf:.3f} (CPU {self.stream_cpu_rtf:.3f}), "
             f"worst block {self.worst_block_ms:.1f} ms "
             f"({self.worst_block_ratio:.2f} of its duration), "
             f"algorithmic latency {self.latency_ms:.1f} ms"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from unmixlab.config import TrainConfig
 from unmixlab.render import markdown_table
 from unmixlab.study.results import ConfigurationSummary, Stat, number
+from unmixlab.study.verdicts import STFT, differing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -211,8 +212,6 @@ def study_points(summaries: Sequence[ConfigurationSummary]) -> list[TradeoffPoin
     Then, as the offline reference, the bidirectional configurations they differ from only in
     direction and STFT.
     """
-    from unmixlab.study.verdicts import STFT, differing
-
     causal = [s for s in summaries if s.variables.get("unidirectional") and s.sdr and s.rtf]
     points = []
     for s in causal:
