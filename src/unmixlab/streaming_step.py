@@ -40,7 +40,7 @@ class StreamingStep(nn.Module):
         nhop: hop size.
         block_hops: hops per block.
         precision: ``float32`` (:class:`StackedMasks`, what ``unmixlab export onnx`` exports)
-            or ``int8`` (:class:`TargetMasks` dynamically quantized, :mod:`unmixlab.quantize`).
+            or ``int8`` (:class:`Int8Masks`, :mod:`unmixlab.quantize`).
 
     Attributes:
         weight_bytes: bytes of the weights each block reads, in ``precision``.
@@ -69,9 +69,8 @@ class StreamingStep(nn.Module):
         overlap = window_overlap(window, nhop).repeat(math.ceil(nfft / nhop))[:nfft]
         self.register_buffer("synthesis_window", (window / overlap).float())
         if precision == "int8":
-            folded = TargetMasks(models, self.max_bin).eval()
-            self.weight_bytes = stored_bytes(folded, "int8")
-            self.masks = quantize(folded)
+            self.masks = Int8Masks(models, self.max_bin)
+            self.weight_bytes = self.masks.weight_bytes
         else:
             self.masks = StackedMasks(models, self.max_bin)
             self.weight_bytes = stored_bytes(self.masks, "float32")
@@ -104,20 +103,17 @@ class StreamingStep(nn.Module):
         """
         nfft, nhop, size = self.nfft, self.nhop, self.block_size
         signal = torch.cat([history, block], -1)  # (nb_channels, nfft + (F - 1) * nhop)
-        starts = range(0, size, nhop)
-        frames = torch.stack([signal[:, start : start + nfft] for start in starts])
+        frames = signal.unfold(-1, nfft, nhop).transpose(0, 1)  # (F, nb_channels, nfft)
         spec = torch.fft.rfft(frames * self.window)  # (nb_frames, nb_channels, nb_bins)
         mag = spec[..., : self.max_bin].abs()
         masks, h, c = self.masks(mag.reshape(self.block_hops, -1), h, c)
         masks = masks.view(masks.shape[:2] + spec.shape[1:])  # (targets, frames, ch, bins)
         # mask * mixture spectrogram = target magnitude with the mixture phase
-        estimate = torch.view_as_complex(masks[..., None] * torch.view_as_real(spec))
-        frames_out = torch.fft.irfft(estimate, n=nfft) * self.synthesis_window
+        frames_out = torch.fft.irfft(spec * masks, n=nfft) * self.synthesis_window
         # frames_out: (nb_targets, nb_frames, nb_channels, nfft), overlap-added onto the tail
-        total = signal.shape[-1]
         out = F.pad(tail, (0, size))
         for f in range(self.block_hops):
-            out = out + F.pad(frames_out[:, f], (f * nhop, total - f * nhop - nfft))
+            out[..., f * nhop : f * nhop + nfft] += frames_out[:, f]
         return out[..., :size], signal[:, size:], out[..., size:], h, c
 
 
@@ -200,16 +196,15 @@ class StackedMasks(nn.Module):
 
 
 class TargetMasks(nn.Module):
-    """The masks of :class:`StackedMasks` from one ``nn.Linear`` / ``nn.LSTM`` per layer.
+    """Every target model folded as :class:`StackedMasks`, in ``nn.Linear`` / ``nn.LSTM`` layers.
 
-    Folded as :class:`StackedMasks` (``fc1`` stacked over targets, batch norms and scales
-    folded in), in the layers :func:`unmixlab.quantize.quantize` turns into int8.
+    The form :func:`unmixlab.quantize.quantize` turns into int8 (:class:`Int8Masks` runs it):
+    ``fc1`` stacked over targets, batch norms and scales folded in, one LSTM per target.
     """
 
     def __init__(self, models: list[OpenUnmix], max_bin: int):
         super().__init__()
         first = models[0].config
-        self.nb_targets, self.hidden_size = len(models), first.hidden_size
         with torch.no_grad():
             fc1 = [fold_fc1(model, max_bin) for model in models]
             self.fc1 = linear(torch.cat([w for w, _ in fc1]), torch.cat([b for _, b in fc1]))
@@ -221,17 +216,56 @@ class TargetMasks(nn.Module):
             self.fc2 = nn.ModuleList(linear(*fold_bn(m.fc2.weight, m.bn2)) for m in models)
             self.fc3 = nn.ModuleList(linear(*fold_fc3(m)) for m in models)
 
+
+class Int8Masks(nn.Module):
+    """The masks of :class:`StackedMasks` from :class:`TargetMasks` dynamically quantized.
+
+    ``forward`` calls the kernels of the quantized layers itself (fbgemm's dynamic linear,
+    with the ReLU fused, and quantized LSTM): the ``torch.ao`` module wrappers around them
+    cost a sixth of the masks' time per block (1.34 against 1.14 ms at nfft 4096, 2 frames,
+    four targets, hidden 256, one thread). The results are the same to the bit.
+
+    Attributes:
+        weight_bytes: bytes of the weights, stored in int8.
+    """
+
+    def __init__(self, models: list[OpenUnmix], max_bin: int):
+        super().__init__()
+        first = models[0].config
+        self.nb_targets, self.nb_layers = len(models), first.nb_layers
+        self.hidden_size = first.hidden_size
+        folded = TargetMasks(models, max_bin).eval()
+        self.weight_bytes = stored_bytes(folded, "int8")
+        self.layers = quantize(folded)
+        self._fc1 = self.layers.fc1._packed_params._packed_params
+        self._fc2 = [layer._packed_params._packed_params for layer in self.layers.fc2]
+        self._fc3 = [layer._packed_params._packed_params for layer in self.layers.fc3]
+        self._lstm = [[w.param for w in lstm._all_weight_values] for lstm in self.layers.lstm]
+
     def forward(self, mag: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """As :meth:`StackedMasks.forward`."""
-        nb_frames = mag.shape[0]
-        x = torch.tanh(self.fc1(mag)).view(nb_frames, self.nb_targets, self.hidden_size)
+        nb_frames, linear_relu = mag.shape[0], torch.ops.quantized.linear_relu_dynamic
+        x = torch.ops.quantized.linear_dynamic(mag, self._fc1, reduce_range=True)
+        x = torch.tanh(x).view(nb_frames, self.nb_targets, self.hidden_size)
         masks, new_h, new_c = [], [], []
         for target in range(self.nb_targets):
             skip = x[:, target]  # (nb_frames, hidden)
-            state = (h[:, target], c[:, target])  # (nb_layers, 1, hidden) each
-            out, (h_t, c_t) = self.lstm[target](skip[:, None], state)
-            y = torch.relu(self.fc2[target](torch.cat([skip, out[:, 0]], -1)))
-            masks.append(torch.relu(self.fc3[target](y)))
+            out, h_t, c_t = torch.quantized_lstm(
+                skip[:, None],  # (nb_frames, batch 1, hidden)
+                (h[:, target], c[:, target]),  # (nb_layers, 1, hidden) each
+                self._lstm[target],
+                True,  # biases
+                self.nb_layers,
+                0.0,  # dropout
+                False,  # training
+                False,  # bidirectional
+                False,  # batch first
+                dtype=torch.qint8,
+                use_dynamic=True,
+            )
+            y = torch.cat([skip, out[:, 0]], -1)
+            y = linear_relu(y, self._fc2[target], reduce_range=True)
+            masks.append(linear_relu(y, self._fc3[target], reduce_range=True))
             new_h.append(h_t)
             new_c.append(c_t)
         return torch.stack(masks), torch.stack(new_h, 1), torch.stack(new_c, 1)
