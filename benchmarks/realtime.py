@@ -22,7 +22,10 @@ offline, ...), and the fastest of each is kept: one run, the same disturbances f
 
     python benchmarks/realtime.py --quick    # hidden 256, 4 s of audio, 2 repeats
     python benchmarks/realtime.py            # hidden 256 and 512, 8 s, 3 repeats
-    python benchmarks/realtime.py --quick --sdr runs/realtime-tradeoff/tradeoff.json  # + SDR
+
+The SDR column comes from a short training of every setting on the same data:
+``benchmarks/realtime_quality.py`` writes ``runs/realtime-tradeoff/tradeoff.json``, read here
+when it exists (``--sdr`` names another).
 """
 
 import argparse
@@ -46,6 +49,7 @@ from unmixlab.transforms import bandwidth_to_max_bin
 from unmixlab.validation_sdr import global_sdr
 
 RATE, BANDWIDTH = 44100, 16000
+DEFAULT_SDR = Path("runs/realtime-tradeoff/tradeoff.json")
 
 
 @dataclass(frozen=True)
@@ -141,10 +145,14 @@ def offline_rtf(separate, audio: torch.Tensor) -> tuple[float, float]:
         return (time.perf_counter() - start) / seconds, (time.thread_time() - cpu) / seconds
 
 
-def read_sdr(path: Path | None) -> dict[tuple[str, str], float]:
+def read_sdr(path: Path) -> dict[tuple[str, str], float]:
     """(STFT, precision) -> mean SDR of the causal model, from ``realtime_quality.py``."""
-    if path is None:
+    if not path.is_file():
+        if path != DEFAULT_SDR:
+            raise SystemExit(f"--sdr {path}: no such file; run benchmarks/realtime_quality.py")
+        print(f"(no SDR column: run benchmarks/realtime_quality.py --quick to write {path})")
         return {}
+    print(f"SDR column from {path}")
     rows = json.loads(Path(path).read_text())["rows"]
     return {
         (row["stft"], row.get("precision", "float32")): row["sdr_mean"]
@@ -159,7 +167,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="audio per measurement [8; quick 4]")
     parser.add_argument("--repeats", type=int, help="interleaved repeats, fastest kept [3; 2]")
     parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime column")
-    parser.add_argument("--sdr", type=Path, help="tradeoff.json of benchmarks/realtime_quality.py")
+    parser.add_argument(
+        "--sdr",
+        type=Path,
+        default=DEFAULT_SDR,
+        help=f"tradeoff.json of benchmarks/realtime_quality.py [{DEFAULT_SDR}, if it exists]",
+    )
     args = parser.parse_args()
     seconds = args.seconds or (4.0 if args.quick else 8.0)
     repeats = args.repeats or (2 if args.quick else 3)

@@ -96,3 +96,18 @@ def test_int8_separator_quantizes_every_linear_and_lstm_layer(tmp_path: Path):
     for model in separator.models.values():
         for layer in (model.fc1, model.fc2, model.fc3, model.lstm):
             assert type(layer).__module__.startswith("torch.ao.nn.quantized.dynamic")
+
+
+@pytest.mark.parametrize(("engine", "weights"), [("x86", "int8"), ("qnnpack", "float32")])
+def test_stream_picks_int8_on_x86_by_default(tmp_path: Path, monkeypatch, engine, weights):
+    if engine not in torch.backends.quantized.supported_engines:
+        pytest.skip(f"this PyTorch build has no {engine} engine")
+    monkeypatch.setattr(torch.backends.quantized, "engine", engine)
+    folder = save_folder(tmp_path / "model", random_models(RATE, 512, 2, 6000), RATE, 512, 128)
+    song = tmp_path / "song.wav"
+    sf.write(song, noise(2, RATE // 4).numpy().T, RATE)
+    result = CliRunner().invoke(
+        cli, ["stream", str(song), "--model", str(folder), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{weights} weights" in result.output

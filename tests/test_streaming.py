@@ -244,7 +244,7 @@ def test_cli_streams_a_file_into_stems(unidirectional_model: Path, synth_root: P
     result = CliRunner().invoke(
         cli,
         ["stream", str(song), "--model", str(unidirectional_model), "--block-hops", "2"]
-        + ["--out", str(tmp_path / "stems")],
+        + ["--precision", "float32", "--out", str(tmp_path / "stems")],
     )
     assert result.exit_code == 0, result.output
     assert "real-time factor" in result.output
@@ -265,7 +265,9 @@ def test_cli_pipes_raw_pcm(tmp_path: Path):
     audio = noise(2, 5000)
     raw = ["stream", "--raw", "--model", str(folder), "--rate", str(rate), "--channels", "2"]
     result = CliRunner().invoke(
-        cli, raw + ["--target", "drums"], input=audio.numpy().T.astype("<f4").tobytes()
+        cli,
+        raw + ["--target", "drums", "--precision", "float32"],
+        input=audio.numpy().T.astype("<f4").tobytes(),
     )
     assert result.exit_code == 0, result.stderr
     out = np.frombuffer(result.stdout_bytes, dtype="<f4").reshape(-1, 2).T
@@ -323,6 +325,7 @@ def test_nan_and_inf_input_are_zeroed_and_never_poison_the_stream(tmp_path: Path
     hostile[0, 3000] = float("inf")
     zeroed = torch.nan_to_num(hostile, nan=0.0, posinf=0.0)
     raw = ["stream", "--raw", "--model", str(folder), "--rate", str(rate), "--channels", "2"]
+    raw += ["--precision", "float32"]
     result = CliRunner().invoke(cli, raw, input=hostile.numpy().T.astype("<f4").tobytes())
     assert result.exit_code == 0, result.stderr
     out = np.frombuffer(result.stdout_bytes, dtype="<f4").reshape(-1, 2).T

@@ -89,17 +89,26 @@ def device_option(default: str | None = "auto", unset: str = "") -> Callable:
     return click.option("--device", default=default, callback=check, help=f"{DEVICE_HELP} {shown}")
 
 
-def precision_option() -> Callable:
-    """Decorate an inference command with ``--precision float32|int8``."""
+def precision_option(auto: bool = False) -> Callable:
+    """Decorate an inference command with ``--precision float32|int8``.
+
+    With ``auto``, ``auto`` is a choice too and the default (resolved by
+    :func:`unmixlab.quantize.streaming_precision`).
+    """
     from unmixlab.quantize import PRECISIONS
 
+    words = (
+        "weights of the linear and LSTM layers: int8 reads a quarter of the bytes "
+        "(CPU only; dynamic quantization)"
+    )
+    if auto:
+        words += "; auto: int8 on x86 CPUs, float32 elsewhere"
     return click.option(
         "--precision",
-        type=click.Choice(PRECISIONS),
-        default="float32",
+        type=click.Choice(PRECISIONS + ("auto",) if auto else PRECISIONS),
+        default="auto" if auto else "float32",
         show_default=True,
-        help="weights of the linear and LSTM layers: int8 reads a quarter of the bytes "
-        "(CPU only; dynamic quantization)",
+        help=words,
     )
 
 

@@ -14,6 +14,7 @@ from pipelines.commands.options import precision_option
 from unmixlab.audio import match_channels, read_audio, resample, write_audio
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
+from unmixlab.quantize import streaming_precision
 from unmixlab.realtime import MeasuredStream, torch_threads
 from unmixlab.streaming import StreamingSeparator, load_streaming_separator
 
@@ -43,10 +44,12 @@ Engine (--engine onnx): each block runs in onnxruntime, from the step exported b
   unmixlab stream song.wav --model DIR --engine onnx --onnx DIR/streaming.onnx --out stems/
 
 \b
-Precision (--precision int8): the linear and LSTM weights in int8 (PyTorch's dynamic
-quantization): a quarter of the bytes each block reads, so several times faster where
-memory bandwidth bounds the stream; the estimates move by rounding only (see README).
-  unmixlab stream song.wav --model DIR --precision int8 --out stems/
+Precision (--precision auto, the default): on x86 CPUs the linear and LSTM weights run in
+int8 (PyTorch's dynamic quantization): a quarter of the bytes each block reads, about
+twice as fast where memory bandwidth bounds the stream; the estimates move by rounding
+only (see README). --precision float32 gives the estimates of `unmixlab separate --niter 0`
+with the same models, to 1e-4; --engine onnx runs float32.
+  unmixlab stream song.wav --model DIR --precision float32 --out stems/
 """
 
 
@@ -93,7 +96,7 @@ memory bandwidth bounds the stream; the estimates move by rounding only (see REA
     help="--engine onnx: the exported step [default: MODEL/streaming.onnx]; its targets "
     "and block hops are the ones it was exported with",
 )
-@precision_option()
+@precision_option(auto=True)
 def stream(
     songs: tuple[Path, ...],
     model_dir: Path,
@@ -122,13 +125,14 @@ def stream(
     else:
         chosen = list(targets) or None
     if engine == "onnx":
-        if precision != "float32":
+        if precision == "int8":
             raise click.UsageError(
                 "--engine onnx runs the float32 step that `unmixlab export onnx` wrote; "
                 "use --engine torch with --precision int8"
             )
         separator = _onnx_separator(model_dir, onnx_path, block_hops, targets)
     else:
+        precision = streaming_precision(precision)
         separator = load_streaming_separator(model_dir, chosen, block_hops, precision)
     with torch_threads(threads):
         if raw:

@@ -45,6 +45,18 @@ def check_precision(precision: str, device: torch.device | str = "cpu") -> None:
             )
 
 
+def streaming_precision(spec: str) -> Precision:
+    """The precision ``unmixlab stream --precision spec`` runs: ``auto`` picks for real time.
+
+    ``auto`` is int8 where PyTorch's quantized engine is fbgemm / x86 (where
+    ``benchmarks/realtime.py`` measured int8 streaming at about 40 % of float32's cost, its
+    estimates within -58 dB of float32's), float32 elsewhere.
+    """
+    if spec != "auto":
+        return spec
+    return "int8" if torch.backends.quantized.engine in ("fbgemm", "x86") else "float32"
+
+
 def inference_device(spec: str, precision: Precision) -> torch.device:
     """The device ``--device spec`` names for ``precision``: ``auto`` is the CPU for int8.
 
