@@ -245,23 +245,38 @@ def pareto_plot(points: Sequence[TradeoffPoint], path: Path, title: str = "") ->
 def draw_pareto(axes: "Axes", points: Sequence[TradeoffPoint], title: str = "") -> None:
     """SDR against latency (log axis) with spread bars, the causal front, the offline model.
 
-    Each causal point is labelled with its ``stream_rtf``; the bidirectional model, which has
-    no latency, is a horizontal band (mean ± sd).
+    Each causal point is labelled with its ``stream_rtf``; one colour per STFT, float32 as
+    circles labelled above, int8 as squares a little to the right labelled below (the same
+    latency). The bidirectional model, which has no latency, is a horizontal band (mean ± sd).
     """
     causal = [p for p in points if p.latency_ms is not None]
+    colours = {
+        stft: f"C{i}" for i, stft in enumerate(dict.fromkeys(p.setting.stft for p in causal))
+    }
+
+    def x(p: TradeoffPoint) -> float:  # int8 beside float32 on the log axis
+        return p.latency_ms * (1.0 if p.setting.precision == "float32" else 1.08)
+
     for p in causal:
-        axes.errorbar(p.latency_ms, p.sdr.mean, yerr=p.sdr.sd, fmt="o", capsize=4)
-        rtf = "" if p.stream_rtf is None else f"\nstream_rtf {p.stream_rtf:.2f}"
-        weights = "" if p.setting.precision == "float32" else f" {p.setting.precision}"
+        int8 = p.setting.precision != "float32"
+        colour = colours[p.setting.stft]
+        axes.errorbar(
+            x(p), p.sdr.mean, yerr=p.sdr.sd, fmt="s" if int8 else "o", color=colour, capsize=4
+        )
+        rtf = "" if p.stream_rtf is None else f"\nstream_rtf {p.stream_rtf:.3g}"
+        weights = f" {p.setting.precision}" if int8 else ""
         axes.annotate(
             f"{p.setting.stft}{weights}{rtf}",
-            (p.latency_ms, p.sdr.mean),
-            xytext=(6, 6),
+            (x(p), p.sdr.mean),
+            xytext=(6, -6) if int8 else (6, 6),
             textcoords="offset points",
+            va="top" if int8 else "bottom",
+            color=colour,
+            fontsize="small",
         )
     front = pareto_front(points)
     axes.plot(
-        [p.latency_ms for p in front],
+        [x(p) for p in front],
         [p.sdr.mean for p in front],
         "k--",
         lw=1,
