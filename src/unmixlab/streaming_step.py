@@ -222,8 +222,9 @@ class Int8Masks(nn.Module):
 
     ``forward`` calls the kernels of the quantized layers itself (fbgemm's dynamic linear,
     with the ReLU fused, and quantized LSTM): the ``torch.ao`` module wrappers around them
-    cost a sixth of the masks' time per block (1.34 against 1.14 ms at nfft 4096, 2 frames,
-    four targets, hidden 256, one thread). The results are the same to the bit.
+    cost a seventh of the masks' time per block (1.44 against 1.24 ms at nfft 4096, 2 frames,
+    four targets, hidden 256, one thread: ``benchmarks/int8_kernels.py``). The results are the
+    same to the bit.
 
     Attributes:
         weight_bytes: bytes of the weights, stored in int8.
