@@ -45,8 +45,8 @@ Engine (--engine onnx): each block runs in onnxruntime, from the step exported b
 
 \b
 Precision (--precision auto, the default): on x86 CPUs the linear and LSTM weights run in
-int8 (PyTorch's dynamic quantization): a quarter of the bytes each block reads, about
-twice as fast where memory bandwidth bounds the stream; the estimates move by rounding
+int8 (PyTorch's dynamic quantization): a quarter of the bytes each block reads, two to
+three times as fast where memory bandwidth bounds the stream; the estimates move by rounding
 only (see README). --precision float32 gives the estimates of `unmixlab separate --niter 0`
 with the same models, to 1e-4; --engine onnx runs float32.
   unmixlab stream song.wav --model DIR --precision float32 --out stems/

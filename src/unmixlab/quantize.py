@@ -49,7 +49,7 @@ def streaming_precision(spec: str) -> Precision:
     """The precision ``unmixlab stream --precision spec`` runs: ``auto`` picks for real time.
 
     ``auto`` is int8 where PyTorch's quantized engine is fbgemm / x86 (where
-    ``benchmarks/realtime.py`` measured int8 streaming at about 40 % of float32's cost, its
+    ``benchmarks/realtime.py`` measured int8 streaming at 36-49 % of float32's cost, its
     estimates within -58 dB of float32's), float32 elsewhere.
     """
     if spec != "auto":
