@@ -280,7 +280,7 @@ def evaluate(
             progress.update()
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        # leaving the block terminates the workers: an interrupt stops the scoring at once
+        # an error or interrupt leaves the block, which terminates the workers at once
         with multiprocessing.get_context("spawn").Pool(
             workers,
             initializer=_init_worker,
@@ -289,6 +289,10 @@ def evaluate(
             for frame in pool.imap_unordered(_score_in_worker, jobs):
                 store.add_track(frame)
                 progress.update()
+            # done: let the workers exit on their own, so that they release what they hold
+            # (a terminated worker leaks its semaphores: a resource_tracker warning at exit)
+            pool.close()
+            pool.join()
     progress.close()
 
     reported = [*targets, residual_name] if residual and residual_name else targets
