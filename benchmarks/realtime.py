@@ -29,7 +29,6 @@ when it exists (``--sdr`` names another).
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -43,6 +42,7 @@ from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
 from unmixlab.quantize import PRECISIONS, quantize
 from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream
+from unmixlab.realtime_tradeoff import read_tradeoff
 from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
 from unmixlab.transforms import bandwidth_to_max_bin
@@ -153,11 +153,10 @@ def read_sdr(path: Path) -> dict[tuple[str, str], float]:
         print(f"(no SDR column: run benchmarks/realtime_quality.py --quick to write {path})")
         return {}
     print(f"SDR column from {path}")
-    rows = json.loads(Path(path).read_text())["rows"]
     return {
-        (row["stft"], row.get("precision", "float32")): row["sdr_mean"]
-        for row in rows
-        if row["causal"]
+        (p.setting.stft, p.setting.precision): p.sdr.mean
+        for p in read_tradeoff(path)
+        if p.setting.causal
     }
 
 
