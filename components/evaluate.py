@@ -1,61 +1,35 @@
-"""Prefect task ``evaluate``: museval scores of a model folder, logged to the training runs."""
+"""Prefect task ``evaluate``: the evaluate step, retried on transient tracking failures."""
 
 from pathlib import Path
 
 from prefect import task
 
 from components.runtime import retry_transient, run_logger
-from unmixlab.evaluate import EXCERPT_SECONDS, Evaluation, log_evaluation, scores_markdown
-from unmixlab.evaluate import evaluate as evaluate_model
-from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
+from unmixlab.config import DataConfig
+from unmixlab.evaluate import Evaluation, scores_markdown
+from unmixlab.experiment import EvaluateSettings
+from unmixlab.steps.evaluate import evaluate_models
+from unmixlab.steps.train import TrainedModel
 
 
 @task(name="evaluate", **retry_transient())
 def evaluate(
-    root: Path,
-    model_dir: Path,
+    settings: EvaluateSettings,
+    data: DataConfig,
+    models: list[TrainedModel],
     out_dir: Path,
-    run_ids: dict[str, str],
     parent_run_id: str | None = None,
-    is_wav: bool = True,
-    subset: str = "test",
-    workers: int | None = None,
-    niter: int = 1,
-    residual: bool = False,
-    excerpt_seconds: float = EXCERPT_SECONDS,
-    device: str = "auto",
 ) -> Evaluation:
-    """Score every target of ``model_dir`` on ``root/subset`` and log the scores.
-
-    Each target's ``test_<metric>_<target>`` metrics go to its run in ``run_ids``; the parent
-    run gets all of them. The tracking store is checked first, so an unreachable one fails
-    (and is retried) before the long scoring.
+    """Score ``models`` (one folder) with every evaluate setting; log to their runs.
 
     Raises:
         UnmixlabError: bad root or model folder, or the tracking store is unreachable.
     """
-    ensure_tracking_reachable(resolve_tracking_uri())
-    evaluation = evaluate_model(
-        root,
-        model_dir,
-        is_wav=is_wav,
-        targets=list(run_ids),
-        out_dir=out_dir,
-        subset=subset,
-        workers=workers,
-        niter=niter,
-        residual=residual,
-        excerpt_seconds=excerpt_seconds,
-        device=device,
-    )
-    for target, run_id in run_ids.items():
-        log_evaluation(run_id, evaluation, targets=[target])
-    if parent_run_id is not None:
-        log_evaluation(parent_run_id, evaluation)
+    evaluation = evaluate_models(settings, data, models, out_dir, parent_run_id)
     run_logger().info(
         "museval scores of %d %s tracks (%.0f s):\n%s",
         len(evaluation.tracks),
-        subset,
+        settings.subset,
         evaluation.seconds,
         scores_markdown(evaluation.aggregate),
     )

@@ -18,7 +18,8 @@ from prefect.context import TaskRunContext
 from components.runtime import run_logger
 from unmixlab.config import DataConfig
 from unmixlab.errors import UnmixlabError
-from unmixlab.prepare import PreparedData, data_fingerprint, prepare
+from unmixlab.prepare import PreparedData, data_fingerprint
+from unmixlab.steps.prepare import prepare_data as prepare_step
 
 # task results (the prepared data) persist here, relative to the working directory
 RESULTS_DIR = Path(".unmixlab") / "prefect-results"
@@ -50,7 +51,7 @@ def prepare_data(config: DataConfig) -> PreparedData:
     Raises:
         UnmixlabError: the root or one of its tracks is unusable (the message names it).
     """
-    prepared = prepare(config)
+    prepared = prepare_step(config)
     run_logger().info(
         "prepared %d train + %d valid tracks of %s (fingerprint %s)",
         len(prepared.train_tracks),

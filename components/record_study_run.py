@@ -1,11 +1,9 @@
 """Prefect task ``record_study_run``: mark a training as one (configuration, seed) of a study."""
 
-from mlflow.tracking import MlflowClient
 from prefect import task
 
 from components.runtime import retry_transient
-from unmixlab.study import record_run
-from unmixlab.tracking.setup import resolve_tracking_uri
+from unmixlab.tracking.study_runs import record_study_run as record
 
 
 @task(name="record_study_run", **retry_transient())
@@ -17,8 +15,7 @@ def record_study_run(
     Returns:
         The training seconds (training passes only) of the run.
     """
-    return record_run(
-        MlflowClient(resolve_tracking_uri()),
+    return record(
         run_id,
         study=study,
         configuration=configuration,

@@ -2,14 +2,13 @@
 
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
 from prefect import task
 
 from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
 from unmixlab.report import ReportFiles, render_markdown, write_report
-from unmixlab.study import StudyContext, Verdict, collect_results, expand, summarize, verdicts
-from unmixlab.tracking.setup import resolve_tracking_uri
+from unmixlab.study import StudyContext, Verdict, expand, summarize, verdicts
+from unmixlab.tracking.study_runs import collect_results, log_study_report
 
 
 @task(name="report_study", **retry_transient())
@@ -24,15 +23,15 @@ def report_study(
     Returns:
         The report files, the verdicts and a markdown summary (no images) for Prefect.
     """
-    client = MlflowClient(resolve_tracking_uri())
-    results = collect_results(client, experiment_id, context.study_run_id, context.target)
+    results = collect_results(experiment_id, context.study_run_id, context.target)
     summaries = summarize(results, expand(config.study))
     found = verdicts(summaries, config.study.significance)
     files = write_report(context, summaries, found, report_dir)
-    client.log_artifact(context.study_run_id, str(files.html), "report")
-    client.log_artifact(context.study_run_id, str(files.markdown), "report")
-    client.log_artifacts(context.study_run_id, str(files.images[0].parent), "report/report")
-    for verdict in found:
-        client.set_tag(context.study_run_id, f"verdict.{verdict.key}", verdict.outcome)
+    log_study_report(
+        context.study_run_id,
+        [files.html, files.markdown],
+        files.images[0].parent,
+        {verdict.key: verdict.outcome for verdict in found},
+    )
     summary = render_markdown(context, summaries, found, (), image_dir="")
     return files, found, summary

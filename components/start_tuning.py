@@ -2,13 +2,12 @@
 
 from pathlib import Path
 
-from mlflow import MlflowClient
 from prefect import task
 
 from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
-from unmixlab.tracking.names import NOTE_TAG, describe_experiment
-from unmixlab.tracking.setup import resolve_tracking_uri
+from unmixlab.tracking.schema import DATASET_FINGERPRINT_TAG, NOTE_TAG
+from unmixlab.tracking.trials import describe_search_experiment
 from unmixlab.tuning.study import TuningStudy, start_study
 
 
@@ -37,9 +36,7 @@ def start_tuning(
         storage_url=storage_url,
         trials_dir=trials_dir,
         preset=config.name,
-        tags={"dataset_fingerprint": fingerprint, NOTE_TAG: config.description},
+        tags={DATASET_FINGERPRINT_TAG: fingerprint, NOTE_TAG: config.description},
     )
-    client = MlflowClient(resolve_tracking_uri())
-    experiment_id = client.get_run(study.parent_run_id).info.experiment_id
-    describe_experiment(client, experiment_id, config.name, config.description)
+    describe_search_experiment(study.parent_run_id, config.name, config.description)
     return study

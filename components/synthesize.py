@@ -6,8 +6,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from components.runtime import run_logger
-from unmixlab.experiment import SynthSettings
-from unmixlab.synth import synthesize as make_dataset
+from unmixlab.steps.prepare import synthesize_data
+from unmixlab.synth import SynthSettings
 
 
 @task(name="synthesize", cache_policy=NO_CACHE)
@@ -17,16 +17,14 @@ def synthesize(root: Path, settings: SynthSettings) -> Path:
     Raises:
         UnmixlabError: ``root`` exists but holds no data set (not empty, no ``train/``).
     """
-    root = Path(root)
-    if (root / "train").is_dir():
+    if synthesize_data(root, settings):
+        run_logger().info(
+            "synthesised %d train tracks of %g s at %d Hz in %s",
+            settings.tracks,
+            settings.seconds,
+            settings.sample_rate,
+            root,
+        )
+    else:
         run_logger().info("using the data set in %s", root)
-        return root
-    make_dataset(root, **settings.model_dump())
-    run_logger().info(
-        "synthesised %d train tracks of %g s at %d Hz in %s",
-        settings.tracks,
-        settings.seconds,
-        settings.sample_rate,
-        root,
-    )
-    return root
+    return Path(root)

@@ -1,6 +1,5 @@
-"""Prefect task ``train``: one target, tracked in its own (nested) MLflow run."""
+"""Prefect task ``train``: the train step, retried (and resumed) on transient failures."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
@@ -8,22 +7,7 @@ from prefect import task
 from components.runtime import retry_transient, run_logger
 from unmixlab.config import TrainConfig
 from unmixlab.prepare import PreparedData
-from unmixlab.tracking.names import training_run_name
-from unmixlab.tracking.runs import train_tracked
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A trained target: its MLflow run, its model folder and the training summary."""
-
-    target: str
-    run_id: str
-    model_dir: Path
-    model_uri: str
-    training_seconds: float
-    best_valid_loss: float
-    best_epoch: int
-    epochs_trained: int
+from unmixlab.steps.train import TrainedModel, train_model
 
 
 @task(name="train", **retry_transient())
@@ -38,41 +22,28 @@ def train(
 
     Raises:
         UnmixlabError: bad input, or the tracking store is unreachable (retried).
-        ConnectionError: the server stopped answering during the training (retried).
+        MetricsUnsent: the server stopped answering during the training (retried: the
+            retry trains nothing more and sends what is missing).
     """
-    target = config.run.target
-    checkpoint = Path(config.run.output) / f"{target}.chkpnt"
+    checkpoint = Path(config.run.output) / f"{config.run.target}.chkpnt"
     resume = checkpoint.is_file()  # left by an earlier attempt of this run
     if resume:
-        run_logger().info("resuming %s from %s", target, checkpoint)
-    tracked = train_tracked(
+        run_logger().info("resuming %s from %s", config.run.target, checkpoint)
+    model = train_model(
         config,
         data,
         experiment=experiment,
-        run_name=training_run_name(config.flat(), preset),
         parent_run_id=parent_run_id,
         preset=preset,
         resume=resume,
     )
-    if tracked.unsent:  # a connectivity failure: the retry resumes, trains nothing, sends it
-        raise ConnectionError(tracked.unsent)
-    result = tracked.result
     run_logger().info(
         "trained %s in %.1f s: best valid loss %.5g (epoch %d of %d), MLflow run %s",
-        result.target,
-        result.training_seconds,
-        result.best_loss,
-        result.history.best_epoch,
-        result.epochs_trained,
-        tracked.run_id,
+        model.target,
+        model.training_seconds,
+        model.best_valid_loss,
+        model.best_epoch,
+        model.epochs_trained,
+        model.run_id,
     )
-    return TrainedModel(
-        result.target,
-        tracked.run_id,
-        Path(result.output),
-        tracked.model_uri,
-        result.training_seconds,
-        result.best_loss,
-        result.history.best_epoch,
-        result.epochs_trained,
-    )
+    return model

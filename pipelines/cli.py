@@ -15,7 +15,7 @@ from unmixlab.tracking.setup import hide_credentials
 # sub-command name -> "module:attribute" holding a click command or group
 COMMANDS = {
     "data": "pipelines.commands.data:data",
-    "evaluate": "pipelines.commands.evaluate:evaluate",
+    "evaluate": "pipelines.commands.evaluate:evaluate_command",
     "export": "pipelines.commands.export:export",
     "kubeflow": "pipelines.commands.kubeflow:kubeflow",
     "prepare": "pipelines.commands.prepare:prepare",

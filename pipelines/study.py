@@ -29,6 +29,7 @@ from components.train import train
 from unmixlab.experiment import ExperimentConfig, load_preset
 from unmixlab.hardware import describe_hardware
 from unmixlab.prepare import PreparedData
+from unmixlab.realtime import RealtimeSettings
 from unmixlab.report import ReportFiles
 from unmixlab.study import (
     PlannedRun,
@@ -40,6 +41,13 @@ from unmixlab.study import (
 )
 from unmixlab.tracking.links import run_url
 from unmixlab.tracking.parent_run import failure
+from unmixlab.tracking.schema import (
+    DATASET_FINGERPRINT_TAG,
+    PREFECT_FLOW_RUN_TAG,
+    RUNS,
+    STUDY_SECONDS,
+    STUDY_TAG,
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +108,9 @@ def study(
         config,
         run_name=f"study {config.name} {name}",
         tags={
-            "study": config.name,
-            "prefect_flow_run": name,
-            "dataset_fingerprint": prepared.fingerprint,
+            STUDY_TAG: config.name,
+            PREFECT_FLOW_RUN_TAG: name,
+            DATASET_FINGERPRINT_TAG: prepared.fingerprint,
         },
     )
     try:
@@ -140,7 +148,7 @@ def study(
         end_parent_run(parent, status, error=message, return_state=True)  # keeps the first error
         raise
     seconds = time.perf_counter() - start
-    end_parent_run(parent, "FINISHED", {"study_seconds": seconds, "runs": len(planned)})
+    end_parent_run(parent, "FINISHED", {STUDY_SECONDS: seconds, RUNS: len(planned)})
 
     parent_url = run_url(parent.tracking_uri, parent.experiment_id, parent.run_id)
     create_markdown_artifact(
@@ -185,25 +193,14 @@ def _train_and_measure(
     )
     if config.evaluate.enabled:
         evaluate(
-            config.data.root,
-            trained.model_dir,
+            config.evaluate,
+            config.data_config(),
+            [trained],
             run_dir / "evaluation" / run.configuration.name / f"seed-{run.seed}",
-            {run.config.run.target: trained.run_id},
-            None,
-            is_wav=config.data.is_wav,
-            subset=config.evaluate.subset,
-            workers=config.evaluate.workers,
-            device=config.train.run.device,
-            niter=config.evaluate.niter,
-            excerpt_seconds=config.evaluate.excerpt_seconds,
         )
     if config.study.realtime and run.config.model.unidirectional:
-        measure_realtime(
-            trained.run_id,
-            trained.model_dir,
-            config.study.realtime_seconds,
-            run.configuration.block_hops,
-        )
+        settings = RealtimeSettings(config.study.realtime_seconds, run.configuration.block_hops)
+        measure_realtime(settings, trained)
     return trained.run_id
 
 

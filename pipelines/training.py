@@ -1,4 +1,4 @@
-"""The ``training`` flow: (synthesise) → prepare → train each target → evaluate → register.
+"""The ``training`` flow: (synthesise) → prepare → train each target → evaluate → promote.
 
 Parameters are a preset name and ``key=value`` overrides (see :mod:`unmixlab.experiment`).
 One parent MLflow run holds the flow; each target trains in a nested run. The flow leaves a
@@ -18,15 +18,21 @@ from prefect.runtime import flow_run
 from components.evaluate import evaluate
 from components.parent_run import end_parent_run, start_parent_run
 from components.prepare_data import prepare_data
-from components.register import register
+from components.promote import promote
 from components.synthesize import synthesize
-from components.train import TrainedModel, train
-from unmixlab.evaluate import METRICS
+from components.train import train
 from unmixlab.experiment import load_preset
 from unmixlab.render import render
+from unmixlab.steps.train import TrainedModel
 from unmixlab.tracking.links import run_url, runs_table_url
 from unmixlab.tracking.parent_run import failure
 from unmixlab.tracking.registry import Promotion
+from unmixlab.tracking.schema import (
+    DATASET_FINGERPRINT_TAG,
+    PREFECT_FLOW_RUN_TAG,
+    SEPARATION_METRICS,
+    TRAINING_SECONDS,
+)
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,11 @@ class TrainingSummary:
 
     def markdown(self) -> str:
         """Results table (per-target scores, training time, best valid loss) and links."""
-        head = ["target", *(f"{m} (dB)" for m in METRICS)]
+        head = ["target", *(f"{m} (dB)" for m in SEPARATION_METRICS)]
         head += ["training (s)", "best valid loss", "epochs", "champion", "MLflow run"]
         rows = []
         for target, s in self.targets.items():
-            scores = [f"{s.scores[m]:.2f}" if s.scores else "–" for m in METRICS]
+            scores = [f"{s.scores[m]:.2f}" if s.scores else "–" for m in SEPARATION_METRICS]
             promotion = s.promotion
             champion = (
                 f"{promotion.model_name} v{promotion.version}: {promotion.decision}"
@@ -111,7 +117,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
     parent = start_parent_run(
         config,
         run_name=f"{config.name} {name}",
-        tags={"prefect_flow_run": name, "dataset_fingerprint": prepared.fingerprint},
+        tags={PREFECT_FLOW_RUN_TAG: name, DATASET_FINGERPRINT_TAG: prepared.fingerprint},
     )
     try:
         trained = {
@@ -127,28 +133,16 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
         evaluation = None
         if config.evaluate.enabled:
             evaluation = evaluate(
-                config.data.root,
-                model_dir,
+                config.evaluate,
+                config.data_config(),
+                list(trained.values()),
                 run_dir / "evaluation",
-                {target: model.run_id for target, model in trained.items()},
                 parent.run_id,
-                is_wav=config.data.is_wav,
-                subset=config.evaluate.subset,
-                workers=config.evaluate.workers,
-                device=config.train.run.device,
-                niter=config.evaluate.niter,
-                residual=config.evaluate.residual,
-                excerpt_seconds=config.evaluate.excerpt_seconds,
             )
         promotions = {}
         if config.promote.enabled:
             promotions = {
-                target: register(
-                    config.experiment,
-                    config.promote.metric_for(target),
-                    target,
-                    config.promote.greater_is_better,
-                )
+                target: promote(config.promote, config.experiment, target)
                 for target in config.targets
             }
     except BaseException as error:
@@ -156,7 +150,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
         end_parent_run(parent, status, error=message, return_state=True)  # keeps the first error
         raise
     total_training = sum(model.training_seconds for model in trained.values())
-    end_parent_run(parent, "FINISHED", {"training_seconds": total_training})
+    end_parent_run(parent, "FINISHED", {TRAINING_SECONDS: total_training})
 
     summary = TrainingSummary(
         preset=config.name,

@@ -28,8 +28,9 @@ from unmixlab.experiment import ExperimentConfig, load_preset
 from unmixlab.render import render
 from unmixlab.tracking.links import run_url
 from unmixlab.tracking.parent_run import end_run, failure
+from unmixlab.tracking.schema import BEST_TRAINING_RUN_TAG
+from unmixlab.tracking.trials import client
 from unmixlab.tuning.report import TuningOutcome
-from unmixlab.tuning.runs import client
 from unmixlab.tuning.storage import public_url, resolve_storage_url
 
 
@@ -126,7 +127,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
             preset=preset,
             overrides=[*overrides, f"targets=[{spec.train.run.target}]", *best],
         )
-        client().set_tag(spec.parent_run_id, "best_training_run", best_training.parent_run_id)
+        client().set_tag(spec.parent_run_id, BEST_TRAINING_RUN_TAG, best_training.parent_run_id)
     result = TuningSummary(
         preset=config.name,
         study_name=study_name,

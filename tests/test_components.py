@@ -12,14 +12,16 @@ from mlflow.tracking import MlflowClient
 from components.evaluate import evaluate
 from components.parent_run import start_parent_run
 from components.prepare_data import data_key, prepare_data
-from components.register import register
+from components.promote import promote
 from components.runtime import is_transient
 from components.synthesize import synthesize
 from components.train import train
 from unmixlab.config import DataConfig, TrainConfig
 from unmixlab.errors import UnmixlabError
-from unmixlab.experiment import SynthSettings, load_preset
+from unmixlab.experiment import EvaluateSettings, PromoteSettings, load_preset
 from unmixlab.prepare import prepare
+from unmixlab.steps.train import MetricsUnsent
+from unmixlab.synth import SynthSettings
 from unmixlab.tracking.names import NOTE_TAG
 from unmixlab.tracking.setup import ensure_tracking_reachable
 
@@ -71,7 +73,7 @@ def test_synthesize_makes_the_data_set_once(tmp_path: Path):
         synthesize.fn(tmp_path / "other", settings)
 
 
-def test_train_resume_evaluate_register(synth_root: Path, tiny_config: TrainConfig, tmp_path: Path):
+def test_train_resume_evaluate_promote(synth_root: Path, tiny_config: TrainConfig, tmp_path: Path):
     prepared = prepare(tiny_config.data)
     trained = train.fn(tiny_config, prepared, "components", preset="quickstart")
     client = MlflowClient()
@@ -87,9 +89,8 @@ def test_train_resume_evaluate_register(synth_root: Path, tiny_config: TrainConf
     assert longer.run_id == trained.run_id and longer.epochs_trained == 3
     assert [m.step for m in client.get_metric_history(trained.run_id, "valid_loss")] == [1, 2, 3]
 
-    evaluation = evaluate.fn(
-        synth_root, trained.model_dir, tmp_path / "eval", {"vocals": trained.run_id}, workers=1
-    )
+    settings = EvaluateSettings(workers=1)
+    evaluation = evaluate.fn(settings, tiny_config.data, [longer], tmp_path / "eval")
     metrics = client.get_run(trained.run_id).data.metrics
     assert metrics["test_sdr_vocals"] == pytest.approx(evaluation.aggregate["vocals"]["SDR"])
     note = client.get_run(trained.run_id).data.tags[NOTE_TAG].splitlines()
@@ -98,7 +99,7 @@ def test_train_resume_evaluate_register(synth_root: Path, tiny_config: TrainConf
     assert note[2] == f"SDR vocals: {metrics['test_sdr_vocals']:.2f} dB"
     assert {"test_sir_vocals", "test_sar_vocals", "test_isr_vocals"} <= set(metrics)
 
-    promotion = register.fn("components", "test_sdr_vocals", "vocals")
+    promotion = promote.fn(PromoteSettings(), "components", "vocals")
     assert (promotion.model_name, promotion.version, promotion.promoted) == (
         "unmixlab-vocals",
         "1",
@@ -125,6 +126,12 @@ def test_connectivity_failures_are_transient_bad_input_is_not(
         prepare_data.fn(DataConfig(root=Path("nowhere")))
     assert not is_transient(bad_root.value)
     assert not is_transient(ValueError("a bug"))
+
+    # the train step's unsent metrics: a clear line for the CLI, a retry for Prefect
+    try:
+        raise MetricsUnsent("the server did not answer", "Resume") from ConnectionError("down")
+    except MetricsUnsent as unsent:
+        assert is_transient(unsent) and isinstance(unsent, UnmixlabError)
 
 
 def test_parent_run_and_experiment_carry_the_preset_description(synth_root: Path):

@@ -15,9 +15,10 @@ from mlflow.tracking import MlflowClient
 from pipelines.cli import cli
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
-from unmixlab.evaluate import METRICS, Evaluation, evaluate, log_evaluation
+from unmixlab.evaluate import METRICS, Evaluation, score_models
 from unmixlab.model_io import write_separator_json
 from unmixlab.synth import synthesize
+from unmixlab.tracking.evaluation import log_evaluation
 from unmixlab.trainer import train
 
 pytestmark = pytest.mark.slow  # museval scoring: not a unit test
@@ -45,7 +46,7 @@ def frame_median(frames: list[dict], metric: str) -> float:
 def evaluation(synth_root: Path, model_dir: Path) -> Evaluation:
     """The model scored in two worker processes, with the accompaniment and the estimates."""
     out = model_dir.parent / "eval"
-    return evaluate(
+    return score_models(
         synth_root, model_dir, out_dir=out, workers=2, residual=True, keep_estimates=True
     )
 
@@ -78,7 +79,7 @@ def test_scores_match_a_direct_museval_call(synth_root: Path, evaluation: Evalua
 
 def test_a_16khz_model_is_scored_at_the_track_rate(model_dir: Path, tmp_path: Path):
     root = synthesize(tmp_path / "hq", tracks=1, seconds=2.0, seed=3, test_tracks=1)  # 44.1 kHz
-    evaluation = evaluate(
+    evaluation = score_models(
         root, model_dir, out_dir=tmp_path / "eval", workers=1, keep_estimates=True
     )
     (track,) = musdb.DB(root=str(root), subsets="test", is_wav=True).tracks
@@ -90,11 +91,11 @@ def test_a_16khz_model_is_scored_at_the_track_rate(model_dir: Path, tmp_path: Pa
 
 def test_bad_input_is_a_clear_error(synth_root: Path, model_dir: Path, tmp_path: Path):
     with pytest.raises(UnmixlabError, match="no model for target.*drums"):
-        evaluate(synth_root, model_dir, targets=["drums"], out_dir=tmp_path)
+        score_models(synth_root, model_dir, targets=["drums"], out_dir=tmp_path)
     with pytest.raises(UnmixlabError, match="data root does not exist"):
-        evaluate(tmp_path / "nowhere", model_dir, out_dir=tmp_path)
+        score_models(tmp_path / "nowhere", model_dir, out_dir=tmp_path)
     with pytest.raises(UnmixlabError, match="no separator.json"):
-        evaluate(synth_root, tmp_path, out_dir=tmp_path)
+        score_models(synth_root, tmp_path, out_dir=tmp_path)
 
 
 def test_a_model_the_workers_cannot_load_stops_the_scoring(
@@ -104,7 +105,7 @@ def test_a_model_the_workers_cannot_load_stops_the_scoring(
     (broken / "vocals.pth").write_bytes(b"not a checkpoint")
     # the workers load the models: their error reaches the caller (not endless respawns)
     with pytest.raises(UnmixlabError, match="vocals.pth"):
-        evaluate(synth_root, broken, out_dir=tmp_path / "out", workers=2)
+        score_models(synth_root, broken, out_dir=tmp_path / "out", workers=2)
 
 
 def test_scores_are_logged_to_the_training_run(evaluation: Evaluation):

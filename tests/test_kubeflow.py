@@ -18,12 +18,12 @@ from pipelines.kubeflow import pipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/unmixlab:test"
-# executor -> the unmixlab calls its body makes (what the CLI and the Prefect tasks call)
+# executor -> the unmixlab steps its body calls (the ones the CLI and the Prefect tasks call)
 STEPS = {
-    "exec-synth-data": ["load_preset(", "synthesize("],
-    "exec-prepare-data": ["load_preset(", "prepare("],
-    "exec-train-target": ["load_preset(", "train_tracked("],
-    "exec-evaluate-model": ["load_preset(", "evaluate(", "log_evaluation("],
+    "exec-synth-data": ["load_preset(", "synthesize_data("],
+    "exec-prepare-data": ["load_preset(", "prepare_data("],
+    "exec-train-target": ["load_preset(", "train_model("],
+    "exec-evaluate-model": ["load_preset(", "evaluate_models("],
     "exec-promote-model": ["load_preset(", "promote("],
 }
 MLFLOW_STEPS = {"exec-train-target", "exec-evaluate-model", "exec-promote-model"}

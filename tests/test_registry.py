@@ -24,7 +24,7 @@ from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.separator import load_separator
 from unmixlab.tracking.pyfunc import BadAudio
-from unmixlab.tracking.registry import lower_is_better, promote
+from unmixlab.tracking.registry import lower_is_better, promote_best_run
 from unmixlab.tracking.runs import train_tracked
 
 pytestmark = pytest.mark.slow  # trainings and the registry: not a unit test
@@ -57,10 +57,10 @@ def test_better_model_takes_champion_worse_does_not(tiny_config: TrainConfig, tm
     strong_config = tiny_config.updated(output=tmp_path / "strong", seed=1)
     strong = tracked_with_sdr(strong_config, "strong", 3.0)
 
-    first = promote("weak", "test_sdr_vocals", "vocals")
+    first = promote_best_run("weak", "test_sdr_vocals", "vocals")
     assert (first.promoted, first.champion_value, first.candidate_value) == (True, None, 1.0)
 
-    better = promote("strong", "test_sdr_vocals", "vocals")
+    better = promote_best_run("strong", "test_sdr_vocals", "vocals")
     assert better.promoted and better.champion_value == 1.0 and better.version != first.version
     assert client.get_model_version_by_alias("unmixlab-vocals", "champion").run_id == strong
 
@@ -96,7 +96,7 @@ def test_served_model_keeps_mono_mono_and_refuses_bad_clips_in_one_line(
     tiny_config: TrainConfig,
 ):
     tracked_with_sdr(tiny_config, "layouts", 1.0)
-    promote("layouts", "test_sdr_vocals", "vocals")
+    promote_best_run("layouts", "test_sdr_vocals", "vocals")
     model = mlflow.pyfunc.load_model(CHAMPION)
 
     def predict(audio: object, rate: int = 16000) -> object:
@@ -124,7 +124,7 @@ def test_served_model_keeps_mono_mono_and_refuses_bad_clips_in_one_line(
 
 def test_promote_without_candidates_says_why(tiny_config: TrainConfig):
     with pytest.raises(UnmixlabError, match="no MLflow experiment 'missing'"):
-        promote("missing", "test_sdr_vocals", "vocals")
+        promote_best_run("missing", "test_sdr_vocals", "vocals")
 
 
 def free_port() -> int:
@@ -136,7 +136,7 @@ def free_port() -> int:
 @pytest.mark.slow
 def test_champion_is_served_over_http(tiny_config: TrainConfig, tmp_path: Path):
     tracked_with_sdr(tiny_config, "serve", 2.0)
-    assert promote("serve", "test_sdr_vocals", "vocals").promoted
+    assert promote_best_run("serve", "test_sdr_vocals", "vocals").promoted
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(

@@ -15,8 +15,14 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.experiment import load_preset
 from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
-from unmixlab.realtime import impulse_latency, log_realtime_metrics, measure_realtime
+from unmixlab.realtime import (
+    RealtimeSettings,
+    impulse_latency,
+    measure_model,
+    measure_realtime,
+)
 from unmixlab.streaming import StreamingSeparator, load_streaming_separator
+from unmixlab.tracking.realtime import log_realtime
 from unmixlab.trainer import train
 from unmixlab.transforms import bandwidth_to_max_bin
 
@@ -307,7 +313,8 @@ def test_measure_and_log_realtime_figures(tmp_path: Path, isolated_mlflow: str):
 
     client = MlflowClient(isolated_mlflow)
     run = client.create_run(client.create_experiment("realtime"))
-    logged = log_realtime_metrics(run.info.run_id, folder, block_hops=2, seconds=0.5)
+    stats = measure_model(folder, RealtimeSettings(seconds=0.5, block_hops=2))
+    logged = log_realtime(run.info.run_id, stats, block_hops=2)
     data = client.get_run(run.info.run_id).data
     assert data.metrics["stream_rtf"] == pytest.approx(logged["stream_rtf"])
     assert data.metrics["latency_ms"] == pytest.approx(40.0)

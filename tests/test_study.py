@@ -18,14 +18,13 @@ from unmixlab.study import (
     Stat,
     StudyContext,
     StudySettings,
-    collect_results,
     expand,
     plan,
-    record_run,
     summarize,
     verdicts,
 )
 from unmixlab.study.verdicts import compare
+from unmixlab.tracking.study_runs import collect_results, record_study_run
 
 SEED_TABLE = {  # name: (batch size, hidden size, samples per track, epochs, loss, time)
     "open-unmix": (8, 256, 16, 1, 9.536, "7:50"),
@@ -434,10 +433,10 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
     parent = client.create_run(experiment_id).info.run_id
     tracked = train_tracked(tiny_config, experiment="s", parent_run_id=parent)
     chunks = tiny_config.optim.samples_per_track * 3  # 4 train tracks, one kept for validation
-    total = record_run(
-        client, tracked.run_id, study="s", configuration="tiny", seed=0, chunks_per_epoch=chunks
+    total = record_study_run(
+        tracked.run_id, study="s", configuration="tiny", seed=0, chunks_per_epoch=chunks
     )
-    (result,) = collect_results(client, experiment_id, parent, "vocals")
+    (result,) = collect_results(experiment_id, parent, "vocals")
     assert (result.configuration, result.seed, result.run_id) == ("tiny", 0, tracked.run_id)
     assert result.variables["hidden_size"] == 16 and result.variables["unidirectional"] is False
     history = tracked.result.history

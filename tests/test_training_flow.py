@@ -105,9 +105,9 @@ def test_training_flow_end_to_end_then_reuses_the_prepared_data(
 def test_two_targets_check_and_decode_the_data_once_and_a_loss_promotes_the_lower(
     prefect_harness: None, tiny: list[str], monkeypatch: pytest.MonkeyPatch
 ):
-    import components.prepare_data
     import unmixlab.data.cache
     import unmixlab.prepare
+    import unmixlab.steps.prepare
 
     calls: dict[str, int] = {}
 
@@ -120,7 +120,7 @@ def test_two_targets_check_and_decode_the_data_once_and_a_loss_promotes_the_lowe
 
         monkeypatch.setattr(module, name, spy)
 
-    counted(components.prepare_data, "prepare")
+    counted(unmixlab.steps.prepare, "prepare")
     counted(unmixlab.prepare, "check_channels")
     counted(unmixlab.data.cache, "_decode_all")
     by_loss = [*tiny, "evaluate.enabled=false", "promote.metric=best_valid_loss"]

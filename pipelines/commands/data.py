@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from unmixlab.synth import synthesize
+from pipelines.commands.options import config_options, given
+from unmixlab.synth import SynthSettings
 
 
 @click.group()
@@ -14,30 +15,16 @@ def data() -> None:
 
 @data.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--tracks", default=8, show_default=True, help="Number of train tracks.")
-@click.option("--seconds", default=12.0, show_default=True, help="Duration of each track.")
-@click.option("--seed", default=0, show_default=True, help="Seed of every random choice.")
-@click.option("--sample-rate", default=44100, show_default=True, help="Sample rate in Hz.")
-@click.option(
-    "--test-tracks",
-    type=int,
-    default=None,
-    help="Number of test tracks [default: tracks // 4, at least 2].",
-)
-def synth(
-    out: Path, tracks: int, seconds: float, seed: int, sample_rate: int, test_tracks: int | None
-) -> None:
+@config_options(SynthSettings.model_fields)
+def synth(out: Path, **options: object) -> None:
     """Write a synthetic MUSDB18-HQ-format data set (drums, bass, other, vocals) to OUT."""
-    root = synthesize(
-        out,
-        tracks=tracks,
-        seconds=seconds,
-        seed=seed,
-        sample_rate=sample_rate,
-        test_tracks=test_tracks,
-    )
+    from unmixlab.synth import synthesize
+
+    settings = given(options)
+    root = synthesize(out, **settings)
     counts = {subset: sum(1 for _ in (root / subset).iterdir()) for subset in ("train", "test")}
+    used = SynthSettings(**settings)
     click.echo(
         f"Synthetic data set in {root}: {counts['train']} train and {counts['test']} test "
-        f"tracks of {seconds:g} s at {sample_rate} Hz"
+        f"tracks of {used.seconds:g} s at {used.sample_rate} Hz"
     )

@@ -1,14 +1,19 @@
-"""``unmixlab evaluate``: museval scores of a model folder on the MUSDB test tracks."""
+"""``unmixlab evaluate``: museval scores of a model folder on the MUSDB test tracks.
+
+The scoring flags are generated from :class:`unmixlab.experiment.EvaluateSettings`, one per
+field, so a new evaluate setting is a flag here with no edit.
+"""
 
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
-from pipelines.commands.options import device_option, precision_option
-from unmixlab.evaluate import EXCERPT_SECONDS
+from pipelines.commands.options import config_options, flag_error, given
+from unmixlab.experiment import EvaluateSettings
 
 
-@click.command()
+@click.command("evaluate")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="MUSDB18 folder")
 @click.option(
     "--model",
@@ -25,54 +30,35 @@ from unmixlab.evaluate import EXCERPT_SECONDS
     type=click.Path(path_type=Path),
     default=Path("evaluation"),
     show_default=True,
-    help="folder for per-track JSON and the score tables",
-)
-@click.option("--subset", type=click.Choice(["test", "train"]), default="test", show_default=True)
-@click.option("--workers", type=int, default=None, help="scoring processes [default: min(2, cpus)]")
-@click.option("--niter", default=1, show_default=True, help="Wiener filter iterations (0: none)")
-@click.option("--residual", is_flag=True, help="also report accompaniment/residual scores")
-@click.option(
-    "--excerpt-seconds",
-    type=click.FloatRange(min=0),
-    default=EXCERPT_SECONDS,
-    show_default=True,
-    help="excerpts to listen to, per track (0: none); the page is OUT/listen/index.html",
+    help="folder for per-track JSON, the score tables and the listening page OUT/listen",
 )
 @click.option("--run-id", default=None, help="log the scores to this MLflow run")
-@device_option()
-@precision_option()
-def evaluate(
+@config_options(EvaluateSettings.model_fields, skip=("enabled",))
+def evaluate_command(
     root: Path,
     model_dir: Path,
     is_wav: bool,
     targets: tuple[str, ...],
     out_dir: Path,
-    subset: str,
-    workers: int | None,
-    niter: int,
-    residual: bool,
-    excerpt_seconds: float,
     run_id: str | None,
-    device: str,
-    precision: str,
+    **options: object,
 ) -> None:
     """Separate every test track and score it with museval (SDR, SIR, SAR, ISR)."""
-    from unmixlab.evaluate import evaluate as run_evaluation
-    from unmixlab.evaluate import log_evaluation, scores_markdown
+    from unmixlab.config import DataConfig
+    from unmixlab.evaluate import scores_markdown
+    from unmixlab.steps.evaluate import evaluate_folder
 
-    evaluation = run_evaluation(
-        root,
+    try:
+        settings = EvaluateSettings(**given(options))
+    except ValidationError as error:
+        raise flag_error(error) from error
+    evaluation = evaluate_folder(
+        settings,
+        DataConfig(root=root, is_wav=is_wav),
         model_dir,
-        is_wav=is_wav,
-        targets=list(targets) or None,
-        out_dir=out_dir,
-        subset=subset,
-        workers=workers,
-        niter=niter,
-        residual=residual,
-        excerpt_seconds=excerpt_seconds,
-        device=device,
-        precision=precision,
+        out_dir,
+        targets=targets,
+        parent_run_id=run_id,
     )
     click.echo(scores_markdown(evaluation.aggregate))
     click.echo(
@@ -82,5 +68,4 @@ def evaluate(
     if evaluation.listen_dir is not None:
         click.echo(f"listen: {evaluation.listen_dir / 'index.html'}")
     if run_id:
-        logged = log_evaluation(run_id, evaluation)
-        click.echo(f"logged {len(logged)} metrics to MLflow run {run_id}")
+        click.echo(f"logged the scores to MLflow run {run_id}")

@@ -14,10 +14,12 @@ import click
 )
 def promote(experiment: str, metric: str, target: str, lower_is_better: bool | None) -> None:
     """Register the best finished run's model as unmixlab-TARGET; move 'champion' if it wins."""
-    from unmixlab.tracking.registry import promote as run_promotion
+    from unmixlab.experiment import PromoteSettings
+    from unmixlab.steps.promote import promote as promote_step
 
     greater_is_better = None if lower_is_better is None else not lower_is_better
-    result = run_promotion(experiment, metric, target, greater_is_better)
+    settings = PromoteSettings(metric=metric, greater_is_better=greater_is_better)
+    result = promote_step(settings, experiment, target)
     champion = "none" if result.champion_value is None else f"{result.champion_value:.5g}"
     click.echo(
         f"{result.model_name} v{result.version}: {result.decision} "

@@ -13,43 +13,39 @@ from pipelines.commands.signals import stop_on_signals
 from unmixlab.config import TrainConfig
 
 if TYPE_CHECKING:
-    from unmixlab.trainer import TrainResult
+    from unmixlab.steps.train import TrainedModel
 
 
 @click.command()
 @config_options(TrainConfig.fields())
 @click.option("--resume", is_flag=True, help="continue from OUTPUT/<target>.chkpnt")
 @click.option("--experiment", default="unmixlab", show_default=True, help="MLflow experiment")
-@click.option("--run-name", default=None, help="MLflow run name [default: generated]")
+@click.option("--run-name", default=None, help="MLflow run name [default: target, size and seed]")
 def train(resume: bool, experiment: str, run_name: str | None, **options: object) -> None:
     """Train one Open-Unmix target model, tracked in MLflow."""
-    from unmixlab.tracking.runs import train_tracked
+    from unmixlab.steps.train import train_model
 
     try:
         config = TrainConfig(**given(options))
     except ValidationError as error:
         raise flag_error(error) from error
     with stop_on_signals():  # a stopped job ends its run KILLED
-        tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
-    result = tracked.result
-    if result.trained_nothing:
-        click.echo(f"nothing to train: {_why_nothing(result, config)}")
+        model = train_model(config, experiment=experiment, run_name=run_name, resume=resume)
+    if model.trained_nothing:
+        click.echo(f"nothing to train: {_why_nothing(model, config)}")
     else:
         click.echo(
-            f"trained {result.target}: best valid loss {result.best_loss:.5g} "
-            f"(epoch {result.history.best_epoch} of {result.epochs_trained}), "
-            f"{result.training_seconds:.1f} s; model in {result.output}"
+            f"trained {model.target}: best valid loss {model.best_valid_loss:.5g} "
+            f"(epoch {model.best_epoch} of {model.epochs_trained}), "
+            f"{model.training_seconds:.1f} s; model in {model.model_dir}"
         )
-    if tracked.unsent:
-        click.secho(f"warning: {tracked.unsent}", fg="yellow", err=True)
-    else:
-        click.echo(f"MLflow run {tracked.run_id} in experiment '{experiment}'")
+    click.echo(f"MLflow run {model.run_id} in experiment '{experiment}'")
 
 
-def _why_nothing(result: "TrainResult", config: TrainConfig) -> str:
+def _why_nothing(model: "TrainedModel", config: TrainConfig) -> str:
     """Why a resume trained no epoch, and which flag trains more."""
-    done = f"{result.output} is trained to epoch {result.epochs_trained}"
-    if result.stopped_early:
+    done = f"{model.model_dir} is trained to epoch {model.epochs_trained}"
+    if model.stopped_early:
         return (
             f"{done}, where it stopped early ({config.run.patience} epochs without improvement); "
             "raise --patience to train on"

@@ -14,7 +14,7 @@ def synth_data(preset: str, overrides: list, data: dsl.Output[dsl.Dataset]):
     """Write the preset's synthetic MUSDB18-HQ data set (its ``data.synth``) into ``data``."""
     from unmixlab.errors import UnmixlabError
     from unmixlab.experiment import load_preset
-    from unmixlab.synth import synthesize
+    from unmixlab.steps.prepare import synthesize_data
 
     config = load_preset(preset, overrides)
     if config.data.synth is None:
@@ -22,17 +22,17 @@ def synth_data(preset: str, overrides: list, data: dsl.Output[dsl.Dataset]):
             f"preset '{config.name}' has no data.synth to make a data set from",
             "Compile the pipeline with --data-uri <MUSDB18-HQ folder in the object store>",
         )
-    synthesize(data.path, **config.data.synth.model_dump())
+    synthesize_data(data.path, config.data.synth)
     data.metadata.update(config.data.synth.model_dump(mode="json"))
 
 
 def prepare_data(preset: str, overrides: list, data: dsl.Input[dsl.Dataset]) -> list:
     """Check the data set and decode it into its cache once; return the preset's targets."""
     from unmixlab.experiment import load_preset
-    from unmixlab.prepare import prepare
+    from unmixlab.steps.prepare import prepare_data
 
     config = load_preset(preset, [*overrides, f"data.root={data.path}", "data.synth=null"])
-    prepared = prepare(config.data_config())
+    prepared = prepare_data(config.data_config())
     print(
         f"prepared {len(prepared.train)} train + {len(prepared.valid)} valid tracks "
         f"(fingerprint {prepared.fingerprint}); targets {list(config.targets)}"
@@ -47,31 +47,21 @@ def train_target(
     data: dsl.Input[dsl.Dataset],
     model: dsl.Output[dsl.Model],
 ):
-    """Train one target into ``model`` (reference layout), tracked as one MLflow run."""
+    """Train one target into ``model`` (reference layout); unsent metrics fail the step."""
     from pathlib import Path
 
     from unmixlab.experiment import load_preset
-    from unmixlab.tracking.runs import train_tracked
+    from unmixlab.steps.train import train_model
+    from unmixlab.tracking.schema import ORCHESTRATOR_TAG
 
     config = load_preset(preset, [*overrides, f"data.root={data.path}", "data.synth=null"])
-    tracked = train_tracked(
+    trained = train_model(
         config.train_config(target, Path(model.path)),
         experiment=config.experiment,
-        run_name=target,
         preset=config.name,
-        tags={"orchestrator": "kubeflow"},
+        tags={ORCHESTRATOR_TAG: "kubeflow"},
     )
-    result = tracked.result
-    model.metadata.update(
-        {
-            "target": target,
-            "mlflow_run_id": tracked.run_id,
-            "mlflow_model_uri": tracked.model_uri or "",
-            "best_valid_loss": result.best_loss,
-            "best_epoch": result.history.best_epoch,
-            "training_seconds": result.training_seconds,
-        }
-    )
+    model.metadata.update(trained.as_metadata())
 
 
 def evaluate_model(
@@ -83,27 +73,20 @@ def evaluate_model(
     scores: dsl.Output[dsl.Metrics],
     tables: dsl.Output[dsl.Artifact],
 ):
-    """Score the test tracks with museval; log the scores to the training's MLflow run."""
+    """Score the test tracks with every evaluate setting; log to the training's MLflow run."""
     import math
     from pathlib import Path
 
-    from unmixlab.evaluate import evaluate, log_evaluation, scores_markdown
+    from unmixlab.evaluate import scores_markdown
     from unmixlab.experiment import load_preset
+    from unmixlab.steps.evaluate import evaluate_models
+    from unmixlab.steps.train import TrainedModel
 
     config = load_preset(preset, [*overrides, f"data.root={data.path}", "data.synth=null"])
-    settings = config.evaluate
-    evaluation = evaluate(
-        Path(data.path),
-        Path(model.path),
-        is_wav=config.data.is_wav,
-        targets=[target],
-        out_dir=Path(tables.path),
-        subset=settings.subset,
-        workers=settings.workers,
-        niter=settings.niter,
-        residual=settings.residual,
+    trained = TrainedModel.from_metadata(model.metadata, Path(model.path))
+    evaluation = evaluate_models(
+        config.evaluate, config.data_config(), [trained], Path(tables.path)
     )
-    log_evaluation(model.metadata["mlflow_run_id"], evaluation, targets=[target])
     for metric, value in evaluation.aggregate[target].items():
         if not math.isnan(value):
             scores.log_metric(f"{metric.lower()}_{target}", value)
@@ -113,13 +96,8 @@ def evaluate_model(
 def promote_model(preset: str, overrides: list, target: str, scores: dsl.Input[dsl.Metrics]) -> str:
     """Register the experiment's best ``target`` model; move ``champion`` if it wins."""
     from unmixlab.experiment import load_preset
-    from unmixlab.tracking.registry import promote
+    from unmixlab.steps.promote import promote
 
     config = load_preset(preset, overrides)
-    promotion = promote(
-        config.experiment,
-        config.promote.metric_for(target),
-        target,
-        config.promote.greater_is_better,
-    )
+    promotion = promote(config.promote, config.experiment, target)
     return f"{promotion.model_name} v{promotion.version}: {promotion.decision}"

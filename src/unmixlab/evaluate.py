@@ -10,7 +10,6 @@ Outputs in ``out_dir``: ``<subset>/<track>.json`` (museval's per-track format),
 ``listen/``: excerpts of every track and a page to listen to them (:mod:`unmixlab.listening`).
 """
 
-import math
 import multiprocessing
 import os
 import time
@@ -27,8 +26,6 @@ from unmixlab.files import write_text
 from unmixlab.listening import (
     PAGE,
     TrackExcerpts,
-    for_targets,
-    log_listening,
     render_page,
     track_excerpts,
     write_excerpts,
@@ -36,11 +33,12 @@ from unmixlab.listening import (
 from unmixlab.progress import tqdm
 from unmixlab.quantize import Precision, inference_device
 from unmixlab.render import markdown_table
+from unmixlab.tracking.schema import SEPARATION_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-METRICS = ("SDR", "SIR", "SAR", "ISR")
+METRICS = SEPARATION_METRICS  # museval's four scores, in table order
 LISTEN_DIR = "listen"  # excerpts and their page, in the evaluation folder
 EXCERPT_SECONDS = 15.0
 
@@ -191,7 +189,7 @@ def _score_in_worker(job: _Job) -> "pd.DataFrame":
     return _SCORER(job)
 
 
-def evaluate(
+def score_models(
     root: Path,
     model_dir: Path,
     *,
@@ -359,52 +357,3 @@ def scores_markdown(aggregate: dict[str, dict[str, float]]) -> str:
     header = ["target", *(f"{m} (dB)" for m in METRICS)]
     rows = [[t, *(f"{s[m]:.2f}" for m in METRICS)] for t, s in aggregate.items()]
     return markdown_table(header, rows)
-
-
-def log_evaluation(
-    run_id: str, evaluation: Evaluation, targets: list[str] | None = None
-) -> dict[str, float]:
-    """Log ``test_<metric>_<target>`` metrics and the score tables to an MLflow run.
-
-    Args:
-        run_id: the training's MLflow run.
-        evaluation: what :func:`evaluate` returned.
-        targets: targets whose metrics to log; default: all in the evaluation.
-
-    Returns:
-        The logged metrics (NaN scores are left out).
-    """
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    from unmixlab.tracking.names import add_to_note
-    from unmixlab.tracking.setup import resolve_tracking_uri
-
-    now = int(time.time() * 1000)
-    metrics = {
-        f"test_{metric.lower()}_{target}": value
-        for target, scores in evaluation.aggregate.items()
-        if targets is None or target in targets
-        for metric, value in scores.items()
-        if not math.isnan(value)
-    }
-    client = MlflowClient(resolve_tracking_uri())
-    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
-    sdr = {
-        f"SDR {target}": f"{scores['SDR']:.2f} dB"
-        for target, scores in evaluation.aggregate.items()
-        if (targets is None or target in targets) and not math.isnan(scores["SDR"])
-    }
-    add_to_note(client, run_id, sdr)
-    for path in (evaluation.table_path, evaluation.markdown_path, evaluation.tracks_path):
-        client.log_artifact(run_id, str(path), "evaluation")
-    client.log_artifacts(run_id, str(evaluation.per_track_dir), "evaluation/tracks")
-    if evaluation.listen_dir is not None:
-        tracks = list(evaluation.excerpts)
-        if targets is not None:
-            tracks = for_targets(tracks, targets)
-        title = f"Listening: run {client.get_run(run_id).info.run_name}"
-        log_listening(
-            client, run_id, evaluation.listen_dir, tracks, title, evaluation.excerpt_seconds
-        )
-    return metrics

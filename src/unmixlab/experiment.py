@@ -20,27 +20,21 @@ from pydantic import (
     Field,
     ValidationError,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
 from unmixlab.config import GROUP_OF, GROUPS, DataConfig, Target, TrainConfig
+from unmixlab.device import DEVICE_HELP, check_device_spec
 from unmixlab.errors import UnmixlabError
-from unmixlab.study import StudySettings
+from unmixlab.quantize import Precision
+from unmixlab.study.settings import StudySettings
+from unmixlab.synth import SynthSettings
 from unmixlab.tuning.settings import TuneConfig
 
 
 class _Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SynthSettings(_Settings):
-    """A synthetic data set made when ``data.root`` does not exist yet (``unmixlab data synth``)."""
-
-    tracks: int = Field(8, ge=1, description="train tracks")
-    seconds: float = Field(12.0, ge=1.0, description="duration of each track")
-    seed: int = Field(0, description="seed of every random choice")
-    sample_rate: int = Field(44100, ge=8000, description="sample rate of the wav files in Hz")
-    test_tracks: int | None = Field(None, ge=1, description="test tracks (default tracks // 4)")
 
 
 class DataSettings(_Settings):
@@ -65,6 +59,17 @@ class EvaluateSettings(_Settings):
     excerpt_seconds: float = Field(
         15.0, ge=0, description="excerpts per track on the listening page (0: none)"
     )
+    device: str | None = Field(
+        None, description=f"where the models separate: {DEVICE_HELP} (default: the training's)"
+    )
+    precision: Precision = Field(
+        "float32", description="weights of the linear and LSTM layers: int8 is CPU only"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return value if value is None else check_device_spec(value)
 
 
 class PromoteSettings(_Settings):

@@ -9,12 +9,9 @@ relative path; the copy logged to MLflow links them through the UI's artifact ad
 MLflow shows an HTML artifact in a sandboxed frame where relative links resolve nowhere.
 """
 
-import shutil
-import tempfile
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import jinja2
@@ -22,9 +19,6 @@ from torch import Tensor
 
 from unmixlab.audio import write_audio
 from unmixlab.config import TARGETS
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
 
 PAGE = "index.html"
 EXCERPT_SUFFIX = ".mp3"  # a few hundred kB per excerpt, and every browser plays it
@@ -136,31 +130,3 @@ def for_targets(tracks: list[TrackExcerpts], targets: Collection[str]) -> list[T
         )
         for t in tracks
     ]
-
-
-def log_listening(
-    client: "MlflowClient",
-    run_id: str,
-    folder: Path,
-    tracks: list[TrackExcerpts],
-    title: str,
-    excerpt_seconds: float,
-    artifact_path: str = "evaluation/listen",
-) -> None:
-    """Log ``tracks``' excerpts and a page linking them through the MLflow UI to ``run_id``."""
-    from unmixlab.tracking.links import artifact_url
-
-    def link(path: str) -> str:
-        return artifact_url(client.tracking_uri, run_id, f"{artifact_path}/{path}")
-
-    with tempfile.TemporaryDirectory(prefix="unmixlab-listen-") as tmp:
-        staged = Path(tmp)
-        for track in tracks:
-            (staged / track.name).mkdir()
-            for path in (
-                track.mixture,
-                *(p for s in track.stems for p in (s.estimate, s.reference)),
-            ):
-                shutil.copy2(Path(folder, path), staged / path)
-        (staged / PAGE).write_text(render_page(tracks, title, excerpt_seconds, link))
-        client.log_artifacts(run_id, str(staged), artifact_path)

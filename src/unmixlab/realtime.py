@@ -130,6 +130,39 @@ def measure_stream(
     return measured.stats()
 
 
+@dataclass(frozen=True)
+class RealtimeSettings:
+    """How the measure step streams a model: audio length and block size.
+
+    Attributes:
+        seconds: audio streamed (noise; the cost does not depend on the content).
+        block_hops: hops per block.
+        threads: torch intra-op threads while measuring (``None``: unchanged).
+    """
+
+    seconds: float = 10.0
+    block_hops: int = 2
+    threads: int | None = 1
+
+
+def measure_model(
+    model_dir: Path, settings: RealtimeSettings, targets: list[str] | None = None
+) -> RealtimeStats:
+    """Real-time figures of the unidirectional models in ``model_dir``.
+
+    Args:
+        model_dir: reference-layout model folder (``separator.json``, ``<target>.pth``).
+        settings: audio length, block size and threads.
+        targets: targets to stream (default: all in the folder).
+
+    Raises:
+        UnmixlabError: the folder is missing or holds a bidirectional model.
+    """
+    separator = load_streaming_separator(model_dir, targets, settings.block_hops)
+    with torch_threads(settings.threads):
+        return measure_stream(separator, settings.seconds)
+
+
 def measure_realtime(
     model_dir: Path,
     block_hops: int = 2,
@@ -137,48 +170,14 @@ def measure_realtime(
     threads: int | None = 1,
     targets: list[str] | None = None,
 ) -> dict[str, float]:
-    """Real-time figures of the unidirectional models in ``model_dir``.
-
-    Args:
-        model_dir: reference-layout model folder (``separator.json``, ``<target>.pth``).
-        block_hops: hops per block.
-        seconds: audio streamed (noise; the cost does not depend on the content).
-        threads: torch intra-op threads while measuring (``None``: unchanged).
-        targets: targets to stream (default: all in the folder).
+    """:func:`measure_model`'s figures as a dict.
 
     Returns:
         ``stream_rtf``, ``latency_ms``, ``worst_block_ratio``, plus ``stream_cpu_rtf``,
         ``block_ms``, ``worst_block_ms`` and ``blocks``.
-
-    Raises:
-        UnmixlabError: the folder is missing or holds a bidirectional model.
     """
-    separator = load_streaming_separator(model_dir, targets, block_hops)
-    with torch_threads(threads):
-        return measure_stream(separator, seconds).as_dict()
-
-
-def log_realtime_metrics(
-    run_id: str, model_dir: Path, block_hops: int = 2, seconds: float = 10.0
-) -> dict[str, float]:
-    """Measure the models in ``model_dir``; log ``stream_rtf``, ``latency_ms`` to run ``run_id``.
-
-    ``worst_block_ratio`` is logged too, and the block size as the tag
-    ``realtime_block_hops``, so the tuning pipeline can trade speed and latency against loss.
-
-    Returns:
-        the figures of :func:`measure_realtime`.
-    """
-    from mlflow.tracking import MlflowClient
-
-    from unmixlab.tracking.setup import resolve_tracking_uri
-
-    figures = measure_realtime(model_dir, block_hops=block_hops, seconds=seconds)
-    client = MlflowClient(tracking_uri=resolve_tracking_uri())
-    for key in ("stream_rtf", "latency_ms", "worst_block_ratio"):
-        client.log_metric(run_id, key, figures[key])
-    client.set_tag(run_id, "realtime_block_hops", str(block_hops))
-    return figures
+    settings = RealtimeSettings(seconds, block_hops, threads)
+    return measure_model(model_dir, settings, targets).as_dict()
 
 
 def pass_through_model(nfft: int) -> OpenUnmix:

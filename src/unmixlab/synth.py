@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unmixlab.config import TARGETS
 from unmixlab.errors import UnmixlabError
@@ -74,43 +75,50 @@ class _Song:
         return len(self.chords)
 
 
-def synthesize(
-    root: Path,
-    tracks: int = 8,
-    seconds: float = 12.0,
-    seed: int = 0,
-    sample_rate: int = 44100,
-    test_tracks: int | None = None,
-) -> Path:
+class SynthSettings(BaseModel):
+    """A synthetic data set; its defaults, defined once (``unmixlab data synth``, presets)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracks: int = Field(8, ge=1, description="number of train tracks")
+    seconds: float = Field(12.0, ge=1.0, description="duration of each track in seconds")
+    seed: int = Field(0, description="seed of every random choice (same settings, same bytes)")
+    sample_rate: int = Field(44100, ge=8000, description="sample rate of the wav files in Hz")
+    test_tracks: int | None = Field(
+        None, ge=1, description="number of test tracks (default: tracks // 4, at least 2)"
+    )
+
+    def test_count(self) -> int:
+        """The test tracks to write."""
+        return max(2, self.tracks // 4) if self.test_tracks is None else self.test_tracks
+
+
+def synthesize(root: Path, settings: SynthSettings | None = None, **fields: object) -> Path:
     """Write a MUSDB18-HQ-format folder of synthetic songs and return ``root``.
 
     Args:
         root: folder to create; must not exist or be empty.
-        tracks: number of tracks in ``train``.
-        seconds: duration of each track.
-        seed: seed of every random choice; the same arguments give the same bytes.
-        sample_rate: sample rate of the 16-bit stereo wav files.
-        test_tracks: number of tracks in ``test``; defaults to ``max(2, tracks // 4)``.
+        settings: what to write (default: ``SynthSettings(**fields)``).
+        **fields: :class:`SynthSettings` fields, when ``settings`` is not given.
 
     Returns:
         ``root``, holding ``{train,test}/<Artist - Title>/{mixture,drums,bass,other,vocals}.wav``.
 
     Raises:
-        UnmixlabError: bad arguments, or ``root`` exists and is not empty.
+        UnmixlabError: bad settings (naming the flag), or ``root`` exists and is not empty.
     """
+    if settings is None:
+        try:
+            settings = SynthSettings(**fields)
+        except ValidationError as error:
+            first = error.errors()[0]
+            flag = "--" + "-".join(str(p) for p in first["loc"]).replace("_", "-")
+            raise UnmixlabError(
+                f"invalid {flag}: {first['msg']}", f"Fix {flag} (see unmixlab data synth --help)"
+            ) from error
+    tracks, seconds, seed = settings.tracks, settings.seconds, settings.seed
+    sample_rate, test_tracks = settings.sample_rate, settings.test_count()
     root = Path(root)
-    test_tracks = max(2, tracks // 4) if test_tracks is None else test_tracks
-    if tracks < 1 or test_tracks < 1:
-        raise UnmixlabError(
-            f"need at least one train and one test track, got {tracks} and {test_tracks}",
-            "Pass --tracks 1 or more (and --test-tracks 1 or more).",
-        )
-    if seconds < 1.0:
-        raise UnmixlabError(f"tracks of {seconds} s are too short", "Pass --seconds 1 or more.")
-    if sample_rate < 8000:
-        raise UnmixlabError(
-            f"sample rate {sample_rate} Hz is too low", "Pass --sample-rate 8000 or more."
-        )
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise UnmixlabError(
             "the output folder already exists and is not an empty folder",

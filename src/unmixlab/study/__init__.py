@@ -24,16 +24,10 @@ with one seed there is no spread, and nothing is decided.
 """
 
 from unmixlab.study.results import (
-    EPOCH_TRAIN_SECONDS,
-    REALTIME_FACTOR,
-    SEPARATION_METRICS,
-    TOTAL_TRAIN_SECONDS,
     ConfigurationSummary,
     RunResult,
     Stat,
-    collect_results,
     number,
-    record_run,
     summarize,
 )
 from unmixlab.study.settings import (
@@ -51,15 +45,13 @@ from unmixlab.study.settings import (
     plan,
 )
 from unmixlab.study.verdicts import HYPOTHESES, Verdict, verdicts
+from unmixlab.tracking.schema import SEPARATION_METRICS
 
 __all__ = [
     "CONTROL",
-    "EPOCH_TRAIN_SECONDS",
     "HYPOTHESES",
     "INDEPENDENT",
-    "REALTIME_FACTOR",
     "SEPARATION_METRICS",
-    "TOTAL_TRAIN_SECONDS",
     "Baseline",
     "Configuration",
     "ConfigurationSummary",
@@ -70,13 +62,11 @@ __all__ = [
     "StudyContext",
     "StudySettings",
     "Verdict",
-    "collect_results",
     "expand",
     "fixed_settings",
     "label",
     "number",
     "plan",
-    "record_run",
     "summarize",
     "verdicts",
 ]

@@ -1,7 +1,8 @@
 """What the study's runs measured: per-run results, their spread over seeds, and MLflow.
 
-Each run's dependent variables come back from MLflow (:func:`collect_results`), so a report
-can be rebuilt from the tracking store alone.
+Each run's dependent variables come back from MLflow
+(:func:`unmixlab.tracking.study_runs.collect_results`), so a report can be rebuilt from the
+tracking store alone.
 """
 
 import math
@@ -11,19 +12,6 @@ from dataclasses import dataclass
 
 from unmixlab.errors import UnmixlabError
 from unmixlab.study.settings import Configuration, Reference
-
-# per-run metrics the study logs next to the tracker's
-EPOCH_TRAIN_SECONDS = "train_seconds"  # logged by the trainer every epoch
-TOTAL_TRAIN_SECONDS = "total_train_seconds"
-SAMPLES_PER_EPOCH = "samples_per_epoch"
-VALID_SDR = "valid_sdr"  # logged by the trainer every epoch
-# museval scores logged by unmixlab.evaluate.log_evaluation as test_<metric>_<target>
-SEPARATION_METRICS = ("SDR", "SIR", "ISR", "SAR")
-# logged by unmixlab.realtime.log_realtime_metrics
-REALTIME_FACTOR = "stream_rtf"
-BLOCK_HOPS_TAG = "realtime_block_hops"
-WORST_BLOCK_RATIO = "worst_block_ratio"
-LATENCY_MS = "latency_ms"
 
 
 @dataclass(frozen=True)
@@ -226,113 +214,3 @@ def summarize(
                 ConfigurationSummary(name, runs[0].variables, references.get(name), runs)
             )
     return summaries
-
-
-def record_run(
-    client: "MlflowClient",  # noqa: F821
-    run_id: str,
-    *,
-    study: str,
-    configuration: str,
-    seed: int,
-    chunks_per_epoch: int,
-) -> float:
-    """Tag a finished training as part of a study and log its total training-pass time.
-
-    Tags ``study``, ``configuration``, ``seed`` and the run name ``<configuration> seed <seed>``;
-    logs ``total_train_seconds``, the sum of the trainer's per-epoch ``train_seconds``, and
-    ``samples_per_epoch``.
-
-    Returns:
-        The total training-pass seconds.
-    """
-    import time
-
-    from mlflow.entities import Metric, RunTag
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
-
-    passes = {m.step: m.value for m in client.get_metric_history(run_id, EPOCH_TRAIN_SECONDS)}
-    if not passes:
-        raise UnmixlabError(
-            f"MLflow run {run_id} logged no {EPOCH_TRAIN_SECONDS}",
-            "Train through unmixlab.tracking.train_tracked, which logs it every epoch",
-        )
-    total = sum(passes.values())
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(TOTAL_TRAIN_SECONDS, total, now, max(passes)),
-        Metric(SAMPLES_PER_EPOCH, chunks_per_epoch, now, 0),
-    ]
-    tags = {
-        "study": study,
-        "configuration": configuration,
-        "seed": str(seed),
-        MLFLOW_RUN_NAME: f"{configuration} seed {seed}",
-    }
-    client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
-    return total
-
-
-def _history(client: "MlflowClient", run_id: str, key: str) -> tuple[float, ...]:  # noqa: F821
-    by_step = {m.step: m.value for m in client.get_metric_history(run_id, key)}
-    return tuple(by_step[step] for step in sorted(by_step))
-
-
-def _count(value: float | None) -> int | None:
-    return None if value is None else round(value)
-
-
-def _parse(value: str, kind: type) -> int | bool:
-    if kind is bool:
-        return value.strip().lower() == "true"
-    return int(float(value))
-
-
-def collect_results(
-    client: "MlflowClient",  # noqa: F821
-    experiment_id: str,
-    study_run_id: str,
-    target: str,
-) -> list[RunResult]:
-    """Read back every finished run of a study from MLflow.
-
-    A run belongs to the study when it is nested under ``study_run_id`` and tagged
-    ``configuration`` (see :func:`record_run`).
-    """
-    from unmixlab.study.settings import INDEPENDENT
-
-    kinds = {k: bool if k == "unidirectional" else int for k in INDEPENDENT}
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{study_run_id}' and "
-        "attributes.status = 'FINISHED'",
-        max_results=10_000,
-    )
-    results = []
-    for run in runs:
-        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-        if "configuration" not in tags:
-            continue
-        run_id = run.info.run_id
-        results.append(
-            RunResult(
-                configuration=tags["configuration"],
-                seed=int(tags["seed"]),
-                run_id=run_id,
-                variables={k: _parse(params[k], kind) for k, kind in kinds.items()},
-                train_loss=_history(client, run_id, "train_loss"),
-                valid_loss=_history(client, run_id, "valid_loss"),
-                train_seconds=_history(client, run_id, EPOCH_TRAIN_SECONDS),
-                sdr=metrics.get(f"test_sdr_{target}"),
-                rtf=metrics.get(REALTIME_FACTOR),
-                worst_block=metrics.get(WORST_BLOCK_RATIO),
-                latency_ms=metrics.get(LATENCY_MS),
-                sir=metrics.get(f"test_sir_{target}"),
-                isr=metrics.get(f"test_isr_{target}"),
-                sar=metrics.get(f"test_sar_{target}"),
-                samples_per_epoch=_count(metrics.get(SAMPLES_PER_EPOCH)),
-                valid_sdr=_history(client, run_id, VALID_SDR),
-                block_hops=int(tags[BLOCK_HOPS_TAG]) if BLOCK_HOPS_TAG in tags else None,
-            )
-        )
-    return results

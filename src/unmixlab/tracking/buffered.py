@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
+from unmixlab.tracking import schema
 from unmixlab.tracking.setup import is_server, redact_uri, server_answers
 from unmixlab.trainer import EpochRecord, History, Trainer, TrainingCallback, TrainResult
 
@@ -75,13 +76,13 @@ def epoch_metrics(history: History) -> dict[str, dict[int, float]]:
     """
     epochs = len(history.train_loss)
     curves = {
-        "train_loss": history.train_loss,
-        "valid_loss": history.valid_loss,
-        "valid_sdr": history.valid_sdr,
-        "lr": history.lr,
-        "epoch_seconds": history.epoch_seconds,
-        "train_seconds": history.train_seconds,
-        "samples_per_second": history.samples_per_second,
+        schema.TRAIN_LOSS: history.train_loss,
+        schema.VALID_LOSS: history.valid_loss,
+        schema.VALID_SDR: history.valid_sdr,
+        schema.LR: history.lr,
+        schema.EPOCH_SECONDS: history.epoch_seconds,
+        schema.TRAIN_SECONDS: history.train_seconds,
+        schema.SAMPLES_PER_SECOND: history.samples_per_second,
     }
     return {
         name: {epochs - len(values) + 1 + i: value for i, value in enumerate(values)}
@@ -91,7 +92,7 @@ def epoch_metrics(history: History) -> dict[str, dict[int, float]]:
 
 # the metrics logged once training ends, at step 0 (MLflow charts them as bars, not as one dot
 # on an epoch axis); a resumed run logs its new values at the same step
-SUMMARY_METRICS = ("training_seconds", "best_valid_loss", "best_epoch", "epochs_trained")
+SUMMARY_METRICS = schema.SUMMARY_METRICS
 
 
 def summary_metrics(result: TrainResult) -> dict[str, float]:

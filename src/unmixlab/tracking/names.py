@@ -10,11 +10,12 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from unmixlab.tracking.schema import NOTE_TAG
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 SEPARATOR = " · "
-NOTE_TAG = "mlflow.note.content"  # MLflow's run and experiment description
 # setting -> prefix of its value in a run name
 SHORT = {
     "hidden_size": "h",

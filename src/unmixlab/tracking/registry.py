@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.tracking.schema import MODEL_URI_TAG, TARGET_TAG
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
 
 CHAMPION = "champion"
@@ -24,7 +25,7 @@ LOWER_IS_BETTER = {"loss", "error", "seconds", "latency", "rtf"}
 
 @dataclass(frozen=True)
 class Promotion:
-    """The outcome of :func:`promote`."""
+    """The outcome of :func:`promote_best_run`."""
 
     model_name: str
     version: str  # the candidate's version
@@ -44,7 +45,7 @@ def lower_is_better(metric: str) -> bool:
     return not LOWER_IS_BETTER.isdisjoint(metric.lower().replace("/", "_").split("_"))
 
 
-def promote(
+def promote_best_run(
     experiment: str,
     metric: str,
     target: str,
@@ -119,7 +120,7 @@ def best_run(
             f"no MLflow experiment '{experiment}' in {client.tracking_uri}",
             "Train into it first, or pass the --experiment that holds the runs",
         )
-    query = f"attributes.status = 'FINISHED' and tags.target = '{target}'"
+    query = f"attributes.status = 'FINISHED' and tags.{TARGET_TAG} = '{target}'"
     candidates, token = [], None
     while True:
         page = client.search_runs([found.experiment_id], query, page_token=token)
@@ -127,7 +128,7 @@ def best_run(
             run
             for run in page
             if math.isfinite(run.data.metrics.get(metric, math.nan))
-            and "model_uri" in run.data.tags
+            and MODEL_URI_TAG in run.data.tags
         ]
         token = page.token
         if not token:
@@ -158,7 +159,7 @@ def register_run_model(client: MlflowClient, name: str, run: Run) -> str:
     existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     if existing:
         return str(min(existing, key=lambda v: int(v.version)).version)
-    model_uri = run.data.tags["model_uri"]
+    model_uri = run.data.tags[MODEL_URI_TAG]
     model_id = model_uri.removeprefix("models:/")
     version = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
     return str(version.version)

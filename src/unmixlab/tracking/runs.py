@@ -29,6 +29,13 @@ from unmixlab.tracking.buffered import EpochMetrics, bounded_requests
 from unmixlab.tracking.names import add_to_note, training_note
 from unmixlab.tracking.parent_run import context_tags, end_run, failure, flatten, log_params
 from unmixlab.tracking.plots import plot_loss_curves
+from unmixlab.tracking.schema import (
+    DATASET_FINGERPRINT_TAG,
+    MODEL_URI_TAG,
+    PRESET_TAG,
+    TARGET_TAG,
+    resumed_tag,
+)
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
     get_or_create_experiment,
@@ -92,7 +99,8 @@ def train_tracked(
             run when the folder records one of this tracking store.
         callbacks: more trainer callbacks (e.g. Optuna pruning), called after the logger.
         log_model: log the pyfunc model (1-2 s); without it the run has no ``model_uri``
-            tag, so :func:`unmixlab.tracking.registry.promote` never picks it (tuning trials).
+            tag, so :func:`unmixlab.tracking.registry.promote_best_run` never picks it
+            (tuning trials).
 
     Returns:
         The run id, the training result, the logged model's URI (None without the model)
@@ -174,9 +182,9 @@ def run_tags_for(
     extra: dict[str, str] | None,
 ) -> dict[str, str]:
     """Tags of a new run: MLflow's context tags, target, preset, git commit, parent, extras."""
-    tags = {"target": config.run.target}
+    tags = {TARGET_TAG: config.run.target}
     if preset:
-        tags["preset"] = preset
+        tags[PRESET_TAG] = preset
     if parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
     return context_tags({**tags, **(extra or {})})
@@ -193,7 +201,7 @@ def log_config(client: MlflowClient, run_id: str, config: TrainConfig, resumed: 
         logged = client.get_run(run_id).data.params
         for key, value in params.items():
             if key in logged and logged[key] != value:
-                client.set_tag(run_id, f"resumed.{key}", value)
+                client.set_tag(run_id, resumed_tag(key), value)
         params = {k: v for k, v in params.items() if k not in logged}
     log_params(client, run_id, params)
 
@@ -221,7 +229,7 @@ def log_dataset(client: MlflowClient, run_id: str, config: TrainConfig, data: Lo
         dataset = mlflow.data.from_pandas(
             pd.DataFrame(rows), source=str(root), name=root.name, digest=data.fingerprint
         )._to_mlflow_entity()
-    client.set_tag(run_id, "dataset_fingerprint", data.fingerprint)
+    client.set_tag(run_id, DATASET_FINGERPRINT_TAG, data.fingerprint)
     context = InputTag(key="mlflow.data.context", value="training")
     inputs = [DatasetInput(dataset, [context])]
     try:
@@ -264,7 +272,7 @@ def log_training_artifacts(
         if not log_model:
             return None
         model_uri = log_separator_model(client, run_id, model_dir)
-    client.set_tag(run_id, "model_uri", model_uri)
+    client.set_tag(run_id, MODEL_URI_TAG, model_uri)
     return model_uri
 
 

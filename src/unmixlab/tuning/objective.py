@@ -20,11 +20,13 @@ import torch
 
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
+from unmixlab.steps.train import TrainedModel, train_model
 from unmixlab.tracking.links import run_url
 from unmixlab.tracking.names import trial_run_name
-from unmixlab.tracking.runs import run_file, train_tracked
-from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult
-from unmixlab.tuning.runs import client, mark_trial_run
+from unmixlab.tracking.runs import run_file
+from unmixlab.tracking.schema import OPTUNA_STUDY_TAG, OPTUNA_TRIAL_TAG
+from unmixlab.tracking.trials import client, mark_trial_run
+from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.space import suggest, trial_config
 
@@ -62,7 +64,7 @@ class RunRecorder(TrainingCallback):
         self.config = config
 
     def on_train_start(self, trainer: Trainer) -> None:
-        """Record the run that ``train_tracked`` wrote next to the model."""
+        """Record the run that the train step wrote next to the model."""
         if run_id := trial_run_id(self.config):
             self.trial.set_user_attr(RUN_ID_ATTR, run_id)
             mlflow_client = client()
@@ -140,17 +142,20 @@ class Objective:
             callbacks: list[TrainingCallback] = [RunRecorder(trial, config)]
             if not self.tune.multi_objective and self.tune.pruner != "none":
                 callbacks.append(PruningCallback(trial))
-            tracked = train_tracked(
+            trained = train_model(
                 config,
                 experiment=self.experiment,
                 run_name=trial_run_name(trial.number, params),
                 parent_run_id=self.parent_run_id,
-                tags={"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)},
+                tags={
+                    OPTUNA_STUDY_TAG: trial.study.study_name,
+                    OPTUNA_TRIAL_TAG: str(trial.number),
+                },
                 preset=self.preset,
                 callbacks=callbacks,
                 log_model=False,  # files and checkpoint only; --train-best logs the model
             )
-            values = self._measure(tracked.result, config)
+            values = self._measure(trained, config)
         except optuna.TrialPruned:
             self._mark(config, "PRUNED")
             raise
@@ -164,10 +169,10 @@ class Objective:
             trial.set_user_attr(name, value)
         return values["loss"] if len(values) == 1 else tuple(values.values())
 
-    def _measure(self, result: TrainResult, config: TrainConfig) -> dict[str, float]:
-        values = {"loss": result.best_loss}
+    def _measure(self, trained: TrainedModel, config: TrainConfig) -> dict[str, float]:
+        values = {"loss": trained.best_valid_loss}
         if "time" in self.tune.metrics:
-            values["time"] = statistics.fmean(result.history.epoch_seconds)
+            values["time"] = statistics.fmean(trained.epoch_seconds)
         if "rtf" in self.tune.metrics:
             values["rtf"] = separator_rtf(config.run.output, self.tune.rtf_seconds)
         bad = [name for name, value in values.items() if not math.isfinite(value)]

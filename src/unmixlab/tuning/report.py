@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from unmixlab.files import atomic_path
 from unmixlab.tracking.parent_run import end_run
-from unmixlab.tuning.runs import client
+from unmixlab.tracking.trials import client
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.storage import is_database
 

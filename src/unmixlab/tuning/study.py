@@ -32,9 +32,9 @@ from unmixlab.device import spread_devices, visible_gpu_count
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
 from unmixlab.tracking.parent_run import ParentRun
+from unmixlab.tracking.trials import mark_trial_run
 from unmixlab.tuning.objective import RUN_ID_ATTR, Objective
 from unmixlab.tuning.report import METRIC_NAMES
-from unmixlab.tuning.runs import mark_trial_run
 from unmixlab.tuning.settings import FloatRange, TuneConfig
 from unmixlab.tuning.storage import is_database, open_storage, public_url
 

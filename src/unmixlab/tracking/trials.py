@@ -1,12 +1,13 @@
-"""The study's MLflow runs: one parent run per study, one nested child run per trial.
+"""The Optuna search's MLflow runs: a parent run per search, a nested child run per trial.
 
 The parent run is a :class:`unmixlab.tracking.parent_run.ParentRun`.
 
-Trial runs are made by :func:`unmixlab.tracking.runs.train_tracked` with ``parent_run_id``
-passed explicitly, so nesting holds whatever process or thread runs the trial. Each child
-run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED`` or ``FAIL``) and a status:
+Trial runs are made by the train step (:func:`unmixlab.steps.train.train_model`) with
+``parent_run_id`` passed explicitly, so nesting holds whatever process or thread runs the
+trial. Each child run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED`` or
+``FAIL``) and a status:
 
-- COMPLETE: FINISHED. ``train_tracked`` logged the model folder and checkpoint, but no pyfunc
+- COMPLETE: FINISHED. The train step logged the model folder and checkpoint, but no pyfunc
   model (``log_model=False``: 1-2 s a trial saved), so no trial is promoted; the best
   configuration is trained, logged and promoted in full by the ``training`` flow
   (``--train-best``);
@@ -21,10 +22,10 @@ import time
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
+from unmixlab.tracking.names import describe_experiment
 from unmixlab.tracking.parent_run import ERROR_CHARS
+from unmixlab.tracking.schema import ERROR_TAG, TRIAL_STATE_TAG, objective_metric
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
-
-TRIAL_STATE_TAG = "trial_state"
 
 
 def client() -> MlflowClient:
@@ -49,15 +50,22 @@ def mark_trial_run(
     mlflow_client.set_tag(run_id, TRIAL_STATE_TAG, state)
     if values:
         now = int(time.time() * 1000)
-        metrics = [Metric(f"objective_{k}", float(v), now, 0) for k, v in values.items()]
+        metrics = [Metric(objective_metric(k), float(v), now, 0) for k, v in values.items()]
         mlflow_client.log_batch(run_id, metrics=metrics)
     if state == "PRUNED":
-        if "error" in mlflow_client.get_run(run_id).data.tags:
-            mlflow_client.delete_tag(run_id, "error")
+        if ERROR_TAG in mlflow_client.get_run(run_id).data.tags:
+            mlflow_client.delete_tag(run_id, ERROR_TAG)
         mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
     elif state == "FAIL":
         if error:
-            mlflow_client.set_tag(run_id, "error", error[:ERROR_CHARS])
+            mlflow_client.set_tag(run_id, ERROR_TAG, error[:ERROR_CHARS])
         # RUNNING: its worker died; FINISHED: the training ended but its score is unusable
         if mlflow_client.get_run(run_id).info.status in ("RUNNING", "FINISHED"):
             mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+
+
+def describe_search_experiment(parent_run_id: str, preset: str, description: str) -> None:
+    """Describe the experiment of a search's parent run by its preset (the experiment's note)."""
+    mlflow_client = client()
+    experiment_id = mlflow_client.get_run(parent_run_id).info.experiment_id
+    describe_experiment(mlflow_client, experiment_id, preset, description)
