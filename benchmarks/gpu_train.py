@@ -154,7 +154,11 @@ def main() -> None:
         work = Path(work)
         start = time.perf_counter()
         root = synthesize(
-            work / "data", sizes.tracks, sizes.seconds, 0, sizes.sample_rate, test_tracks=1
+            work / "data",
+            tracks=sizes.tracks,
+            seconds=sizes.seconds,
+            sample_rate=sizes.sample_rate,
+            test_tracks=1,
         )
         print(f"synthetic data: {time.perf_counter() - start:.1f} s", flush=True)
         base = base_config(sizes, root, work / "models", str(device), args.workers)

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 import torch
-from realtime import random_models
 
+from unmixlab.realtime import untrained_models
 from unmixlab.streaming_step import Int8Masks
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--block-hops", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    models = list(random_models(256, args.nfft).values())
+    models = list(untrained_models(256, args.nfft).values())
     masks = Int8Masks(models, max(model.nb_bins for model in models))
     mag = torch.rand(args.block_hops, masks.layers.fc1.in_features)
     state = torch.randn(masks.nb_layers, masks.nb_targets, 1, masks.hidden_size)

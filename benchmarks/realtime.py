@@ -38,14 +38,13 @@ from pathlib import Path
 import torch
 
 from unmixlab.config import TARGETS
-from unmixlab.model import ModelConfig, OpenUnmix
+from unmixlab.model import OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
 from unmixlab.quantize import PRECISIONS, quantize
-from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream
+from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream, untrained_models
 from unmixlab.realtime_tradeoff import read_tradeoff
 from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
-from unmixlab.transforms import bandwidth_to_max_bin
 from unmixlab.validation_sdr import global_sdr
 
 RATE, BANDWIDTH = 44100, 16000
@@ -96,21 +95,6 @@ class Row:
     def cost_over_offline(self) -> float:
         """Streaming's wall clock over offline causal separation's, same precision."""
         return self.stats.stream_rtf / self.offline[0]
-
-
-def random_models(hidden: int, nfft: int) -> dict[str, OpenUnmix]:
-    """Four frozen unidirectional target models."""
-    config = ModelConfig(
-        nb_bins=nfft // 2 + 1,
-        nb_channels=2,
-        hidden_size=hidden,
-        unidirectional=True,
-        max_bin=bandwidth_to_max_bin(RATE, nfft, BANDWIDTH),
-    )
-    built = {target: OpenUnmix(config) for target in TARGETS}
-    for model in built.values():
-        model.freeze()
-    return built
 
 
 def onnx_separator(
@@ -231,7 +215,7 @@ def measure(
     args: argparse.Namespace,
 ) -> list[Row]:
     """The float32 and int8 rows of one setting, every timing repeated and interleaved."""
-    models = random_models(hidden, setting.nfft)
+    models = untrained_models(hidden, setting.nfft)
     stft = (RATE, setting.nfft, setting.nhop)
     streams = {p: StreamingSeparator(models, *stft, setting.block_hops, p) for p in PRECISIONS}
     offline = {

@@ -17,10 +17,9 @@ import os
 from pathlib import Path
 
 import torch
-from realtime import RATE, random_models
 
 from unmixlab.config import TrainConfig
-from unmixlab.realtime import impulse_latency, measure_stream, torch_threads
+from unmixlab.realtime import impulse_latency, measure_stream, torch_threads, untrained_models
 from unmixlab.realtime_tradeoff import (
     SETTINGS,
     Setting,
@@ -31,12 +30,14 @@ from unmixlab.realtime_tradeoff import (
 from unmixlab.streaming import StreamingSeparator
 from unmixlab.synth import synthesize
 
+RATE = 44100  # the synthetic tracks' and the models' sample rate
+
 
 def measure(setting: Setting, seconds: float) -> tuple[float, float, float]:
     """Latency by impulses (ms), ``stream_rtf`` and its CPU time, full-size causal model."""
     latency = impulse_latency(setting.nfft, setting.nhop, setting.block_hops, RATE)
     separator = StreamingSeparator(
-        random_models(256, setting.nfft),
+        untrained_models(256, setting.nfft, RATE),
         RATE,
         setting.nfft,
         setting.nhop,
@@ -65,7 +66,9 @@ def main() -> None:
         root = args.out / "data"
         if not root.exists():
             tracks, seconds = (4, 8.0) if args.quick else (12, 20.0)
-            synthesize(root, tracks, seconds, seed=0, sample_rate=RATE, test_tracks=2)
+            synthesize(
+                root, tracks=tracks, seconds=seconds, seed=0, sample_rate=RATE, test_tracks=2
+            )
     torch.set_num_threads(1)
     base = TrainConfig(
         root=root,

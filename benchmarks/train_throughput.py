@@ -344,7 +344,9 @@ def memory(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="unmixlab-mem-") as scratch:
         for tracks in (args.memory_tracks, 4 * args.memory_tracks):
             work = Path(scratch) / f"set{tracks}"
-            root = synthesize(work / "musdb", tracks, args.memory_seconds, 0, 44100, test_tracks=1)
+            root = synthesize(
+                work / "musdb", tracks=tracks, seconds=args.memory_seconds, test_tracks=1
+            )
             prepare(memory_config(root, work, args).data)  # the prepare step, in this process
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
                 rss, size = pool.submit(train_and_measure, root, work, args).result()

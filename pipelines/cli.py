@@ -1,49 +1,67 @@
 """The ``unmixlab`` command line: a click group whose sub-commands live in ``pipelines.commands``.
 
-Sub-command modules are imported lazily so that ``unmixlab --help`` stays fast and a
-command only pays for the libraries it uses (Prefect, MLflow, museval).
+Sub-command modules are imported only when their command runs, so that ``unmixlab --help``
+stays fast and imports no torch: the listing shows each command's help from
+:data:`COMMANDS` (a test keeps it equal to the command's own). A command pays only for the
+libraries it uses (Prefect, MLflow, museval).
 """
 
-import importlib
 import sys
 
 import click
 
+from pipelines.commands.lazy import LazyGroup
 from unmixlab.errors import UnmixlabError
 from unmixlab.tracking.setup import hide_credentials
 
-# sub-command name -> "module:attribute" holding a click command or group
+# sub-command name -> ("module:attribute" holding a click command or group, its short help)
 COMMANDS = {
-    "data": "pipelines.commands.data:data",
-    "evaluate": "pipelines.commands.evaluate:evaluate_command",
-    "export": "pipelines.commands.export:export",
-    "kubeflow": "pipelines.commands.kubeflow:kubeflow",
-    "prepare": "pipelines.commands.prepare:prepare",
-    "promote": "pipelines.commands.promote:promote",
-    "run": "pipelines.commands.run:run",
-    "separate": "pipelines.commands.separate:separate",
-    "stream": "pipelines.commands.stream:stream",
-    "train": "pipelines.commands.train:train",
-    "tune": "pipelines.commands.tune:tune",
+    "data": ("pipelines.commands.data:data", "Make and prepare MUSDB-format data sets."),
+    "evaluate": (
+        "pipelines.commands.evaluate:evaluate_command",
+        "Separate every test track and score it with museval (SDR, SIR, SAR, ISR).",
+    ),
+    "export": ("pipelines.commands.export:export", "Export trained models for other runtimes."),
+    "kubeflow": (
+        "pipelines.commands.kubeflow:kubeflow",
+        "Kubeflow Pipelines: the training pipeline (data, prepare, train, evaluate, promote).",
+    ),
+    "prepare": (
+        "pipelines.commands.prepare:prepare",
+        "Decode the training tracks of ROOT once into the cache that training reads.",
+    ),
+    "promote": (
+        "pipelines.commands.promote:promote",
+        "Register the best finished run's model as unmixlab-TARGET; move 'champion' if it wins.",
+    ),
+    "run": (
+        "pipelines.commands.run:run",
+        "Run a pipeline flow (Prefect) from a preset: training, tuning or study.",
+    ),
+    "separate": (
+        "pipelines.commands.separate:separate",
+        "Separate SONGS into one wav per target under OUT/<song>/.",
+    ),
+    "stream": (
+        "pipelines.commands.stream:stream",
+        "Separate with unidirectional models block by block, as a live stream would.",
+    ),
+    "train": (
+        "pipelines.commands.train:train",
+        "Train one Open-Unmix target model, tracked in MLflow.",
+    ),
+    "tune": (
+        "pipelines.commands.tune:tune",
+        "Work on Optuna searches started by `unmixlab run tuning`.",
+    ),
 }
 
 
-class LazyGroup(click.Group):
-    """A click group that imports each sub-command only when it is invoked."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        """Names of all sub-commands."""
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        """Import and return the sub-command ``name``."""
-        if name not in COMMANDS:
-            return None
-        module, attribute = COMMANDS[name].split(":")
-        return getattr(importlib.import_module(module), attribute)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 def cli() -> None:
     """Run, track and compare Open-Unmix source separation experiments."""
 

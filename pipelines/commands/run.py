@@ -4,39 +4,33 @@ Each flow's command lives in its own module, imported only when that flow is run
 ``unmixlab run training`` does not pay for Optuna and the others.
 """
 
-import importlib
 import logging
 import os
 
 import click
 
+from pipelines.commands.lazy import LazyGroup
 from pipelines.commands.signals import stop_on_signals
 from unmixlab.errors import UnmixlabError
 
 # the loggers through which Prefect reports a failed task or flow run (with its traceback)
 PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
 
-# flow name -> "module:attribute" holding its click command
+# flow name -> ("module:attribute" holding its click command, its short help)
 FLOWS = {
-    "study": "pipelines.commands.run_study:study",
-    "training": "pipelines.commands.run_training:training",
-    "tuning": "pipelines.commands.run_tuning:tuning",
+    "study": (
+        "pipelines.commands.run_study:study",
+        "Train every configuration of a study (with its seeds), then report on the hypotheses.",
+    ),
+    "training": (
+        "pipelines.commands.run_training:training",
+        "Synthesise or check the data, train each target, evaluate with museval, promote.",
+    ),
+    "tuning": (
+        "pipelines.commands.run_tuning:tuning",
+        "Search hyperparameters with Optuna; every trial is a nested MLflow run.",
+    ),
 }
-
-
-class LazyFlows(click.Group):
-    """A click group that imports each flow's command only when it is invoked."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        """Names of all flows."""
-        return sorted(FLOWS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        """Import and return the command of flow ``name``."""
-        if name not in FLOWS:
-            return None
-        module, attribute = FLOWS[name].split(":")
-        return getattr(importlib.import_module(module), attribute)
 
 
 class NoTracebackForBadInput(logging.Filter):
@@ -53,7 +47,7 @@ class NoTracebackForBadInput(logging.Filter):
         return True
 
 
-@click.group(cls=LazyFlows)
+@click.group(cls=LazyGroup, commands=FLOWS)
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run a pipeline flow (Prefect) from a preset: training, tuning or study."""

@@ -20,7 +20,7 @@ from unmixlab.tuning.storage import STORAGE_ENV
 
 @click.group()
 def tune() -> None:
-    """Work on Optuna studies started by `unmixlab run tuning`."""
+    """Work on Optuna searches started by `unmixlab run tuning`."""
 
 
 @tune.command()

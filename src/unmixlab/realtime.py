@@ -20,9 +20,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from unmixlab.config import TARGETS
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.streaming import StreamingSeparator, load_streaming_separator
+from unmixlab.transforms import bandwidth_to_max_bin
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,27 @@ def measure_realtime(
     """
     settings = RealtimeSettings(seconds, block_hops, threads)
     return measure_model(model_dir, settings, targets).as_dict()
+
+
+def untrained_models(
+    hidden: int, nfft: int, sample_rate: int = 44100, bandwidth: float = 16000.0
+) -> dict[str, OpenUnmix]:
+    """Four frozen unidirectional stereo models with random weights, one per target.
+
+    Their real-time cost equals a trained model's of the same shape: what the real-time
+    benchmarks stream.
+    """
+    config = ModelConfig(
+        nb_bins=nfft // 2 + 1,
+        nb_channels=2,
+        hidden_size=hidden,
+        unidirectional=True,
+        max_bin=bandwidth_to_max_bin(sample_rate, nfft, bandwidth),
+    )
+    built = {target: OpenUnmix(config) for target in TARGETS}
+    for model in built.values():
+        model.freeze()
+    return built
 
 
 def pass_through_model(nfft: int) -> OpenUnmix:
