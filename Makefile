@@ -18,8 +18,8 @@ test: setup  ## run the whole test suite (about 15 minutes on 2 cores)
 test-fast: setup  ## the unit tests only (no training end to end, no servers): under a minute
 	$(VENV)/python -m pytest -m "not slow and not integration"
 
-lint: setup  ## ruff lint and format check
-	$(VENV)/ruff check . && $(VENV)/ruff format --check .
+lint: setup  ## ruff lint and format check, and the layer contracts (import-linter)
+	$(VENV)/ruff check . && $(VENV)/ruff format --check . && $(VENV)/lint-imports
 
 ui: setup  ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(VENV)/mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000

@@ -7,7 +7,7 @@ from prefect import task
 from components.runtime import retry_transient, run_logger
 from unmixlab.config import DataConfig
 from unmixlab.evaluate import Evaluation, scores_markdown
-from unmixlab.experiment import EvaluateSettings
+from unmixlab.step_settings import EvaluateSettings
 from unmixlab.steps.evaluate import evaluate_models
 from unmixlab.steps.train import TrainedModel
 

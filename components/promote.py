@@ -3,7 +3,7 @@
 from prefect import task
 
 from components.runtime import retry_transient, run_logger
-from unmixlab.experiment import PromoteSettings
+from unmixlab.step_settings import PromoteSettings
 from unmixlab.steps.promote import promote as promote_step
 from unmixlab.tracking.registry import Promotion
 

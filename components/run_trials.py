@@ -3,7 +3,7 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from unmixlab.tuning.study import run_workers
+from unmixlab.tuning.search import run_workers
 
 
 @task(name="run_trials", cache_policy=NO_CACHE)

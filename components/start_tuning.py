@@ -8,13 +8,14 @@ from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
 from unmixlab.tracking.schema import DATASET_FINGERPRINT_TAG, NOTE_TAG
 from unmixlab.tracking.trials import describe_search_experiment
-from unmixlab.tuning.study import TuningStudy, start_study
+from unmixlab.tuning.search import start_search
+from unmixlab.tuning.storage import TuningSearch
 
 
 @task(name="start_tuning", **retry_transient())
 def start_tuning(
     config: ExperimentConfig, storage_url: str, study_name: str, target: str, fingerprint: str
-) -> TuningStudy:
+) -> TuningSearch:
     """Open the parent run and create (or resume) ``study_name`` from ``config.tune``.
 
     The parent run is tagged with the data set ``fingerprint``; it and the experiment are
@@ -28,7 +29,7 @@ def start_tuning(
         fingerprint: the prepared data's fingerprint.
     """
     trials_dir = Path(config.output) / "tuning" / study_name
-    study = start_study(
+    study = start_search(
         config.train_config(target, trials_dir),
         config.tune,
         study_name=study_name,

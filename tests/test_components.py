@@ -18,8 +18,9 @@ from components.synthesize import synthesize
 from components.train import train
 from unmixlab.config import DataConfig, TrainConfig
 from unmixlab.errors import UnmixlabError
-from unmixlab.experiment import EvaluateSettings, PromoteSettings, load_preset
+from unmixlab.experiment import load_preset
 from unmixlab.prepare import prepare
+from unmixlab.step_settings import EvaluateSettings, PromoteSettings
 from unmixlab.steps.train import MetricsUnsent
 from unmixlab.synth import SynthSettings
 from unmixlab.tracking.names import NOTE_TAG

@@ -24,7 +24,7 @@ from unmixlab.prepare import prepare
 from unmixlab.separator import load_separator
 from unmixlab.trainer import Trainer, input_statistics, train
 from unmixlab.transforms import Spectrogram
-from unmixlab.tuning.study import worker_devices
+from unmixlab.tuning.search import worker_devices
 
 META = torch.device("meta")
 

@@ -28,8 +28,8 @@ from test_mlflow_s3_integration import BUCKET, CLIENT_DROPS, S3_KEYS, MotoServer
 
 from unmixlab.config import TrainConfig
 from unmixlab.prepare import prepare
+from unmixlab.tuning.search import start_search
 from unmixlab.tuning.settings import TuneConfig
-from unmixlab.tuning.study import start_study
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -133,7 +133,7 @@ def test_two_workers_share_a_postgres_study_tracked_in_postgres(
         }
     )
     prepare(tiny_config.data)  # as the tuning flow does once, before any worker starts
-    spec = start_study(
+    spec = start_search(
         tiny_config,
         tune,
         study_name=STUDY,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from unmixlab.tuning.search import start_search
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.storage import default_storage_url
-from unmixlab.tuning.study import start_study
 
 UNMIXLAB = Path(sys.executable).parent / "unmixlab"
 TINY = [
@@ -83,7 +83,7 @@ def test_tuning_trials_show_progress_on_an_unsized_terminal(tiny_config, tmp_pat
         | {"space": {"hidden_size": [8, 16], "lr": None, "batch_size": None,
                      "samples_per_track": None, "unidirectional": None}}
     )  # fmt: skip
-    start_study(
+    start_search(
         tiny_config, tune, study_name="shown", experiment="progress", storage_url=url,
         trials_dir=tmp_path / "trials",
     )  # fmt: skip

@@ -22,16 +22,15 @@ from pydantic import ValidationError
 
 from unmixlab.config import TrainConfig
 from unmixlab.prepare import prepare
-from unmixlab.tuning.report import finish_study, report_wait_timeout
+from unmixlab.tuning.report import finish_search, report_wait_timeout
+from unmixlab.tuning.search import make_pruner, run_worker, run_workers, start_search
 from unmixlab.tuning.settings import TuneConfig, default_space
-from unmixlab.tuning.storage import default_storage_url, open_storage, public_url
-from unmixlab.tuning.study import (
-    TuningStudy,
+from unmixlab.tuning.storage import (
+    TuningSearch,
+    default_storage_url,
     load_spec,
-    make_pruner,
-    run_worker,
-    run_workers,
-    start_study,
+    open_storage,
+    public_url,
     storage_for,
 )
 
@@ -62,9 +61,9 @@ def tiny_tune(**changes: object) -> TuneConfig:
     return TuneConfig.model_validate(settings | changes)
 
 
-def begin(config: TrainConfig, tune: TuneConfig, tmp_path: Path, name: str) -> TuningStudy:
+def begin(config: TrainConfig, tune: TuneConfig, tmp_path: Path, name: str) -> TuningSearch:
     prepare(config.data)  # the flow prepares once before the trials; so do the tests
-    return start_study(
+    return start_search(
         config,
         tune,
         study_name=name,
@@ -238,7 +237,7 @@ def test_report_on_a_journal_file_waits_out_a_dead_worker_and_says_so(
 ) -> None:
     journal = str(tmp_path / "optuna.log")
     tune = tiny_tune(report_wait_seconds=1)
-    spec = start_study(
+    spec = start_search(
         tiny_config,
         tune,
         study_name="journal",
@@ -248,7 +247,7 @@ def test_report_on_a_journal_file_waits_out_a_dead_worker_and_says_so(
     )
     # a killed worker's trial: without heartbeat it stays RUNNING
     optuna.load_study(study_name="journal", storage=open_storage(journal)).ask()
-    summary = finish_study(journal, "journal", tmp_path / "report", poll_seconds=0.2)
+    summary = finish_search(journal, "journal", tmp_path / "report", poll_seconds=0.2)
 
     assert summary.states == {"RUNNING": 1}
     assert 1 <= summary.waited_seconds < 5
@@ -284,7 +283,7 @@ def test_two_objectives_give_a_pareto_front_and_its_plot(
     dead = study.ask()
     storage.record_heartbeat(dead._trial_id)  # then silence: failed after the grace period
     threading.Timer(2.0, study.tell, (other, [10.0, 10.0])).start()  # dominated
-    summary = finish_study(url, "pareto", tmp_path / "report", poll_seconds=0.2)
+    summary = finish_search(url, "pareto", tmp_path / "report", poll_seconds=0.2)
 
     assert summary.states == {"COMPLETE": 3, "FAIL": 1}
     assert summary.waited_seconds >= 2 and summary.note is None
@@ -309,13 +308,13 @@ def test_dashboard_and_mlflow_show_readable_names_links_and_small_plots(
     tune = tiny_tune(trials=2, pruner="none", enqueue=[{"hidden_size": 8, "lr": 3e-2}])
     prepare(tiny_config.data)
     url = default_storage_url(tmp_path)
-    spec = start_study(
+    spec = start_search(
         tiny_config, tune, study_name="readable", experiment=EXPERIMENT, storage_url=url,
         trials_dir=tmp_path / "trials", preset="tune-test",
         tags={"dataset_fingerprint": "abc123", "mlflow.note.content": "a tiny study"},
     )  # fmt: skip
     run_workers(url, "readable", workers=1)
-    finish_study(url, "readable", tmp_path / "report")
+    finish_search(url, "readable", tmp_path / "report")
 
     study = optuna.load_study(study_name="readable", storage=url)
     assert study.metric_names == ["valid_loss"]  # not "Objective 0"

@@ -10,7 +10,7 @@ import click
 from pydantic import ValidationError
 
 from pipelines.commands.options import config_options, flag_error, given
-from unmixlab.experiment import EvaluateSettings
+from unmixlab.step_settings import EvaluateSettings
 
 
 @click.command("evaluate")

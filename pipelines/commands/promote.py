@@ -14,7 +14,7 @@ import click
 )
 def promote(experiment: str, metric: str, target: str, lower_is_better: bool | None) -> None:
     """Register the best finished run's model as unmixlab-TARGET; move 'champion' if it wins."""
-    from unmixlab.experiment import PromoteSettings
+    from unmixlab.step_settings import PromoteSettings
     from unmixlab.steps.promote import promote as promote_step
 
     greater_is_better = None if lower_is_better is None else not lower_is_better

@@ -60,8 +60,8 @@ def worker(
     device: str | None,
 ) -> None:
     """Run trials of a stored study until it holds its trial cap."""
+    from unmixlab.tuning.search import run_worker, wait_for_study
     from unmixlab.tuning.storage import public_url
-    from unmixlab.tuning.study import run_worker, wait_for_study
 
     wait_for_study(storage, study_name, wait)
     count = run_worker(

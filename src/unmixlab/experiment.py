@@ -11,7 +11,7 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
@@ -20,14 +20,12 @@ from pydantic import (
     Field,
     ValidationError,
     field_serializer,
-    field_validator,
     model_validator,
 )
 
 from unmixlab.config import GROUP_OF, GROUPS, DataConfig, Target, TrainConfig
-from unmixlab.device import DEVICE_HELP, check_device_spec
 from unmixlab.errors import UnmixlabError
-from unmixlab.quantize import Precision
+from unmixlab.step_settings import EvaluateSettings, PromoteSettings
 from unmixlab.study.settings import StudySettings
 from unmixlab.synth import SynthSettings
 from unmixlab.tuning.settings import TuneConfig
@@ -46,46 +44,6 @@ class DataSettings(_Settings):
         None, description="synthesise the data set into root when root does not exist"
     )
     cache_dir: Path | None = Field(None, description="decoded cache (default ROOT/.unmixlab-cache)")
-
-
-class EvaluateSettings(_Settings):
-    """museval scoring of the trained models on the test tracks."""
-
-    enabled: bool = Field(True, description="score the models on the test tracks")
-    subset: Literal["test", "train"] = Field("test", description="tracks to score")
-    workers: int | None = Field(None, ge=1, description="scoring processes (default min(2, cpus))")
-    niter: int = Field(1, ge=0, description="Wiener filter iterations")
-    residual: bool = Field(False, description="also report the accompaniment/residual scores")
-    excerpt_seconds: float = Field(
-        15.0, ge=0, description="excerpts per track on the listening page (0: none)"
-    )
-    device: str | None = Field(
-        None, description=f"where the models separate: {DEVICE_HELP} (default: the training's)"
-    )
-    precision: Precision = Field(
-        "float32", description="weights of the linear and LSTM layers: int8 is CPU only"
-    )
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, value: str | None) -> str | None:
-        return value if value is None else check_device_spec(value)
-
-
-class PromoteSettings(_Settings):
-    """Registering each target's model and moving its ``champion`` alias."""
-
-    enabled: bool = Field(True, description="register the models and promote the best")
-    metric: str = Field(
-        "test_sdr_{target}", description="MLflow metric deciding the champion ({target} filled in)"
-    )
-    greater_is_better: bool | None = Field(
-        None, description="higher metric values are better (default: inferred from the name)"
-    )
-
-    def metric_for(self, target: str) -> str:
-        """The metric name for one target."""
-        return self.metric.format(target=target)
 
 
 # TrainConfig fields the experiment sets per run, and the setting that sets them: the data

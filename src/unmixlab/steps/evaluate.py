@@ -12,7 +12,7 @@ from typing import Any
 from unmixlab.config import DataConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.evaluate import Evaluation, score_models
-from unmixlab.experiment import EvaluateSettings
+from unmixlab.step_settings import EvaluateSettings
 from unmixlab.steps.train import TrainedModel
 from unmixlab.tracking.evaluation import log_evaluation
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri

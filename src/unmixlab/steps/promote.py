@@ -1,6 +1,6 @@
 """The promote step: register a target's best run; move its ``champion`` alias if it wins."""
 
-from unmixlab.experiment import PromoteSettings
+from unmixlab.step_settings import PromoteSettings
 from unmixlab.tracking.registry import Promotion, promote_best_run
 
 

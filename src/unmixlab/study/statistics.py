@@ -7,8 +7,6 @@ so every verdict states its p-value and its number of seeds the same way.
 import math
 from dataclasses import dataclass
 
-from scipy import stats as scipy_stats
-
 from unmixlab.study.results import Stat
 
 
@@ -45,6 +43,8 @@ def welch(a: Stat, b: Stat) -> TestResult | None:
     change = b.mean - a.mean
     if a.sd == 0 and b.sd == 0:  # no spread at all: any change is certain, none is not
         return TestResult(change, math.copysign(math.inf, change), float(change == 0), a.n, b.n)
+    from scipy import stats as scipy_stats  # on use: loading a preset needs no scipy
+
     t, p = scipy_stats.ttest_ind_from_stats(b.mean, b.sd, b.n, a.mean, a.sd, a.n, equal_var=False)
     return TestResult(change, float(t), float(p), a.n, b.n)
 
@@ -57,6 +57,8 @@ def one_sample(b: Stat, value: float) -> TestResult | None:
     if b.sd == 0:
         return TestResult(change, math.copysign(math.inf, change), float(change == 0), 0, b.n)
     t = change / b.standard_error
+    from scipy import stats as scipy_stats
+
     p = 2 * scipy_stats.t.sf(abs(t), df=b.n - 1)
     return TestResult(change, float(t), float(p), 0, b.n)
 

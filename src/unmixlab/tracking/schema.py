@@ -69,6 +69,7 @@ OPTUNA_STUDY_TAG = "optuna.study"
 OPTUNA_TRIAL_TAG = "optuna.trial"
 BEST_TRIAL_TAG = "best_trial"
 BEST_TRAINING_RUN_TAG = "best_training_run"
+REPORT_NOTE_TAG = "report_note"  # the search report stopped waiting with trials running
 
 
 def objective_metric(name: str) -> str:

@@ -18,6 +18,7 @@ trial. Each child run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED`
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
@@ -26,6 +27,12 @@ from unmixlab.tracking.names import describe_experiment
 from unmixlab.tracking.parent_run import ERROR_CHARS
 from unmixlab.tracking.schema import ERROR_TAG, TRIAL_STATE_TAG, objective_metric
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+RUN_ID_ATTR = "mlflow_run_id"  # trial user attribute naming the trial's child run
 
 
 def client() -> MlflowClient:
@@ -69,3 +76,11 @@ def describe_search_experiment(parent_run_id: str, preset: str, description: str
     mlflow_client = client()
     experiment_id = mlflow_client.get_run(parent_run_id).info.experiment_id
     describe_experiment(mlflow_client, experiment_id, preset, description)
+
+
+def fail_stale_run(study: "optuna.Study", trial: "FrozenTrial") -> None:
+    """Heartbeat clean-up: the trial of a dead worker fails, and so does its MLflow run."""
+    if run_id := trial.user_attrs.get(RUN_ID_ATTR):
+        mark_trial_run(
+            run_id, "FAIL", error="worker stopped (no heartbeat within the grace period)"
+        )

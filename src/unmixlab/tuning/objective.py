@@ -25,12 +25,11 @@ from unmixlab.tracking.links import run_url
 from unmixlab.tracking.names import trial_run_name
 from unmixlab.tracking.runs import run_file
 from unmixlab.tracking.schema import OPTUNA_STUDY_TAG, OPTUNA_TRIAL_TAG
-from unmixlab.tracking.trials import client, mark_trial_run
+from unmixlab.tracking.trials import RUN_ID_ATTR, client, mark_trial_run
 from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback
 from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.space import suggest, trial_config
 
-RUN_ID_ATTR = "mlflow_run_id"  # trial user attribute naming the trial's child run
 RUN_URL_ATTR = "mlflow_run"  # trial user attribute: the child run's page in the MLflow UI
 
 

@@ -27,19 +27,16 @@ from optuna.trial import TrialState
 
 from unmixlab.files import atomic_path
 from unmixlab.tracking.parent_run import end_run
-from unmixlab.tracking.trials import client
-from unmixlab.tuning.settings import TuneConfig
-from unmixlab.tuning.storage import is_database
+from unmixlab.tracking.schema import BEST_TRIAL_TAG, REPORT_NOTE_TAG
+from unmixlab.tracking.trials import client, fail_stale_run
+from unmixlab.tuning.settings import METRIC_NAMES, TuneConfig
+from unmixlab.tuning.storage import is_database, load_spec, storage_for
 
 logger = logging.getLogger(__name__)
 
 JOURNAL_WAIT_SECONDS = 300  # no heartbeat there: a killed worker's trial stays RUNNING
 POLL_SECONDS = 2.0  # between looks at the running trials
 LOG_EVERY_SECONDS = 30.0  # between progress lines while waiting
-NOTE_TAG = "report_note"  # parent-run tag: the report stopped waiting with trials running
-
-# objective component -> the name plots and MLflow give it
-METRIC_NAMES = {"loss": "valid_loss", "time": "seconds_per_epoch", "rtf": "cpu_rtf"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ def wait_for_running_trials(
     when the wait starts and every 30 s.
 
     Args:
-        study: the study, loaded with the storage of :func:`unmixlab.tuning.study.storage_for`.
+        study: the study, loaded with the storage of :func:`unmixlab.tuning.storage.storage_for`.
         timeout: the most seconds to wait (None: until no trial runs).
         log: where progress lines go (the flow passes Prefect's run logger).
         poll_seconds: seconds between looks.
@@ -239,17 +236,17 @@ def log_study(run_id: str, summary: TuningOutcome, files: list[Path]) -> None:
     for key, value in metrics.items():
         mlflow_client.log_metric(run_id, key, float(value), step=finished)
     if summary.best_trial is not None:
-        mlflow_client.set_tag(run_id, "best_trial", str(summary.best_trial))
+        mlflow_client.set_tag(run_id, BEST_TRIAL_TAG, str(summary.best_trial))
     if summary.note:
-        mlflow_client.set_tag(run_id, NOTE_TAG, summary.note)
-    elif NOTE_TAG in mlflow_client.get_run(run_id).data.tags:  # an earlier, partial report
-        mlflow_client.delete_tag(run_id, NOTE_TAG)
+        mlflow_client.set_tag(run_id, REPORT_NOTE_TAG, summary.note)
+    elif REPORT_NOTE_TAG in mlflow_client.get_run(run_id).data.tags:  # an earlier, partial report
+        mlflow_client.delete_tag(run_id, REPORT_NOTE_TAG)
     for path in files:
         where = "plots" if path.suffix in (".html", ".png") else "study"
         mlflow_client.log_artifact(run_id, str(path), where)
 
 
-def finish_study(
+def finish_search(
     storage_url: str,
     study_name: str,
     folder: Path,
@@ -269,10 +266,10 @@ def finish_study(
         log: where the wait's progress lines go.
         poll_seconds: seconds between looks at the running trials.
     """
-    from unmixlab.tuning.study import load_spec, storage_for
-
     spec = load_spec(storage_url, study_name)
-    study = optuna.load_study(study_name=study_name, storage=storage_for(storage_url, spec.tune))
+    study = optuna.load_study(
+        study_name=study_name, storage=storage_for(storage_url, spec.tune, fail_stale_run)
+    )
     timeout = report_wait_timeout(storage_url, spec.tune)
     waited, running = wait_for_running_trials(study, timeout, log, poll_seconds)
     note = None

@@ -51,6 +51,10 @@ OBJECTIVES = {"loss": ("loss",), "loss,time": ("loss", "time"), "loss,rtf": ("lo
 TUNABLE = frozenset(name for group in ("model", "optim") for name in GROUPS[group].model_fields)
 
 
+# objective component -> the name plots and MLflow give it
+METRIC_NAMES = {"loss": "valid_loss", "time": "seconds_per_epoch", "rtf": "cpu_rtf"}
+
+
 class FloatRange(BaseModel):
     """A continuous hyperparameter, sampled uniformly (or log-uniformly) in ``[low, high]``."""
 

@@ -24,6 +24,11 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial
+from pydantic import BaseModel, ConfigDict
+
+from unmixlab.config import TrainConfig
+from unmixlab.errors import UnmixlabError
+from unmixlab.tuning.settings import TuneConfig
 
 SQLITE_TIMEOUT_SECONDS = 60  # workers on one SQLite file wait this long for its write lock
 
@@ -92,3 +97,79 @@ def public_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+SPEC_ATTR = "unmixlab"  # study user attribute holding the TuningSearch
+
+
+class TuningSearch(BaseModel):
+    """An Optuna search of unmixlab: what a worker needs to run its trials (stored in its study).
+
+    Distinct from the seed study (:mod:`unmixlab.study`), which runs fixed configurations.
+
+    Attributes:
+        study_name: the Optuna study.
+        experiment: MLflow experiment of the parent and trial runs.
+        train: the base training configuration (data, target, fixed settings).
+        tune: search space, objective, pruner, trial cap.
+        trials_dir: parent of the per-trial model folders.
+        parent_run_id: the study's MLflow run (None: trials are top-level runs).
+        preset: the preset the study came from.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    study_name: str
+    experiment: str
+    train: TrainConfig
+    tune: TuneConfig
+    trials_dir: Path
+    parent_run_id: str | None = None
+    preset: str | None = None
+
+
+def storage_for(
+    url: str,
+    tune: TuneConfig,
+    on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> BaseStorage:
+    """The storage of ``url`` with the search's heartbeat settings.
+
+    Args:
+        url: the storage URL.
+        tune: the search settings (heartbeat and grace period).
+        on_stale: dead-worker clean-up, called with each trial failed for lost heartbeats
+            (:func:`unmixlab.tracking.trials.fail_stale_run` fails its MLflow run too).
+    """
+    return open_storage(url, tune.heartbeat_seconds, tune.grace_seconds, on_stale=on_stale)
+
+
+def load_spec(storage_url: str, study_name: str) -> TuningSearch:
+    """The spec stored in study ``study_name``.
+
+    Raises:
+        UnmixlabError: no such study, or it was not made by unmixlab.
+    """
+    if not is_database(storage_url) or storage_url.startswith("sqlite:///"):
+        path = Path(storage_url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise UnmixlabError(
+                "no study storage here",
+                "Check --storage (the file the study was started with)",
+                path,
+            )
+    try:
+        summaries = optuna.get_all_study_summaries(open_storage(storage_url))
+    except Exception as error:
+        raise UnmixlabError(
+            f"cannot open the study storage {public_url(storage_url)} ({error})",
+            "Check the storage URL (sqlite:///FILE, postgresql://..., or a journal file)",
+        ) from error
+    summary = next((s for s in summaries if s.study_name == study_name), None)
+    if summary is None or SPEC_ATTR not in summary.user_attrs:
+        names = ", ".join(s.study_name for s in summaries) or "none"
+        raise UnmixlabError(
+            f"no unmixlab study '{study_name}' in {public_url(storage_url)} (studies: {names})",
+            "Start it with `unmixlab run tuning --preset NAME`, or fix --study/--storage",
+        )
+    return TuningSearch.model_validate(summary.user_attrs[SPEC_ATTR])

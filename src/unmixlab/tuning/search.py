@@ -1,9 +1,10 @@
-"""Create or resume a study in its storage, and run its trials on one or more workers.
+"""Create or resume a search (an Optuna study) in its storage; run its trials on workers.
 
-The study stores what its workers need (:class:`TuningStudy`: base training settings, tune
-settings, MLflow experiment and parent run) as a user attribute, so any worker that can
-reach the storage and the data joins it with just the storage URL and the study name:
-processes started here (:func:`run_workers`) or ``unmixlab tune worker`` on other machines.
+The study stores what its workers need (:class:`~unmixlab.tuning.storage.TuningSearch`: base
+training settings, tune settings, MLflow experiment and parent run) as a user attribute, so
+any worker that can reach the storage and the data joins it with just the storage URL and
+the study name: processes started here (:func:`run_workers`) or ``unmixlab tune worker`` on
+other machines.
 
 The trial cap (``tune.trials``) is global: every started trial of the study counts, whatever
 its outcome (complete, pruned, failed, running; queued trials count once started), so an
@@ -25,50 +26,28 @@ from pathlib import Path
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
-from pydantic import BaseModel, ConfigDict
 
 from unmixlab.config import TrainConfig
 from unmixlab.device import spread_devices, visible_gpu_count
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
 from unmixlab.tracking.parent_run import ParentRun
-from unmixlab.tracking.trials import mark_trial_run
-from unmixlab.tuning.objective import RUN_ID_ATTR, Objective
-from unmixlab.tuning.report import METRIC_NAMES
-from unmixlab.tuning.settings import FloatRange, TuneConfig
-from unmixlab.tuning.storage import is_database, open_storage, public_url
+from unmixlab.tracking.trials import fail_stale_run
+from unmixlab.tuning.objective import Objective
+from unmixlab.tuning.settings import METRIC_NAMES, FloatRange, TuneConfig
+from unmixlab.tuning.storage import (
+    SPEC_ATTR,
+    TuningSearch,
+    load_spec,
+    open_storage,
+    public_url,
+    storage_for,
+)
 
-SPEC_ATTR = "unmixlab"  # study user attribute holding the TuningStudy
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 STARTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
 INTERRUPT_GRACE_SECONDS = 2.0  # workers that got the Ctrl-C themselves stop within this
 STOP_SECONDS = 10.0  # an interrupted worker marks its trial in this time, or is killed
-
-
-class TuningStudy(BaseModel):
-    """An Optuna study of unmixlab: what a worker needs to run its trials (stored in it).
-
-    Distinct from the seed study (:mod:`unmixlab.study`), which runs fixed configurations.
-
-    Attributes:
-        study_name: the Optuna study.
-        experiment: MLflow experiment of the parent and trial runs.
-        train: the base training configuration (data, target, fixed settings).
-        tune: search space, objective, pruner, trial cap.
-        trials_dir: parent of the per-trial model folders.
-        parent_run_id: the study's MLflow run (None: trials are top-level runs).
-        preset: the preset the study came from.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    study_name: str
-    experiment: str
-    train: TrainConfig
-    tune: TuneConfig
-    trials_dir: Path
-    parent_run_id: str | None = None
-    preset: str | None = None
 
 
 def directions(tune: TuneConfig) -> list[str]:
@@ -76,12 +55,7 @@ def directions(tune: TuneConfig) -> list[str]:
     return ["minimize"] * len(tune.metrics)
 
 
-def storage_for(url: str, tune: TuneConfig) -> optuna.storages.BaseStorage:
-    """The storage of ``url`` with the study's heartbeat settings and dead-worker clean-up."""
-    return open_storage(url, tune.heartbeat_seconds, tune.grace_seconds, on_stale=_fail_stale_run)
-
-
-def create_study(spec: TuningStudy, storage_url: str) -> optuna.Study:
+def create_study(spec: TuningSearch, storage_url: str) -> optuna.Study:
     """Create the study, or load it when it exists (``load_if_exists``), and store ``spec``.
 
     A new study gets the ``tune.enqueue`` configurations queued first.
@@ -89,7 +63,7 @@ def create_study(spec: TuningStudy, storage_url: str) -> optuna.Study:
     Raises:
         UnmixlabError: the stored study optimises other objectives.
     """
-    storage = storage_for(storage_url, spec.tune)
+    storage = storage_for(storage_url, spec.tune, fail_stale_run)
     try:
         study = optuna.create_study(
             storage=storage,
@@ -122,10 +96,10 @@ def create_study(spec: TuningStudy, storage_url: str) -> optuna.Study:
     return study
 
 
-def readable_settings(spec: TuningStudy) -> dict[str, str]:
+def readable_settings(spec: TuningSearch) -> dict[str, str]:
     """The study's settings one per line, as optuna-dashboard lists user attributes.
 
-    ``unmixlab`` (the whole :class:`TuningStudy`, what workers read) stays one JSON value; these
+    ``unmixlab`` (the whole :class:`TuningSearch`, what workers read) stays one JSON value; these
     say the same for a person.
     """
     tune = spec.tune
@@ -151,7 +125,7 @@ def readable_settings(spec: TuningStudy) -> dict[str, str]:
     return settings
 
 
-def start_study(
+def start_search(
     train: TrainConfig,
     tune: TuneConfig,
     *,
@@ -161,7 +135,7 @@ def start_study(
     trials_dir: Path,
     preset: str | None = None,
     tags: dict[str, str] | None = None,
-) -> TuningStudy:
+) -> TuningSearch:
     """Open the study's parent MLflow run and create (or resume) the study in its storage.
 
     A resumed study keeps its parent run when that run exists in the current tracking store,
@@ -199,7 +173,7 @@ def start_study(
         prefix="tune.",
         resume_run=earlier,
     ).run_id
-    spec = TuningStudy(
+    spec = TuningSearch(
         study_name=study_name,
         experiment=experiment,
         train=train,
@@ -212,38 +186,7 @@ def start_study(
     return spec
 
 
-def load_spec(storage_url: str, study_name: str) -> TuningStudy:
-    """The spec stored in study ``study_name``.
-
-    Raises:
-        UnmixlabError: no such study, or it was not made by unmixlab.
-    """
-    if not is_database(storage_url) or storage_url.startswith("sqlite:///"):
-        path = Path(storage_url.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise UnmixlabError(
-                "no study storage here",
-                "Check --storage (the file the study was started with)",
-                path,
-            )
-    try:
-        summaries = optuna.get_all_study_summaries(open_storage(storage_url))
-    except Exception as error:
-        raise UnmixlabError(
-            f"cannot open the study storage {public_url(storage_url)} ({error})",
-            "Check the storage URL (sqlite:///FILE, postgresql://..., or a journal file)",
-        ) from error
-    summary = next((s for s in summaries if s.study_name == study_name), None)
-    if summary is None or SPEC_ATTR not in summary.user_attrs:
-        names = ", ".join(s.study_name for s in summaries) or "none"
-        raise UnmixlabError(
-            f"no unmixlab study '{study_name}' in {public_url(storage_url)} (studies: {names})",
-            "Start it with `unmixlab run tuning --preset NAME`, or fix --study/--storage",
-        )
-    return TuningStudy.model_validate(summary.user_attrs[SPEC_ATTR])
-
-
-def wait_for_study(storage_url: str, study_name: str, seconds: float) -> TuningStudy:
+def wait_for_study(storage_url: str, study_name: str, seconds: float) -> TuningSearch:
     """:func:`load_spec`, retried for up to ``seconds`` while the study is not created yet.
 
     Lets workers start before (or together with) the flow that creates the study.
@@ -277,7 +220,7 @@ def run_worker(
 
     Args:
         storage_url: the study storage.
-        study_name: the study (its :class:`TuningStudy` says what to train).
+        study_name: the study (its :class:`TuningSearch` says what to train).
         n_trials: at most this many trials here (None: until the cap).
         worker_index: seeds the sampler with ``tune.seed + worker_index`` (None: unseeded,
             for workers started independently).
@@ -298,7 +241,7 @@ def run_worker(
         torch.set_num_threads(threads)
     study = optuna.load_study(
         study_name=study_name,
-        storage=storage_for(storage_url, tune),
+        storage=storage_for(storage_url, tune, fail_stale_run),
         sampler=make_sampler(None if worker_index is None else tune.seed + worker_index),
         pruner=make_pruner(tune, base),
     )
@@ -453,11 +396,3 @@ def _interrupt(processes: list[multiprocessing.Process]) -> None:
         process.join(max(deadline - time.monotonic(), 0))
         if process.is_alive():
             process.kill()
-
-
-def _fail_stale_run(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Heartbeat clean-up: the trial of a dead worker fails, and so does its MLflow run."""
-    if run_id := trial.user_attrs.get(RUN_ID_ATTR):
-        mark_trial_run(
-            run_id, "FAIL", error="worker stopped (no heartbeat within the grace period)"
-        )
