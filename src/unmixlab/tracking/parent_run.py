@@ -1,9 +1,11 @@
-"""The lifecycle of an MLflow run that unmixlab opens: start, settings as params, end.
+"""Parent runs, and the lifecycle helpers every run unmixlab opens shares.
 
-One helper for every run unmixlab starts itself: a flow's parent run (``training``,
-``study``), an Optuna study's parent run, and each training run. Settings go in as params
-(flattened to ``a.b`` keys, values cut to MLflow's limit, in batches of 100); the run ends
-FINISHED, FAILED (with the tag ``error``) or KILLED (interrupted).
+:class:`ParentRun` opens and ends the runs that others nest under: a flow's parent run
+(``training``, ``study``) and an Optuna search's parent run. The training runs are opened
+by :func:`unmixlab.tracking.runs.train_tracked`, not here, but with this module's helpers:
+settings go in as params (:func:`log_params`: flattened to ``a.b`` keys, values cut to
+MLflow's limit, in batches of 100), context tags (:func:`context_tags`), and the run ends
+FINISHED, FAILED (with the tag ``error``) or KILLED (interrupted) (:func:`end_run`).
 """
 
 import json
