@@ -84,6 +84,7 @@ class _Job:
     out_dir: Path
     estimates_dir: Path | None
     excerpt_seconds: float  # 0: no excerpts
+    excerpt_start: float | None  # None: centred
 
 
 class _TrackScorer:
@@ -150,6 +151,7 @@ class _TrackScorer:
                 estimates,
                 references,
                 job.excerpt_seconds,
+                job.excerpt_start,
             )
         scores = museval.eval_mus_track(
             track, {name: audio.T.numpy() for name, audio in estimates.items()}
@@ -202,6 +204,7 @@ def score_models(
     residual: bool = False,
     keep_estimates: bool = False,
     excerpt_seconds: float = EXCERPT_SECONDS,
+    excerpt_start: float | None = None,
     device: str = "auto",
     precision: Precision = "float32",
 ) -> Evaluation:
@@ -224,6 +227,7 @@ def score_models(
         keep_estimates: write the estimates as float wav under ``out_dir/estimates``.
         excerpt_seconds: length of the excerpts to listen to (0: none), see
             :mod:`unmixlab.listening`.
+        excerpt_start: seconds into each track where the excerpts start (None: centred).
         device: where the models separate (``auto``: CUDA when available; the scoring
             processes share it).
         precision: ``float32`` or ``int8`` weights (:mod:`unmixlab.quantize`, CPU only).
@@ -266,6 +270,7 @@ def score_models(
             out_dir,
             out_dir / "estimates" if keep_estimates else None,
             excerpt_seconds,
+            excerpt_start,
         )
         for track in tracks
     ]

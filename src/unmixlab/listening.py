@@ -1,8 +1,9 @@
 """Results to listen to: excerpts of each scored track, and one page of players beside the SDR.
 
 Each track gets ``<track>/mixture.mp3``, ``<track>/<stem>.mp3`` (the estimate) and
-``<track>/<stem>.reference.mp3``, cut from the same window in every run (the middle
-``excerpt_seconds`` of the track), so that two runs can be compared by ear. The page
+``<track>/<stem>.reference.mp3``, cut from the same window in every run (``excerpt_seconds``
+from ``excerpt_start``, by default the middle of the track), so that two runs can be compared
+by ear. The page
 (``index.html``, rendered from ``templates/listening.html.j2``) puts an ``<audio>`` player
 per excerpt beside the track's SDR for that stem. The copy on disk links its excerpts by
 relative path; the copy logged to MLflow links them through the UI's artifact address, since
@@ -44,11 +45,16 @@ class TrackExcerpts:
     stems: tuple[StemExcerpt, ...]
 
 
-def excerpt_window(nb_frames: int, rate: int, seconds: float) -> slice:
-    """The middle ``seconds`` of a track (all of it when shorter): the same for every run."""
+def excerpt_window(nb_frames: int, rate: int, seconds: float, start: float | None = None) -> slice:
+    """``seconds`` of a track from ``start`` s (None: the middle), the same for every run.
+
+    The window keeps its length inside the track: a start too late moves it back; a track
+    shorter than ``seconds`` is taken whole.
+    """
     length = min(nb_frames, round(seconds * rate))
-    start = (nb_frames - length) // 2
-    return slice(start, start + length)
+    first = (nb_frames - length) // 2 if start is None else round(start * rate)
+    first = min(first, nb_frames - length)
+    return slice(first, first + length)
 
 
 def write_excerpts(
@@ -58,6 +64,7 @@ def write_excerpts(
     estimates: Mapping[str, Tensor],
     references: Mapping[str, Tensor],
     seconds: float,
+    start: float | None = None,
 ) -> None:
     """Write the mixture, each estimate and its reference, cut to :func:`excerpt_window`.
 
@@ -68,8 +75,9 @@ def write_excerpts(
         estimates: stem name -> ``(nb_channels, nb_frames)``.
         references: stem name -> ``(nb_channels, nb_frames)``, for each estimate.
         seconds: excerpt length.
+        start: where the excerpts start, in seconds (None: centred).
     """
-    window = excerpt_window(mixture.shape[-1], rate, seconds)
+    window = excerpt_window(mixture.shape[-1], rate, seconds, start)
     clips = {"mixture": mixture}
     for name, estimate in estimates.items():
         clips[name] = estimate

@@ -26,6 +26,11 @@ class EvaluateSettings(BaseModel):
     excerpt_seconds: float = Field(
         15.0, ge=0, description="excerpts per track on the listening page (0: none)"
     )
+    excerpt_start: float | None = Field(
+        None,
+        ge=0,
+        description="seconds into each track where the excerpts start (default: centred)",
+    )
     device: str | None = Field(
         None, description=f"where the models separate: {DEVICE_HELP} (default: the training's)"
     )
