@@ -48,7 +48,8 @@ def evaluate_folder(
         model_dir: model folder in the reference layout.
         out_dir: folder for the per-track JSON, tables and listening page.
         targets: targets to score (default: those of ``runs``, else all in the folder).
-        runs: target -> its training run; each gets its own target's metrics.
+        runs: target -> its training run; each gets its own target's metrics, and the
+            settings as tags ``evaluate.<name>``.
         parent_run_id: a run that gets every target's metrics.
         device: the device when ``settings.device`` is unset.
 
@@ -59,18 +60,19 @@ def evaluate_folder(
     runs = dict(runs or {})
     if runs or parent_run_id:
         ensure_tracking_reachable(resolve_tracking_uri())
+    options = scoring_options(settings, device)
     evaluation = score_models(
         data.root,
         model_dir,
         is_wav=data.is_wav,
         targets=list(targets or runs) or None,
         out_dir=out_dir,
-        **scoring_options(settings, device),
+        **options,
     )
     for target, run_id in runs.items():
-        log_evaluation(run_id, evaluation, targets=[target])
+        log_evaluation(run_id, evaluation, targets=[target], settings=options)
     if parent_run_id is not None:
-        log_evaluation(parent_run_id, evaluation)
+        log_evaluation(parent_run_id, evaluation, settings=options)
     return evaluation
 
 

@@ -4,21 +4,30 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 
 from unmixlab.evaluate import Evaluation
 from unmixlab.listening import PAGE, TrackExcerpts, for_targets, render_page
 from unmixlab.tracking.links import artifact_url
 from unmixlab.tracking.names import add_to_note
-from unmixlab.tracking.schema import EVALUATION_ARTIFACTS, LISTENING_ARTIFACTS, test_metric
+from unmixlab.tracking.schema import (
+    EVALUATION_ARTIFACTS,
+    LISTENING_ARTIFACTS,
+    evaluate_setting_tag,
+    test_metric,
+)
 from unmixlab.tracking.setup import resolve_tracking_uri
 
 
 def log_evaluation(
-    run_id: str, evaluation: Evaluation, targets: list[str] | None = None
+    run_id: str,
+    evaluation: Evaluation,
+    targets: list[str] | None = None,
+    settings: Mapping[str, object] | None = None,
 ) -> dict[str, float]:
     """Log ``test_<metric>_<target>`` metrics and the score tables to an MLflow run.
 
@@ -26,6 +35,8 @@ def log_evaluation(
         run_id: the training's MLflow run (or a flow's parent run).
         evaluation: the scores, from :func:`unmixlab.evaluate.score_models`.
         targets: targets whose metrics to log; default: all in the evaluation.
+        settings: how the scores were made (the scoring's arguments), as tags
+            ``evaluate.<name>`` (tags: a run scored again may change them).
 
     Returns:
         The logged metrics (NaN scores are left out).
@@ -43,7 +54,8 @@ def log_evaluation(
         if not math.isnan(value)
     }
     client = MlflowClient(resolve_tracking_uri())
-    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    tags = [RunTag(evaluate_setting_tag(k), str(v)) for k, v in (settings or {}).items()]
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=tags)
     sdr = {
         f"SDR {target}": f"{scores['SDR']:.2f} dB"
         for target, scores in chosen.items()

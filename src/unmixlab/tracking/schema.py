@@ -93,6 +93,11 @@ def resumed_tag(param: str) -> str:
     return f"resumed.{param}"
 
 
+def evaluate_setting_tag(name: str) -> str:
+    """How a run's scores were made: ``evaluate.residual``, ``evaluate.device``, ..."""
+    return f"evaluate.{name}"
+
+
 # artifact folders of a training run
 EVALUATION_ARTIFACTS = "evaluation"
 LISTENING_ARTIFACTS = "evaluation/listen"  # the excerpts and their page
