@@ -9,7 +9,7 @@ of the causal settings and the bidirectional model as the offline reference. The
 plain :class:`TradeoffPoint` values, so the study report's real-time section can draw them
 from MLflow as well.
 
-Scoring: every model is scored offline by :func:`unmixlab.evaluate.evaluate` without the
+Scoring: every model is scored offline by :func:`unmixlab.evaluate.score_models` without the
 Wiener filter (``niter 0``: the stream takes the mixture phase). A causal model's offline
 output is its stream up to the framing of the first and last frames.
 """
@@ -126,7 +126,7 @@ def train_and_score(
     Returns:
         one point per setting, in order.
     """
-    from unmixlab.evaluate import evaluate
+    from unmixlab.evaluate import score_models
     from unmixlab.trainer import train
 
     points, trained = [], {}
@@ -144,7 +144,7 @@ def train_and_score(
                     output=folder / "model",
                 )
                 trained[key] = train(config).output
-            evaluation = evaluate(
+            evaluation = score_models(
                 base.data.root,
                 trained[key],
                 is_wav=base.data.is_wav,
