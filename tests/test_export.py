@@ -40,6 +40,9 @@ def test_onnx_step_streams_as_the_torch_separator(exported: tuple[Path, Path]):
     onnx_separator = load_onnx_separator(folder, out)
     torch_separator = load_streaming_separator(folder, block_hops=1)
     assert onnx_separator.targets == torch_separator.targets == ["drums", "vocals"]
+    # written by the one atomic writer: the same mode as the model files beside it
+    assert out.stat().st_mode & 0o777 == (folder / "vocals.json").stat().st_mode & 0o777
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
     assert onnx_separator.latency_samples == NFFT  # 1-hop blocks: nfft samples
     audio = noise(2, 40 * NHOP + 17)
     streamed = torch.stack(list(onnx_separator.separate(audio, RATE).values()))
