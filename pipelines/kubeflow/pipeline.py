@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import atomic_path
 
 DEFAULT_IMAGE = "unmixlab:0.1.0"
 PIPELINE_NAME = "unmixlab-training"
@@ -111,14 +112,20 @@ def compile_pipeline(output: Path, image: str = DEFAULT_IMAGE, data_uri: str | N
     """Compile the pipeline to a KFP v2 YAML package at ``output`` (its folder is created).
 
     Raises:
-        UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed.
+        UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed, ``image`` is blank,
+            or ``output`` cannot be written (disk full, read-only).
     """
+    if not image.strip():
+        raise UnmixlabError(
+            "--image is empty: the steps would have no image to run in",
+            f"Pass the image built from infra/Dockerfile, e.g. --image {DEFAULT_IMAGE}",
+        )
     pipeline = build_pipeline(image, data_uri)
     from kfp import compiler
 
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(output))
+    with atomic_path(output) as tmp:  # same name: kfp picks the format from the suffix
+        compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(tmp))
     return output
 
 

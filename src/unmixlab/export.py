@@ -15,8 +15,6 @@ Needs the ``export`` extra (``onnx``, ``onnxscript``, ``onnxruntime``).
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import torch
 from torch import Tensor
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import atomic_path
 from unmixlab.streaming import StreamingSeparator, load_streaming_separator
 
 INPUTS = ("block", "history", "tail", "h", "c")
@@ -76,11 +75,8 @@ def export_onnx(
     separator = load_streaming_separator(model_dir, targets, block_hops)
     step = separator.step
     example = (torch.zeros(separator.nb_channels, separator.block_size), *step.initial_state())
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    try:
+    # the one atomic writer: the file appears only after the check, with the artifacts' mode
+    with atomic_path(Path(out)) as tmp:
         # the exporter warns about torchvision's operators, which this graph never uses
         registration = logging.getLogger("torch.onnx._internal.exporter._registration")
         with torch.no_grad(), _quiet(registration):
@@ -99,11 +95,7 @@ def export_onnx(
                 "Report this with the model folder; stream with --engine torch meanwhile",
                 model_dir,
             )
-        os.replace(tmp, out)
-        return error
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return error
 
 
 @contextlib.contextmanager

@@ -65,12 +65,22 @@ def load_torch(path: Path, fix: str, map_location: str | torch.device = "cpu") -
 
 
 def write_separator_json(
-    folder: Path, sample_rate: int, nfft: int, nhop: int, nb_channels: int
+    folder: Path,
+    sample_rate: int,
+    nfft: int,
+    nhop: int,
+    nb_channels: int,
+    stage: Path | None = None,
 ) -> None:
-    """(Re)write ``separator.json`` listing every target model present in ``folder``."""
-    targets = sorted(p.stem for p in Path(folder).glob("*.pth"))
+    """(Re)write ``separator.json`` listing every target model present in ``folder``.
+
+    With ``stage`` (a :func:`unmixlab.files.staged_files` folder for ``folder``), the file is
+    written there, and the models staged there count as present.
+    """
+    folders = [Path(folder), *([Path(stage)] if stage is not None else [])]
+    targets = sorted({p.stem for where in folders for p in where.glob("*.pth")})
     write_json(
-        Path(folder) / "separator.json",
+        folders[-1] / "separator.json",
         {
             "targets": targets,
             "sample_rate": sample_rate,

@@ -25,6 +25,8 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial
 
+from unmixlab.databases import require_driver
+
 SQLITE_TIMEOUT_SECONDS = 60  # workers on one SQLite file wait this long for its write lock
 
 
@@ -68,6 +70,7 @@ def open_storage(
         path = Path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    require_driver(url, "the Optuna storage (--storage)")
     engine_kwargs = None
     if url.startswith("sqlite"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
