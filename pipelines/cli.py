@@ -7,11 +7,13 @@ libraries it uses (Prefect, MLflow, museval).
 """
 
 import sys
+from pathlib import Path
 
 import click
 
 from pipelines.commands.lazy import LazyGroup
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import write_error
 from unmixlab.tracking.setup import hide_credentials
 
 # sub-command name -> ("module:attribute" holding a click command or group, its short help)
@@ -73,6 +75,12 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except UnmixlabError as error:
         click.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(2)
+    except OSError as error:  # a write outside the atomic writer: disk full, read-only
+        reported = write_error(error, Path(error.filename or "<stdout>"))
+        if reported is None:
+            raise
+        click.secho(f"error: {reported}", fg="red", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

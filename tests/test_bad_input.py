@@ -286,8 +286,11 @@ def test_unmixlab_error_survives_pickling_across_processes():
     assert error.fix == "Replace it" and str(error.path) == "/d/x.wav"
 
 
-@pytest.mark.parametrize(("bad", "name"), [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
-def test_non_finite_samples_in_a_float_stem(root: Path, bad: float, name: str) -> None:
+@pytest.mark.parametrize(
+    ("bad", "name"),
+    [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf"), (3e38, "3e\\+38"), (-17.0, "-17")],
+)
+def test_absurd_samples_in_a_float_stem(root: Path, bad: float, name: str) -> None:
     path = first_track(root) / "vocals.wav"
     audio, rate = sf.read(path, dtype="float32")
     audio[rate // 2 + 3, 0] = bad  # 0.500 s in

@@ -113,7 +113,8 @@ def test_served_model_keeps_mono_mono_and_refuses_bad_clips_in_one_line(
         "that is (channels, frames); send (frames, channels)": clip().T.tolist(),
         "audio has 2 frames at 16000 Hz; the model needs at least 512 (32 ms": [[0.0, 0.1]] * 2,
         "of equal length": [[0.0, 0.1], [0.2]],
-        "NaN or infinite": [float("nan")] * 1000,
+        "non-finite samples (nan at sample 0": [float("nan")] * 1000,
+        "samples beyond +/-16 (full scale is 1; 1e+38 at sample 500": [0.0] * 500 + [1e38] * 500,
     }
     for message, audio in refusals.items():
         with pytest.raises(BadAudio, match=re.escape(message)) as refused:

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -196,10 +195,9 @@ def test_unreachable_server_stops_before_training(
 ):
     uri = "http://127.0.0.1:9"  # discard port: nothing listens
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    start = time.perf_counter()
     with pytest.raises(UnmixlabError, match="127.0.0.1:9"):
         train_tracked(tiny_config)
-    assert time.perf_counter() - start < 10
+    # stopped before anything else began (an order, not a duration that load stretches)
     assert not Path(tiny_config.run.output).exists()
     assert not Path(tiny_config.data.cache_dir).exists()
 

@@ -1,5 +1,6 @@
 """Click options generated from pydantic fields: one flag per config field, nothing else."""
 
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -19,11 +20,16 @@ def flag_name(field: str) -> str:
 
 def flag_error(error: ValidationError) -> UnmixlabError:
     """One line naming the flag of the first invalid setting (``--batch-size: ...``)."""
+    from unmixlab.config import GROUP_OF, GROUPS
+
     first = error.errors()[0]
-    fields = [str(part) for part in first["loc"] if not isinstance(part, int)]
+    # a group's own check (``model``: nhop < nfft) is across settings, not a flag of its name
+    fields = [str(p) for p in first["loc"] if not isinstance(p, int) and p not in GROUPS]
     message = first["msg"].removeprefix("Value error, ")
     if not fields:  # a check across settings: its message names them
-        return UnmixlabError(f"invalid settings: {message}", "Fix the flags")
+        named = [flag_name(word) for word in re.findall(r"\w+", message) if word in GROUP_OF]
+        flags = ", ".join(dict.fromkeys(named)) or "the flags"
+        return UnmixlabError(f"invalid settings: {message}", f"Fix {flags} (see --help)")
     flag = flag_name(fields[-1])  # the field, not its group
     return UnmixlabError(f"invalid {flag}: {message}", f"Fix {flag} (see --help)")
 

@@ -33,7 +33,10 @@ block's duration and the algorithmic latency are printed.
 Raw (--raw): interleaved PCM (--format f32le or s16le, --rate, --channels) from stdin;
 the --target estimate goes to stdout in the same format, rate and channel count, aligned
 with the input (as many samples out as in; the end is flushed with silence). Each block
-is written as soon as it is separated; the figures go to stderr.
+is written as soon as it is separated; the figures go to stderr. A live stream never
+stops for bad input: samples that are not audio (NaN, infinite, or beyond +/-16, i.e.
++24 dBFS) are zeroed with a warning, and the output is clipped to [-1, 1]. Files with
+such samples are refused with one line instead.
   ffmpeg -i song.mp3 -f f32le -ar 44100 -ac 2 - |
   unmixlab stream --raw --model DIR --rate 44100 --channels 2 --target vocals |
   ffmpeg -f f32le -ar 44100 -ac 2 -i - vocals.wav
@@ -234,12 +237,16 @@ def read_pcm(
         usable = len(data) - len(data) % frame_bytes  # a cut-off last frame is dropped
         samples = np.frombuffer(data[:usable], dtype=dtype).reshape(-1, channels)
         if len(samples):
-            yield torch.from_numpy(samples.T.astype(np.float32) / scale)
+            audio = samples.T.astype(np.float32)  # float formats are taken as they are
+            yield torch.from_numpy(audio / scale if scale != 1.0 else audio)
 
 
 def encode_pcm(audio: torch.Tensor, dtype: str, scale: float) -> bytes:
-    """``(channels, n)`` float audio as interleaved PCM bytes (integers clipped and rounded)."""
-    data = audio.numpy().T
+    """``(channels, n)`` float audio as interleaved PCM bytes, clipped to full scale.
+
+    Floats are clipped to [-1, 1], integers rounded and clipped to their range.
+    """
+    data = np.clip(audio.numpy().T, -1.0, 1.0)
     if scale != 1.0:
         data = np.clip(np.round(data * scale), -scale, scale - 1)
     return np.ascontiguousarray(data, dtype=dtype).tobytes()

@@ -7,11 +7,14 @@ and the optional Secret ``unmixlab-mlflow-auth`` supplies ``MLFLOW_TRACKING_USER
 this process's environment instead.
 """
 
+import contextlib
 import re
 import warnings
 from pathlib import Path
 
+from pipelines.kubeflow.step_log import StepLog
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import atomic_path
 
 DEFAULT_IMAGE = "unmixlab:0.1.0"
 PIPELINE_NAME = "unmixlab-training"
@@ -111,14 +114,20 @@ def compile_pipeline(output: Path, image: str = DEFAULT_IMAGE, data_uri: str | N
     """Compile the pipeline to a KFP v2 YAML package at ``output`` (its folder is created).
 
     Raises:
-        UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed.
+        UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed, ``image`` is blank,
+            or ``output`` cannot be written (disk full, read-only).
     """
+    if not image.strip():
+        raise UnmixlabError(
+            "--image is empty: the steps would have no image to run in",
+            f"Pass the image built from infra/Dockerfile, e.g. --image {DEFAULT_IMAGE}",
+        )
     pipeline = build_pipeline(image, data_uri)
     from kfp import compiler
 
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(output))
+    with atomic_path(output) as tmp:  # same name: kfp picks the format from the suffix
+        compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(tmp))
     return output
 
 
@@ -149,10 +158,18 @@ def run_local(
         warnings.filterwarnings("ignore", "You may be attemping to run", RuntimeWarning)
         # and that cluster settings (display names, resources) do nothing here
         warnings.filterwarnings("ignore", ".*have no effect in the current local runner")
+        log = StepLog()  # the steps' output, less their tracebacks
         try:
-            pipeline(preset=preset, overrides=list(overrides))
+            with contextlib.redirect_stdout(log):
+                pipeline(preset=preset, overrides=list(overrides))
         except RuntimeError as error:  # kfp.local: "Pipeline 'x' finished with status FAILURE"
             plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # kfp colours its messages
+            cause = log.last_unmixlab_error()
+            if cause is not None:  # the step's own one line, naming the bad file
+                raise UnmixlabError(
+                    f"a step of the Kubeflow pipeline failed: {cause.rstrip('.')}",
+                    f"Fix that and run again (the steps' artifacts are under {pipeline_root})",
+                ) from None
             raise UnmixlabError(
                 f"the Kubeflow pipeline failed locally: {plain}",
                 "Read the failed step's log above",

@@ -38,17 +38,43 @@ def read_audio(path: Path, sample_rate: int | None = None) -> tuple[Tensor, int]
         raise UnmixlabError(
             "audio file holds no samples", "Replace it with a non-empty file.", path
         )
-    check_finite(data, rate, path)
+    if data.shape[1] > 2:
+        raise UnmixlabError(
+            f"has {data.shape[1]} channels; Open-Unmix separates mono or stereo",
+            "Downmix it first, e.g. ffmpeg -i IN -ac 2 OUT.wav",
+            path,
+        )
+    check_samples(data, rate, path)
     audio = torch.from_numpy(np.ascontiguousarray(data.T))
     if sample_rate is not None and sample_rate != rate:
         audio, rate = resample(audio, rate, sample_rate), sample_rate
     return audio, rate
 
 
-def check_finite(
+# the largest sample magnitude accepted as audio, after the format's conversion to float
+# (integer PCM divided by its full scale): +24 dBFS leaves float files their headroom, while
+# values beyond it (1e38 spikes, random bytes read as floats) are not audio
+SAMPLE_LIMIT = 16.0
+
+
+def absurd_samples(samples: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """Where samples are not audio: NaN, infinite, or beyond +/-:data:`SAMPLE_LIMIT`.
+
+    Args:
+        samples: audio of any shape (numpy array or tensor).
+
+    Returns:
+        A boolean mask of the same shape and kind.
+    """
+    if isinstance(samples, Tensor):
+        return ~(samples.abs() <= SAMPLE_LIMIT)  # NaN compares False
+    return ~(np.abs(samples) <= SAMPLE_LIMIT)
+
+
+def check_samples(
     samples: np.ndarray, rate: float, path: Path | None = None, start: int = 0
 ) -> None:
-    """Refuse NaN or infinite samples, naming the time of the first one.
+    """Refuse samples that are not audio (:func:`absurd_samples`), naming the first one's time.
 
     Args:
         samples: ``(nb_timesteps, nb_channels)`` audio (as ``soundfile`` reads it).
@@ -57,34 +83,40 @@ def check_finite(
         start: index of the first row in the whole file.
 
     Raises:
-        UnmixlabError: a sample is NaN or +/-Inf.
+        UnmixlabError: a sample is NaN, +/-Inf, or beyond +/-:data:`SAMPLE_LIMIT`.
     """
-    finite = np.isfinite(samples)
-    if finite.all():
+    bad = absurd_samples(samples)
+    if not bad.any():
         return
-    row = int(np.argmin(finite.all(axis=1)))
-    value = samples[row][~finite[row]][0]
+    row = int(np.argmax(bad.any(axis=1)))
+    value = samples[row][bad[row]][0]
     index = start + row
+    where = f"{value:g} at sample {index}, {index / rate:.3f} s, and {int(bad.sum()) - 1} more"
+    if np.isfinite(samples).all():
+        raise UnmixlabError(
+            f"audio holds samples beyond +/-{SAMPLE_LIMIT:g} (full scale is 1; {where})",
+            "That is not audio but damage or a wrong format: fix the export, or lower its gain",
+            path,
+        )
     raise UnmixlabError(
-        f"audio holds non-finite samples ({value} at sample {index}, {index / rate:.3f} s, and "
-        f"{int((~finite).sum()) - 1} more)",
+        f"audio holds non-finite samples ({where})",
         "NaN and infinity are not audio: fix the export (or replace them with 0) and try again",
         path,
     )
 
 
-def check_finite_file(path: Path, block: int = 2**18) -> None:
-    """Refuse a float audio file holding NaN or infinite samples (integer files cannot).
+def check_samples_file(path: Path, block: int = 2**18) -> None:
+    """Refuse a float audio file holding samples that are not audio (integer files cannot).
 
     Raises:
-        UnmixlabError: naming the file and the time of the first non-finite sample.
+        UnmixlabError: naming the file and the time of the first absurd sample.
     """
     info = sf.info(path)
     if info.subtype not in ("FLOAT", "DOUBLE"):
         return
     start = 0
     for samples in sf.blocks(path, blocksize=block, dtype="float32", always_2d=True):
-        check_finite(samples, info.samplerate, path, start)
+        check_samples(samples, info.samplerate, path, start)
         start += len(samples)
 
 
@@ -138,16 +170,39 @@ def match_channels(audio: Tensor, nb_channels: int, path: Path | None = None) ->
     )
 
 
+# a fixed-point file with more of its samples beyond full scale than this is not written:
+# a clip that loud is garbage, whatever status a command would give it
+CLIPPED_FRACTION_LIMIT = 0.1
+
+
 def write_audio(path: Path, audio: Tensor, sample_rate: int, subtype: str = "PCM_16") -> Path:
     """Write ``(nb_channels, nb_timesteps)`` atomically (temporary name, then rename).
 
     The format follows the suffix (``.wav``, ``.mp3``, ``.flac``...); ``subtype`` is
     soundfile's (``PCM_16``, ``FLOAT``, ``MPEG_LAYER_III``...). Fixed-point and lossy
     subtypes are clipped to [-1, 1].
+
+    Raises:
+        UnmixlabError: the audio holds NaN or infinite samples, or more than
+            :data:`CLIPPED_FRACTION_LIMIT` of it would be clipped; nothing is written.
     """
     path = Path(path)
     data = audio.detach().cpu().numpy().T
+    if not np.isfinite(data).all():
+        raise UnmixlabError(
+            "not written: the audio holds NaN or infinite samples",
+            "Check the model and its input",
+            path,
+        )
     if subtype not in ("FLOAT", "DOUBLE"):
+        clipped = float((np.abs(data) > 1.0).mean()) if data.size else 0.0
+        if clipped > CLIPPED_FRACTION_LIMIT:
+            raise UnmixlabError(
+                f"not written: {clipped:.0%} of its samples are beyond full scale and would be "
+                "clipped",
+                "The input is far too loud: lower its gain (or check the model) and try again",
+                path,
+            )
         data = np.clip(data, -1.0, 1.0)
     with atomic_path(path) as tmp:
         sf.write(tmp, data, sample_rate, subtype=subtype, format=path.suffix[1:].upper())

@@ -96,6 +96,11 @@ class RunConfig(_Group):
         "off", description="mixed precision (autocast; fp16 with a gradient scaler)"
     )
     deterministic: bool = Field(False, description="bit-exact kernels (slower on the GPU)")
+    wait_for_lock: bool = Field(
+        False,
+        description="when another training writes this target into --output, wait for it "
+        "to end instead of stopping",
+    )
 
     _device = field_validator("device")(check_device_spec)
 

@@ -165,7 +165,13 @@ def load_preset(
                 folder,
             )
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise UnmixlabError(
+            f"is not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start})",
+            "Save the preset as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+            path,
+        ) from None
     except yaml.YAMLError as error:
         raise UnmixlabError(f"not valid YAML ({error})", "Fix the file", path) from error
     if not isinstance(raw, dict):

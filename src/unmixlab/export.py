@@ -75,7 +75,7 @@ def export_onnx(
     separator = load_streaming_separator(model_dir, targets, block_hops)
     step = separator.step
     example = (torch.zeros(separator.nb_channels, separator.block_size), *step.initial_state())
-    # written under a temporary name by the one atomic writer: a failed check leaves nothing
+    # the one atomic writer: the file appears only after the check, with the artifacts' mode
     with atomic_path(Path(out)) as tmp:
         # the exporter warns about torchvision's operators, which this graph never uses
         registration = logging.getLogger("torch.onnx._internal.exporter._registration")

@@ -65,12 +65,22 @@ def load_torch(path: Path, fix: str, map_location: str | torch.device = "cpu") -
 
 
 def write_separator_json(
-    folder: Path, sample_rate: int, nfft: int, nhop: int, nb_channels: int
+    folder: Path,
+    sample_rate: int,
+    nfft: int,
+    nhop: int,
+    nb_channels: int,
+    stage: Path | None = None,
 ) -> None:
-    """(Re)write ``separator.json`` listing every target model present in ``folder``."""
-    targets = sorted(p.stem for p in Path(folder).glob("*.pth"))
+    """(Re)write ``separator.json`` listing every target model present in ``folder``.
+
+    With ``stage`` (a :func:`unmixlab.files.staged_files` folder for ``folder``), the file is
+    written there, and the models staged there count as present.
+    """
+    folders = [Path(folder), *([Path(stage)] if stage is not None else [])]
+    targets = sorted({p.stem for where in folders for p in where.glob("*.pth")})
     write_json(
-        Path(folder) / "separator.json",
+        folders[-1] / "separator.json",
         {
             "targets": targets,
             "sample_rate": sample_rate,
@@ -117,6 +127,22 @@ def read_separator_json(folder: Path) -> dict[str, Any]:
             f"separator.json lacks or mistypes {', '.join(wrong)}",
             "Rewrite it as `unmixlab train` does: targets (a list), sample_rate, nfft, nhop "
             "and nb_channels (numbers)",
+            path,
+        )
+    out_of_range = [
+        f"{key} {settings[key]} ({rule})"
+        for key, rule, fits in (
+            ("sample_rate", "must be positive", lambda v: v > 0),
+            ("nfft", "must be at least 2", lambda v: v >= 2),
+            ("nhop", "must be between 1 and nfft", lambda v: 1 <= v <= settings["nfft"]),
+            ("nb_channels", "must be 1 or 2", lambda v: v in (1, 2)),
+        )
+        if not fits(settings[key])
+    ]
+    if out_of_range:
+        raise UnmixlabError(
+            f"separator.json holds values out of range: {'; '.join(out_of_range)}",
+            "Rewrite it with the settings the models were trained with",
             path,
         )
     return settings

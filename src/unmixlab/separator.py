@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from unmixlab.audio import check_finite, match_channels, resample
+from unmixlab.audio import check_samples, match_channels, resample
 from unmixlab.device import module_device
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
@@ -95,9 +95,10 @@ class Separator(nn.Module):
             target name -> ``(nb_channels, nb_timesteps)`` at ``rate``.
 
         Raises:
-            UnmixlabError: ``audio`` holds NaN or infinite samples.
+            UnmixlabError: ``audio`` holds samples that are not audio (NaN, infinite, beyond
+                :data:`unmixlab.audio.SAMPLE_LIMIT`), or the model's estimate is not finite.
         """
-        check_finite(audio.T.numpy(), rate)
+        check_samples(audio.T.numpy(), rate)
         mixture = match_channels(resample(audio, rate, self.sample_rate), self.nb_channels)
         length = mixture.shape[-1]
         out = torch.zeros(len(self.targets), self.nb_channels, length)
@@ -109,6 +110,11 @@ class Separator(nn.Module):
             estimate = self(mixture[:, lo:hi])
             keep = min(self.segment, length - start)
             out[..., start : start + keep] = estimate[..., start - lo : start - lo + keep]
+        if not torch.isfinite(out).all():
+            raise UnmixlabError(
+                "the model's estimate holds NaN or infinite samples",
+                "The model is damaged (retrain it), or the input is far louder than full scale",
+            )
         return {
             name: resample(out[i], self.sample_rate, rate) for i, name in enumerate(self.targets)
         }

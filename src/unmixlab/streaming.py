@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from unmixlab.audio import match_channels, resample
+from unmixlab.audio import SAMPLE_LIMIT, absurd_samples, match_channels, resample
 from unmixlab.errors import UnmixlabError
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_target_model, read_separator_json
@@ -159,26 +159,32 @@ class StreamingSeparator:
             ``(nb_targets, nb_channels, block_size)``: the next output-stream samples, which
             estimate the input ``delay`` samples earlier.
 
-        NaN or infinite input samples are zeroed (with a warning), and an LSTM state that
-        overflowed starts afresh, so one bad block never spoils the rest of the stream.
+        Samples that are not audio (NaN, infinite or beyond
+        :data:`unmixlab.audio.SAMPLE_LIMIT`) are zeroed, with a warning, and an LSTM state or
+        estimate that overflowed starts afresh (zeroed), so one bad block never stops or
+        spoils the rest of the stream.
         """
         self._block_index += 1
-        if not torch.isfinite(block).all():
-            bad = int((~torch.isfinite(block)).sum())
+        absurd = absurd_samples(block)
+        if absurd.any():
+            bad = int(absurd.sum())
             self.zeroed_samples += bad
-            block = torch.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+            block = block.masked_fill(absurd, 0.0)
             logger.warning(
-                "warning: block %d of the stream held %d NaN or infinite samples; they were zeroed",
+                "warning: block %d of the stream held %d samples that are not audio (NaN, "
+                "infinite or beyond +/-%g); they were zeroed",
                 self._block_index,
                 bad,
+                SAMPLE_LIMIT,
             )
         estimates, history, tail, h, c = self.step(block, *self._state)
-        if not (torch.isfinite(h).all() and torch.isfinite(c).all()):
+        finite = [bool(torch.isfinite(t).all()) for t in (estimates, tail, h, c)]
+        if not all(finite):
             logger.warning(
                 "warning: block %d overflowed the model; its state starts afresh", self._block_index
             )
             _, _, h, c = self.step.initial_state()
-            estimates, tail = torch.nan_to_num(estimates), torch.nan_to_num(tail)
+            estimates, tail = torch.nan_to_num(estimates, 0, 0, 0), torch.nan_to_num(tail, 0, 0, 0)
         self._state = (history, tail, h, c)
         return estimates
 

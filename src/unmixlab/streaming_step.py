@@ -105,7 +105,9 @@ class StreamingStep(nn.Module):
         signal = torch.cat([history, block], -1)  # (nb_channels, nfft + (F - 1) * nhop)
         frames = signal.unfold(-1, nfft, nhop).transpose(0, 1)  # (F, nb_channels, nfft)
         spec = torch.fft.rfft(frames * self.window)  # (nb_frames, nb_channels, nb_bins)
-        mag = spec[..., : self.max_bin].abs()
+        # crop after abs(): a slice of the complex spectrum that keeps every bin is an alias,
+        # which the ONNX exporter cannot translate (uncropped models, bandwidth = Nyquist)
+        mag = spec.abs()[..., : self.max_bin]
         masks, h, c = self.masks(mag.reshape(self.block_hops, -1), h, c)
         masks = masks.view(masks.shape[:2] + spec.shape[1:])  # (targets, frames, ch, bins)
         # mask * mixture spectrogram = target magnitude with the mixture phase

@@ -31,6 +31,8 @@ from unmixlab.device import (
     set_deterministic,
 )
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import staged_files
+from unmixlab.locks import output_lock
 from unmixlab.model import OpenUnmix
 from unmixlab.model_io import load_torch, save_torch, write_json, write_separator_json
 from unmixlab.prepare import PreparedData, prepare
@@ -196,7 +198,16 @@ class Trainer:
         return checkpoint_path(self.config)
 
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train until ``epochs`` or early stopping; return the histories and timing."""
+        """Train until ``epochs`` or early stopping; return the histories and timing.
+
+        The model's lock (:mod:`unmixlab.locks`) is held meanwhile: a second training of the
+        same target into the same folder stops, or waits with ``wait_for_lock``.
+        """
+        run = self.config.run
+        with output_lock(self.output, run.target, run.wait_for_lock):
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
         run = self.config.run
         self.output.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(self.config.optim.seed)
@@ -276,10 +287,12 @@ class Trainer:
         history.epoch_seconds.append(seconds)
         history.train_seconds.append(train_seconds)
         history.chunks_per_epoch = len(self.train_set)
-        if is_best:
-            save_torch(self.model.state_dict(), self.output / f"{self.config.run.target}.pth")
-        self._save_checkpoint(epoch)
-        self._write_model_json()
+        # the model folder is whole or as it was: its files are put in place together
+        with staged_files(self.output) as stage:
+            if is_best:
+                save_torch(self.model.state_dict(), stage / f"{self.config.run.target}.pth")
+            self._save_checkpoint(epoch, stage / self.checkpoint_path.name)
+            self._write_model_json(stage)
         rate = len(self.train_set) / train_seconds
         return EpochRecord(epoch, train_loss, valid_loss, lr, seconds, train_seconds, rate, is_best)
 
@@ -367,7 +380,7 @@ class Trainer:
             problem, f"Lower --lr or check the data for silent or clipped stems; {kept}", path
         )
 
-    def _save_checkpoint(self, epoch: int) -> None:
+    def _save_checkpoint(self, epoch: int, path: Path) -> None:
         save_torch(
             {
                 "epoch": epoch,
@@ -380,7 +393,7 @@ class Trainer:
                 "config": self.config.flat(),
                 "data_fingerprint": self.data.fingerprint,
             },
-            self.checkpoint_path,
+            path,
         )
 
     def _restore(self) -> int:
@@ -408,11 +421,12 @@ class Trainer:
                 self.checkpoint_path,
             ) from error
 
-    def _write_model_json(self) -> None:
+    def _write_model_json(self, stage: Path) -> None:
+        """Write ``<target>.json`` and ``separator.json`` into ``stage`` (for ``output``)."""
         config = self.config
         history = self.history
         write_json(
-            self.output / f"{config.run.target}.json",
+            stage / f"{config.run.target}.json",
             {
                 "args": config.flat(),
                 "model": config.architecture().model_dump(),
@@ -429,7 +443,7 @@ class Trainer:
         )
         data, model = config.data, config.model
         write_separator_json(
-            self.output, data.sample_rate, model.nfft, model.nhop, data.nb_channels
+            self.output, data.sample_rate, model.nfft, model.nhop, data.nb_channels, stage
         )
 
 

@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from unmixlab.audio import check_finite_file, check_not_truncated, match_channels, resample
+from unmixlab.audio import check_not_truncated, check_samples_file, match_channels, resample
 from unmixlab.config import STEMS
 from unmixlab.errors import UnmixlabError
 
@@ -118,7 +118,7 @@ def _wav_track(folder: Path, subset: str) -> Track:
         path = folder / f"{stem}.wav"
         if info.frames == 0:
             raise UnmixlabError("holds no samples", "Replace it with the full stem", path)
-        check_finite_file(path)
+        check_samples_file(path)
         if info.samplerate != rate:
             raise UnmixlabError(
                 f"sample rate {info.samplerate} Hz differs from the other stems' {rate} Hz",

@@ -8,8 +8,9 @@ and channel count (mono stays mono) at the input's rate. A served model answers 
     POST /invocations
     {"dataframe_records": [{"audio": [[0.0, 0.1], [0.0, 0.1], ...], "sample_rate": 44100}]}
 
-A clip shorter than one STFT window, a ``(nb_channels, nb_frames)`` array, ragged or
-non-finite samples are answered with HTTP 400 and a one-line message.
+A clip shorter than one STFT window, a ``(nb_channels, nb_frames)`` array, ragged samples, or
+samples that are not audio (NaN, infinite, beyond +/-:data:`unmixlab.audio.SAMPLE_LIMIT`) are
+answered with HTTP 400 and a one-line message.
 """
 
 import json
@@ -27,7 +28,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 import unmixlab
-from unmixlab.audio import match_channels
+from unmixlab.audio import check_samples, match_channels
+from unmixlab.errors import UnmixlabError
 
 MODEL_DIR = "model_dir"  # key of the reference-layout model folder in the pyfunc artifacts
 # what the separator imports, pinned to this environment's versions
@@ -95,7 +97,10 @@ class SeparatorModel(mlflow.pyfunc.PythonModel):
         rows = []
         for audio, rate in zip(model_input["audio"], model_input["sample_rate"], strict=True):
             mixture, mono = read_clip(audio, rate, window_seconds)
-            estimates = separator.separate(mixture, int(rate), progress=False)
+            try:
+                estimates = separator.separate(mixture, int(rate), progress=False)
+            except UnmixlabError as error:  # never NaN in the JSON answer
+                raise BadAudio(str(error)) from None
             rows.append(
                 {
                     name: to_frames_first(match_channels(estimate, mixture.shape[0]), mono)
@@ -143,9 +148,11 @@ def read_clip(audio: object, rate: object, min_seconds: float) -> tuple[torch.Te
             f"audio has {len(samples)} frames at {rate} Hz; the model needs at least "
             f"{min_frames} ({min_frames / rate * 1000:.0f} ms, one STFT window): send a longer clip"
         )
-    if not np.isfinite(samples).all():
-        raise BadAudio("audio holds NaN or infinite samples")
     mono = samples.ndim == 1
+    try:
+        check_samples(samples[:, None] if mono else samples, rate)
+    except UnmixlabError as error:
+        raise BadAudio(str(error)) from None
     mixture = torch.from_numpy(samples[None] if mono else samples.T.copy())
     return mixture, mono  # (nb_channels, nb_frames)
 

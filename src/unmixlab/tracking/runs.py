@@ -23,6 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from unmixlab.config import TrainConfig
 from unmixlab.device import device_tags, resolve_device
 from unmixlab.errors import UnmixlabError
+from unmixlab.locks import one_writer
 from unmixlab.model_io import write_json, write_separator_json
 from unmixlab.prepare import LoadedData, PreparedData, prepare
 from unmixlab.tracking.buffered import EpochMetrics, bounded_requests
@@ -44,6 +45,7 @@ from unmixlab.tracking.setup import (
     resolve_tracking_uri,
     server_answers,
 )
+from unmixlab.tracking.stale import close_stale_run
 from unmixlab.trainer import Trainer, TrainingCallback, TrainResult, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class TrackedRun:
     unsent: str | None = None  # what the server did not take, and how to send it later
 
 
+@one_writer  # holds OUTPUT/<target>.lock: one training per model at a time
 def train_tracked(
     config: TrainConfig,
     data: PreparedData | None = None,
@@ -119,6 +122,7 @@ def train_tracked(
     client = MlflowClient(uri)
     experiment_id = get_or_create_experiment(client, experiment)
     run_id = find_resumable_run(client, config, experiment_id) if resume else None
+    close_stale_run(client, run_file(config), run_id)  # a killed training's run, if any
     resumed = run_id is not None
     if resumed:
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))

@@ -9,13 +9,16 @@ Environment:
         (default ``<cwd>/mlartifacts``); a tracking server chooses its own artifact store.
 """
 
+import fcntl
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse, urlunparse
 
+from unmixlab.databases import require_driver
 from unmixlab.errors import UnmixlabError
+from unmixlab.files import reported_write_errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -151,6 +154,33 @@ def ensure_tracking_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_SECONDS)
                 "Create the folder or fix MLFLOW_TRACKING_URI",
                 database.parent,
             )
+        create_store_once(uri, database)
+    else:
+        require_driver(uri, f"the MLflow tracking store {redact_uri(uri)}")
+
+
+_created_stores: set[str] = set()
+
+
+def create_store_once(uri: str, database: Path) -> None:
+    """Create (or upgrade) the SQLite store's tables while holding a lock beside it.
+
+    MLflow creates the tables and runs its alembic migrations when a process first opens
+    a store; two first runs in a folder without ``mlflow.db`` would race there. The lock
+    (``.<name>.lock`` next to the database, an ``flock``) lets one create them while the
+    other waits, then finds them made.
+    """
+    if uri in _created_stores:
+        return
+    from mlflow import MlflowClient
+
+    lock = database.with_name(f".{database.name}.lock")
+    with reported_write_errors(lock), open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)  # the tracking tables
+        client.search_registered_models(max_results=1)  # the registry's
+    _created_stores.add(uri)
 
 
 def get_or_create_experiment(client: "MlflowClient", name: str) -> str:

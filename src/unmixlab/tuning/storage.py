@@ -30,6 +30,8 @@ from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.tuning.settings import TuneConfig
 
+from unmixlab.databases import require_driver
+
 SQLITE_TIMEOUT_SECONDS = 60  # workers on one SQLite file wait this long for its write lock
 
 
@@ -73,6 +75,7 @@ def open_storage(
         path = Path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    require_driver(url, "the Optuna storage (--storage)")
     engine_kwargs = None
     if url.startswith("sqlite"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
