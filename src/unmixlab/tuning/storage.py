@@ -27,10 +27,9 @@ from optuna.trial import FrozenTrial
 from pydantic import BaseModel, ConfigDict
 
 from unmixlab.config import TrainConfig
+from unmixlab.databases import require_driver
 from unmixlab.errors import UnmixlabError
 from unmixlab.tuning.settings import TuneConfig
-
-from unmixlab.databases import require_driver
 
 SQLITE_TIMEOUT_SECONDS = 60  # workers on one SQLite file wait this long for its write lock
 
