@@ -18,15 +18,20 @@ if TYPE_CHECKING:
 
 @click.command()
 @config_options(TrainConfig.fields())
-@click.option("--resume", is_flag=True, help="continue from OUTPUT/<target>.chkpnt")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="continue from OUTPUT/<target>.chkpnt with its settings; flags change the run's",
+)
 @click.option("--experiment", default="unmixlab", show_default=True, help="MLflow experiment")
 @click.option("--run-name", default=None, help="MLflow run name [default: generated]")
 def train(resume: bool, experiment: str, run_name: str | None, **options: object) -> None:
     """Train one Open-Unmix target model, tracked in MLflow."""
     from unmixlab.tracking.runs import train_tracked
+    from unmixlab.trainer import resume_config
 
     try:
-        config = TrainConfig(**given(options))
+        config = resume_config(given(options)) if resume else TrainConfig(**given(options))
     except ValidationError as error:
         raise flag_error(error) from error
     with stop_on_signals():  # a stopped job ends its run KILLED
