@@ -23,6 +23,7 @@ from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
+from unmixlab.files import link_latest
 from unmixlab.render import render
 from unmixlab.tracking.links import run_url, runs_table_url
 from unmixlab.tracking.parent_run import failure
@@ -157,6 +158,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
         raise
     total_training = sum(model.training_seconds for model in trained.values())
     end_parent_run(parent, "FINISHED", {"training_seconds": total_training})
+    link_latest(run_dir)  # runs/<preset>/latest: the newest finished run
 
     summary = TrainingSummary(
         preset=config.name,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.options import device_option, precision_option
+from pipelines.commands.options import MODEL_HELP, ModelFolder, device_option, precision_option
 from unmixlab.evaluate import EXCERPT_SECONDS
 
 
@@ -14,8 +14,8 @@ from unmixlab.evaluate import EXCERPT_SECONDS
     "--model",
     "model_dir",
     required=True,
-    type=click.Path(path_type=Path),
-    help="model folder (separator.json and <target>.pth)",
+    type=ModelFolder(),
+    help=MODEL_HELP,
 )
 @click.option("--is-wav", is_flag=True, help="the root holds MUSDB18-HQ wav folders")
 @click.option("--targets", multiple=True, help="targets to score (default: all in the folder)")
