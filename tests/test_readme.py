@@ -30,10 +30,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip:\s*(?P<reason>.*?)\s*-->")
 
 SUBSTITUTE = {"--epochs 10": "--epochs 1", "--epochs 20": "--epochs 2"}
+SMALL = "--set train.epochs=1 --set train.samples_per_track=2"
 APPEND = {
-    "unmixlab run training": "--set train.epochs=1",
-    "unmixlab kubeflow run-local": "--set train.epochs=1",
-    "unmixlab run tuning": "--trials 1 --epochs 1 --set train.epochs=1",
+    "unmixlab train ": "--samples-per-track 2 --seq-dur 1",
+    "unmixlab run training": SMALL,
+    "unmixlab kubeflow run-local": SMALL,
+    "unmixlab run tuning": f"--trials 1 --epochs 1 {SMALL} --set tune.space.samples_per_track=[2]",
 }
 BLOCK_SECONDS = 900  # one block, on a loaded 2-core machine
 
@@ -85,10 +87,10 @@ def test_every_example_runs_here_or_says_why_not() -> None:
     assert len(running) >= 8
     assert any("--resume" in example.script for example in running)
     assert reduced("unmixlab run training --preset quickstart   # what `make demo` runs") == (
-        "unmixlab run training --preset quickstart --set train.epochs=1   # what `make demo` runs"
+        f"unmixlab run training --preset quickstart {SMALL}   # what `make demo` runs"
     )
     assert reduced("unmixlab train --epochs 10 \\\n    --output m") == (
-        "unmixlab train --epochs 1 --output m"
+        "unmixlab train --epochs 1 --output m --samples-per-track 2 --seq-dur 1"
     )
 
 
@@ -115,6 +117,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(BLOCK_SECONDS)
 @pytest.mark.parametrize(
     "example",
     [example for example in examples(README.read_text()) if example.skip is None],
