@@ -4,16 +4,20 @@ The parent run is a :class:`unmixlab.tracking.parent_run.ParentRun`.
 
 Trial runs are made by :func:`unmixlab.tracking.runs.train_tracked` with ``parent_run_id``
 passed explicitly, so nesting holds whatever process or thread runs the trial. Each child
-run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED`` or ``FAIL``) and a status:
+run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED``, ``INTERRUPTED`` or ``FAIL``)
+and a status:
 
 - COMPLETE: FINISHED. ``train_tracked`` logged the model folder and checkpoint, but no pyfunc
   model (``log_model=False``: 1-2 s a trial saved), so no trial is promoted; the best
   configuration is trained, logged and promoted in full by the ``training`` flow
   (``--train-best``);
-- PRUNED: KILLED: the pruner stopped it; its per-epoch metrics stay, no model is logged.
-  The ``error`` tag that the trainer's exception left is removed;
-- FAIL: FAILED with the tag ``error`` (KILLED when interrupted with Ctrl-C); also when the
-  training finished but its objective is not finite, or when its worker died (heartbeat).
+- PRUNED: FINISHED (the pruner ended it as designed, nothing crashed); its description says
+  when it was pruned; its per-epoch metrics stay, no model is logged. The ``error`` tag that
+  the trainer's exception left is removed;
+- INTERRUPTED: KILLED (Ctrl-C or SIGTERM); Optuna records the trial FAIL with the user
+  attribute ``interrupted`` and queues its parameters again;
+- FAIL: FAILED with the tag ``error``; also when the training finished but its objective is
+  not finite, or when its worker died (heartbeat).
 """
 
 import time
@@ -21,6 +25,7 @@ import time
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
+from unmixlab.tracking.names import add_to_note
 from unmixlab.tracking.parent_run import ERROR_CHARS
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
 
@@ -41,9 +46,9 @@ def mark_trial_run(
 
     Args:
         run_id: the child run.
-        state: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+        state: ``COMPLETE``, ``PRUNED``, ``INTERRUPTED`` or ``FAIL``.
         values: objective metric name -> value (complete trials).
-        error: why the trial failed.
+        error: why the trial failed, or when it was pruned.
     """
     mlflow_client = client()
     mlflow_client.set_tag(run_id, TRIAL_STATE_TAG, state)
@@ -54,7 +59,12 @@ def mark_trial_run(
     if state == "PRUNED":
         if "error" in mlflow_client.get_run(run_id).data.tags:
             mlflow_client.delete_tag(run_id, "error")
-        mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        add_to_note(mlflow_client, run_id, {"optuna": error or "pruned"})
+        mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    elif state == "INTERRUPTED":
+        add_to_note(mlflow_client, run_id, {"optuna": "interrupted; its parameters run again"})
+        if mlflow_client.get_run(run_id).info.status == "RUNNING":
+            mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
     elif state == "FAIL":
         if error:
             mlflow_client.set_tag(run_id, "error", error[:ERROR_CHARS])

@@ -5,15 +5,17 @@ settings, MLflow experiment and parent run) as a user attribute, so any worker t
 reach the storage and the data joins it with just the storage URL and the study name:
 processes started here (:func:`run_workers`) or ``unmixlab tune worker`` on other machines.
 
-The trial cap (``tune.trials``) is global: every started trial of the study counts, whatever
-its outcome (complete, pruned, failed, running; queued trials count once started), so an
-interrupted study resumed with the same cap runs only the missing trials, and a larger cap
-extends a finished study. Workers started together by :func:`run_workers` split the
-remaining trials between them and never exceed the cap; independent workers stop through
+The trial cap (``tune.trials``) is global and counts finished trials: complete and pruned
+ones, and those running (on other workers); a failed or interrupted trial does not count, so
+an interrupted study resumed with the same cap runs the missing trials (the interrupted ones
+first, queued again with their parameters), and a larger cap extends a finished study.
+Workers started together by :func:`run_workers` split the remaining trials between them and
+never exceed the cap; independent workers stop through
 :class:`optuna.study.MaxTrialsCallback`, which can overshoot by one trial per extra worker
 when several finish at the same instant.
 """
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -39,8 +41,8 @@ from unmixlab.tuning.settings import FloatRange, TuneConfig
 from unmixlab.tuning.storage import is_database, open_storage, public_url
 
 SPEC_ATTR = "unmixlab"  # study user attribute holding the TuningStudy
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-STARTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what --trials N asks for
+COUNTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
 INTERRUPT_GRACE_SECONDS = 2.0  # workers that got the Ctrl-C themselves stop within this
 STOP_SECONDS = 10.0  # an interrupted worker marks its trial in this time, or is killed
 
@@ -69,6 +71,23 @@ class TuningStudy(BaseModel):
     trials_dir: Path
     parent_run_id: str | None = None
     preset: str | None = None
+
+
+class _QuietInterrupt(logging.Filter):
+    """Drops Optuna's "trial failed" warning and traceback for an interrupt (said once, above)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but one about a :class:`KeyboardInterrupt`."""
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            return False
+        return "KeyboardInterrupt" not in record.getMessage()
+
+
+def _quiet_interrupts() -> None:
+    """Install :class:`_QuietInterrupt` on Optuna's optimisation logger (once)."""
+    optimize_logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietInterrupt) for f in optimize_logger.filters):
+        optimize_logger.addFilter(_QuietInterrupt())
 
 
 def directions(tune: TuneConfig) -> list[str]:
@@ -243,6 +262,17 @@ def load_spec(storage_url: str, study_name: str) -> TuningStudy:
     return TuningStudy.model_validate(summary.user_attrs[SPEC_ATTR])
 
 
+def finished_before(storage_url: str, study_name: str) -> bool:
+    """Whether the study's parent run ended FINISHED (an interrupted extension keeps that)."""
+    from unmixlab.tuning.runs import client
+
+    try:
+        run_id = load_spec(storage_url, study_name).parent_run_id
+        return bool(run_id) and client().get_run(run_id).info.status == "FINISHED"
+    except Exception:  # noqa: BLE001 - no study, no run, another store: nothing finished
+        return False
+
+
 def wait_for_study(storage_url: str, study_name: str, seconds: float) -> TuningStudy:
     """:func:`load_spec`, retried for up to ``seconds`` while the study is not created yet.
 
@@ -259,8 +289,8 @@ def wait_for_study(storage_url: str, study_name: str, seconds: float) -> TuningS
 
 
 def remaining_trials(study: optuna.Study, cap: int) -> int:
-    """Trials still to start before the study holds ``cap`` started trials (any outcome)."""
-    return max(cap - len(study.get_trials(deepcopy=False, states=STARTED)), 0)
+    """Trials still to start before the study holds ``cap`` finished (or running) trials."""
+    return max(cap - len(study.get_trials(deepcopy=False, states=COUNTED)), 0)
 
 
 def run_worker(
@@ -315,6 +345,7 @@ def run_worker(
     )
     ran: list[int] = []  # this call's trials, not those other workers start meanwhile
     bar = tqdm(total=todo, desc=f"study {study_name}", unit="trial", disable=not progress)
+    _quiet_interrupts()
 
     def count(study: optuna.Study, trial: FrozenTrial) -> None:
         ran.append(trial.number)
@@ -326,7 +357,7 @@ def run_worker(
         study.optimize(
             objective,
             n_trials=todo,
-            callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED), count],
+            callbacks=[optuna.study.MaxTrialsCallback(cap, states=COUNTED), count],
             catch=(Exception,),
             gc_after_trial=True,
         )
