@@ -22,7 +22,7 @@ from components.register import register
 from components.synthesize import synthesize
 from components.train import TrainedModel, train
 from unmixlab.evaluate import METRICS
-from unmixlab.experiment import load_preset
+from unmixlab.experiment import load_preset, run_name
 from unmixlab.files import link_latest
 from unmixlab.render import render
 from unmixlab.tracking.links import run_url, runs_table_url
@@ -122,6 +122,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 config.experiment,
                 parent.run_id,
                 config.name,
+                run_name(preset, overrides, config.train_config(target, model_dir)),
             )
             for target in config.targets
         }

@@ -24,9 +24,14 @@ if TYPE_CHECKING:
     help="continue from OUTPUT/<target>.chkpnt with its settings; flags change the run's",
 )
 @click.option("--experiment", default="unmixlab", show_default=True, help="MLflow experiment")
-@click.option("--run-name", default=None, help="MLflow run name [default: generated]")
+@click.option(
+    "--run-name",
+    default=None,
+    help="MLflow run name [default: OUTPUT's name · target · hidden and batch size · seed]",
+)
 def train(resume: bool, experiment: str, run_name: str | None, **options: object) -> None:
     """Train one Open-Unmix target model, tracked in MLflow."""
+    from unmixlab.tracking.names import training_run_name
     from unmixlab.tracking.runs import train_tracked
     from unmixlab.trainer import resume_config
 
@@ -34,6 +39,7 @@ def train(resume: bool, experiment: str, run_name: str | None, **options: object
         config = resume_config(given(options)) if resume else TrainConfig(**given(options))
     except ValidationError as error:
         raise flag_error(error) from error
+    run_name = run_name or training_run_name(config.flat(), first=config.run.output.name)
     with stop_on_signals():  # a stopped job ends its run KILLED
         tracked = train_tracked(config, experiment=experiment, run_name=run_name, resume=resume)
     result = tracked.result
