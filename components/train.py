@@ -17,8 +17,11 @@ def train(
     experiment: str,
     parent_run_id: str | None = None,
     preset: str | None = None,
+    run_name: str | None = None,
 ) -> TrainedModel:
     """Train ``config.run.target`` on ``data`` under ``parent_run_id``; a retry resumes.
+
+    The run is named ``run_name``, else by :func:`training_run_name` from its settings.
 
     Raises:
         UnmixlabError: bad input, or the tracking store is unreachable (retried).
@@ -33,6 +36,7 @@ def train(
         config,
         data,
         experiment=experiment,
+        run_name=run_name,
         parent_run_id=parent_run_id,
         preset=preset,
         resume=resume,

@@ -26,7 +26,7 @@ from components.record_study_run import record_study_run
 from components.report_study import report_study
 from components.synthesize import synthesize
 from components.train import train
-from unmixlab.experiment import ExperimentConfig, load_preset
+from unmixlab.experiment import ExperimentConfig, load_preset, run_name
 from unmixlab.hardware import describe_hardware
 from unmixlab.prepare import PreparedData
 from unmixlab.realtime import RealtimeSettings
@@ -119,7 +119,8 @@ def study(
             logger.info(
                 "run %d of %d: %s, seed %d", index, len(planned), run.configuration.name, run.seed
             )
-            run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared)
+            name = run_name(preset, overrides, run.config, first=run.configuration.name)
+            run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared, name)
             run_ids.setdefault(run.configuration.name, []).append(run_id)
         context = StudyContext(
             name=config.name,
@@ -181,9 +182,10 @@ def _train_and_measure(
     parent_run_id: str,
     run_dir: Path,
     prepared: PreparedData,
+    name: str,
 ) -> str:
-    """Train one (configuration, seed), record its times, score it, stream it if causal."""
-    trained = train(run.config, prepared, config.experiment, parent_run_id, config.name)
+    """Train one (configuration, seed) as run ``name``, record its times, score and stream it."""
+    trained = train(run.config, prepared, config.experiment, parent_run_id, config.name, name)
     record_study_run(
         trained.run_id,
         config.name,

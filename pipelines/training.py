@@ -21,7 +21,8 @@ from components.prepare_data import prepare_data
 from components.promote import promote
 from components.synthesize import synthesize
 from components.train import train
-from unmixlab.experiment import load_preset
+from unmixlab.experiment import load_preset, run_name
+from unmixlab.files import link_latest
 from unmixlab.render import render
 from unmixlab.steps.train import TrainedModel
 from unmixlab.tracking.links import run_url, runs_table_url
@@ -127,6 +128,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 config.experiment,
                 parent.run_id,
                 config.name,
+                run_name(preset, overrides, config.train_config(target, model_dir)),
             )
             for target in config.targets
         }
@@ -151,6 +153,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
         raise
     total_training = sum(model.training_seconds for model in trained.values())
     end_parent_run(parent, "FINISHED", {TRAINING_SECONDS: total_training})
+    link_latest(run_dir)  # runs/<preset>/latest: the newest finished run
 
     summary = TrainingSummary(
         preset=config.name,

@@ -31,6 +31,7 @@ from unmixlab.tracking.parent_run import end_run, failure
 from unmixlab.tracking.schema import BEST_TRAINING_RUN_TAG
 from unmixlab.tracking.trials import client
 from unmixlab.tuning.report import TuningOutcome
+from unmixlab.tuning.search import finished_before
 from unmixlab.tuning.storage import public_url, resolve_storage_url
 
 
@@ -98,6 +99,7 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
     prepared = prepare_data(config.data_config())  # the shared cache, before any trial
+    was_finished = finished_before(storage_url, study_name)  # stays so if interrupted now
     spec = start_tuning(config, storage_url, study_name, target_of(config), prepared.fingerprint)
     logger.info(
         "study %s in %s: %d trials of %s on %d worker(s); follow it with optuna-dashboard %s",
@@ -116,7 +118,10 @@ def tuning(preset: str = "tune-quickstart", overrides: list[str] | None = None) 
         )
         summary = report_tuning(storage_url, study_name, report_dir)
     except BaseException as error:
-        end_run(client(), spec.parent_run_id, *failure(error))
+        status, message = failure(error)
+        if status == "KILLED" and was_finished:  # an interrupted extension of a finished study
+            status, message = "FINISHED", None
+        end_run(client(), spec.parent_run_id, status, message)
         raise
 
     best_training = None

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="${1:-test,kubeflow,auth}"  # pip extras to install
+extras="${1:-test,kubeflow,auth,dashboard}"  # pip extras to install
 
 need_apt=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)

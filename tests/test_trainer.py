@@ -11,7 +11,15 @@ from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.model_io import load_target_model, read_separator_json
 from unmixlab.separator import load_separator
-from unmixlab.trainer import EpochRecord, Trainer, TrainingCallback, TrainResult, train
+from unmixlab.trainer import (
+    EpochRecord,
+    Trainer,
+    TrainingCallback,
+    TrainResult,
+    load_checkpoint,
+    resume_config,
+    train,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,6 +118,30 @@ def test_resume_refuses_other_settings_and_a_missing_checkpoint(
     with pytest.raises(UnmixlabError, match=r"other settings \(hidden_size, lr\)") as error:
         train(changed, resume=True)
     assert str(straight.output / "vocals.chkpnt") in str(error.value)
+
+
+def test_resume_takes_the_checkpoints_settings_and_changes_the_run_group(
+    straight: TrainResult, tmp_path: Path
+) -> None:
+    resumed = resume_config({"output": straight.output, "epochs": 9, "patience": 3})
+    trained = json.loads((straight.output / "vocals.json").read_text())["args"]
+    for group in ("data", "model", "optim"):
+        for key, value in getattr(resumed, group).model_dump(mode="json").items():
+            assert value == trained[key], key
+    assert (resumed.run.epochs, resumed.run.patience) == (9, 3)
+    with pytest.raises(UnmixlabError, match=r"other settings \(hidden_size\)"):
+        load_checkpoint(resume_config({"output": straight.output, "hidden_size": 32}))
+    with pytest.raises(UnmixlabError, match="no checkpoint"):
+        resume_config({"output": tmp_path})
+
+
+def test_default_bandwidth_follows_the_sample_rate() -> None:
+    assert TrainConfig().model.bandwidth == 16000  # the reference's, at 44.1 kHz
+    assert TrainConfig(sample_rate=16000).model.bandwidth == 8000
+    assert TrainConfig(sample_rate=16000).updated(sample_rate=44100).model.bandwidth == 16000
+    assert TrainConfig(bandwidth=5000).updated(sample_rate=16000).model.bandwidth == 5000
+    with pytest.raises(ValueError, match="exceeds the Nyquist frequency"):
+        TrainConfig(sample_rate=16000, bandwidth=16000)  # an explicit crop is kept
 
 
 def test_model_folder_contents(straight: TrainResult) -> None:

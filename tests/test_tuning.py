@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
+import optuna_dashboard
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
@@ -224,10 +225,12 @@ def test_killed_study_resumes_from_storage(tiny_config: TrainConfig, tmp_path: P
     run_workers(url, "interrupted", workers=1)
 
     after = optuna.load_study(study_name="interrupted", storage=url).trials
-    assert [t.state for t in after] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    # the dead worker's trial failed and does not count: three finished trials, as asked
+    states = [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [t.state for t in after] == states
     assert after[0].values == before[0].values  # not run again
     runs = child_runs(spec.parent_run_id)
-    assert sorted(runs) == [0, 1, 2]
+    assert sorted(runs) == [0, 1, 2, 3]
     assert runs[1].info.status == "FAILED" and runs[1].data.tags["trial_state"] == "FAIL"
     assert "heartbeat" in runs[1].data.tags["error"]
 
@@ -344,6 +347,9 @@ def test_dashboard_and_mlflow_show_readable_names_links_and_small_plots(
         f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{runs[0].info.run_id}"
     )
     assert runs[0].info.run_name == "trial 0 · h8 lr 0.03"
+    # optuna-dashboard renders a trial's note as markdown: a link that opens the run
+    note = optuna_dashboard.get_note(optuna.Trial(study, first._trial_id))
+    assert note == f"MLflow run: [trial 0 · h8 lr 0.03]({first.user_attrs['mlflow_run']})"
 
     parent = client.get_run(spec.parent_run_id).data.tags
     assert parent["dataset_fingerprint"] == "abc123"

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from pipelines.commands.options import config_options, flag_error, given
+from pipelines.commands.options import MODEL_HELP, ModelFolder, config_options, flag_error, given
 from unmixlab.step_settings import EvaluateSettings
 
 
@@ -19,8 +19,8 @@ from unmixlab.step_settings import EvaluateSettings
     "--model",
     "model_dir",
     required=True,
-    type=click.Path(path_type=Path),
-    help="model folder (separator.json and <target>.pth)",
+    type=ModelFolder(),
+    help=MODEL_HELP,
 )
 @click.option("--is-wav", is_flag=True, help="the root holds MUSDB18-HQ wav folders")
 @click.option("--targets", multiple=True, help="targets to score (default: all in the folder)")

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from pipelines.commands.options import ModelFolder
+
 
 @click.group()
 def export() -> None:
@@ -11,7 +13,7 @@ def export() -> None:
 
 
 @export.command()
-@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("model_dir", type=ModelFolder())
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--block-hops",

@@ -81,6 +81,28 @@ def _click_type(annotation: object) -> click.ParamType | type:
     return annotation if annotation in (int, float, str) else str
 
 
+MODEL_HELP = (
+    "model folder (separator.json, <target>.pth), a flow run's folder, or a flow's output "
+    "folder for its latest run (runs/quickstart)"
+)
+
+
+class ModelFolder(click.Path):
+    """A model folder, a flow run's folder (its ``model/``) or a flow's output (``latest``)."""
+
+    def __init__(self) -> None:
+        """A path, resolved by :func:`unmixlab.model_io.model_folder`."""
+        super().__init__(path_type=Path)
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path:
+        """The model folder that ``value`` names."""
+        from unmixlab.model_io import model_folder
+
+        return model_folder(super().convert(value, param, ctx))
+
+
 def device_option(default: str | None = "auto", unset: str = "") -> Callable:
     """Decorate a command with ``--device`` (checked: ``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
     from unmixlab.device import DEVICE_HELP, check_device_spec

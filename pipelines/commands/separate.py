@@ -4,14 +4,12 @@ from pathlib import Path
 
 import click
 
-from pipelines.commands.options import device_option, precision_option
+from pipelines.commands.options import MODEL_HELP, ModelFolder, device_option, precision_option
 
 
 @click.command()
 @click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--model", "model_dir", required=True, type=click.Path(path_type=Path), help="model folder"
-)
+@click.option("--model", "model_dir", required=True, type=ModelFolder(), help=MODEL_HELP)
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="output folder"
 )

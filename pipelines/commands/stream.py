@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from click.core import ParameterSource
 
-from pipelines.commands.options import precision_option
+from pipelines.commands.options import MODEL_HELP, ModelFolder, precision_option
 from unmixlab.audio import match_channels, read_audio, resample, write_audio
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
@@ -58,9 +58,7 @@ with the same models, to 1e-4; --engine onnx runs float32.
 
 @click.command(help=HELP)
 @click.argument("songs", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--model", "model_dir", required=True, type=click.Path(path_type=Path), help="model folder"
-)
+@click.option("--model", "model_dir", required=True, type=ModelFolder(), help=MODEL_HELP)
 @click.option(
     "--block-hops",
     default=2,

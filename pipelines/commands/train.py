@@ -18,17 +18,28 @@ if TYPE_CHECKING:
 
 @click.command()
 @config_options(TrainConfig.fields())
-@click.option("--resume", is_flag=True, help="continue from OUTPUT/<target>.chkpnt")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="continue from OUTPUT/<target>.chkpnt with its settings; flags change the run's",
+)
 @click.option("--experiment", default="unmixlab", show_default=True, help="MLflow experiment")
-@click.option("--run-name", default=None, help="MLflow run name [default: target, size and seed]")
+@click.option(
+    "--run-name",
+    default=None,
+    help="MLflow run name [default: OUTPUT's name · target · hidden and batch size · seed]",
+)
 def train(resume: bool, experiment: str, run_name: str | None, **options: object) -> None:
     """Train one Open-Unmix target model, tracked in MLflow."""
     from unmixlab.steps.train import train_model
+    from unmixlab.tracking.names import training_run_name
+    from unmixlab.trainer import resume_config
 
     try:
-        config = TrainConfig(**given(options))
+        config = resume_config(given(options)) if resume else TrainConfig(**given(options))
     except ValidationError as error:
         raise flag_error(error) from error
+    run_name = run_name or training_run_name(config.flat(), first=config.run.output.name)
     with stop_on_signals():  # a stopped job ends its run KILLED
         model = train_model(config, experiment=experiment, run_name=run_name, resume=resume)
     if model.trained_nothing:

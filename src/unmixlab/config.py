@@ -25,6 +25,12 @@ from unmixlab.transforms import bandwidth_to_max_bin
 TARGETS = ("vocals", "drums", "bass", "other")
 Target = Literal[TARGETS]
 STEMS = ("mixture", *TARGETS)
+DEFAULT_BANDWIDTH = 16000.0  # the reference's crop, in Hz
+
+
+def default_bandwidth(sample_rate: float) -> float:
+    """The crop when ``--bandwidth`` is unset: 16 kHz, or the Nyquist frequency below that."""
+    return min(DEFAULT_BANDWIDTH, sample_rate / 2)
 
 
 class _Group(BaseModel):
@@ -57,7 +63,11 @@ class ModelSettings(_Group):
     nhop: int = Field(1024, ge=1)
     hidden_size: int = Field(512, ge=2)
     nb_layers: int = Field(3, ge=1)
-    bandwidth: float = Field(16000.0, gt=0, description="input crop in Hz")
+    bandwidth: float = Field(
+        DEFAULT_BANDWIDTH,
+        gt=0,
+        description="input crop in Hz (unset: 16000, or the Nyquist frequency of a lower rate)",
+    )
     unidirectional: bool = Field(False, description="causal LSTM (real-time capable)")
 
     @model_validator(mode="after")
@@ -134,19 +144,23 @@ class TrainConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _group_flat_fields(cls, values: Any) -> Any:
-        """Route flat field names (``hidden_size``) into their group (``model``)."""
-        if not isinstance(values, dict) or not set(values) - set(GROUPS):
+        """Route flat field names (``hidden_size``) into their group (``model``).
+
+        An unset bandwidth follows the sample rate (:func:`default_bandwidth`).
+        """
+        if not isinstance(values, dict):
             return values
         grouped: dict[str, Any] = {}
         for key, value in values.items():
             if key in GROUPS:
-                current = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+                is_model = isinstance(value, BaseModel)
+                current = value.model_dump(exclude_unset=True) if is_model else dict(value)
                 grouped[key] = {**current, **grouped.get(key, {})}
             elif key in GROUP_OF:
                 grouped.setdefault(GROUP_OF[key], {})[key] = value
             else:
                 grouped[key] = value  # refused by extra="forbid", naming the key
-        return grouped
+        return _with_bandwidth(grouped)
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -171,6 +185,8 @@ class TrainConfig(BaseModel):
     def updated(self, **changes: Any) -> "TrainConfig":
         """A validated copy with some flat fields changed (``updated(epochs=3)``)."""
         groups = {group: getattr(self, group).model_dump() for group in GROUPS}
+        if self.model.bandwidth == default_bandwidth(self.data.sample_rate):
+            del groups["model"]["bandwidth"]  # the default follows a changed sample rate
         return TrainConfig.model_validate({**groups, **changes})
 
     @property
@@ -188,3 +204,17 @@ class TrainConfig(BaseModel):
             unidirectional=self.model.unidirectional,
             max_bin=self.max_bin,
         )
+
+
+def _with_bandwidth(grouped: dict[str, Any]) -> dict[str, Any]:
+    """``grouped`` with the model's bandwidth set from the sample rate when it was not given."""
+    model, data = grouped.get("model", {}), grouped.get("data", {})
+    if not isinstance(model, dict) or "bandwidth" in model:
+        return grouped
+    if isinstance(data, BaseModel):
+        rate = data.sample_rate
+    else:
+        rate = data.get("sample_rate", DataConfig.model_fields["sample_rate"].default)
+    if not isinstance(rate, int | float):
+        return grouped  # refused by the data group's validation
+    return {**grouped, "model": {**model, "bandwidth": default_bandwidth(rate)}}

@@ -28,6 +28,7 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.step_settings import EvaluateSettings, PromoteSettings
 from unmixlab.study.settings import StudySettings
 from unmixlab.synth import SynthSettings
+from unmixlab.tracking.names import changed_settings, training_run_name
 from unmixlab.tuning.settings import TuneConfig
 
 
@@ -183,6 +184,32 @@ def load_preset(
         return ExperimentConfig.model_validate(raw)
     except ValidationError as error:
         raise _explain(error, path) from error
+
+
+def overridden(preset: str | Path, overrides: Sequence[str] | None, target: str) -> dict:
+    """The flat training settings of ``target`` that the ``train.`` overrides change in ``preset``.
+
+    What a run name shows first (:func:`unmixlab.tracking.names.training_run_name`); the other
+    overrides (``data.root=...``, which some presets require) are part of both sides.
+    """
+    if not overrides:
+        return {}
+    rest = [override for override in overrides if not override.startswith("train.")]
+    plain = load_preset(preset, rest).train_config(target, Path())
+    ours = load_preset(preset, overrides).train_config(target, Path())
+    return changed_settings(plain.flat(), ours.flat())
+
+
+def run_name(
+    preset: str | Path, overrides: Sequence[str] | None, train: TrainConfig, first: str = ""
+) -> str:
+    """The MLflow name of ``train``, a training of ``preset`` with ``overrides``.
+
+    What the overrides change comes first, after ``first`` (a study's configuration).
+    """
+    changed = overridden(preset, overrides, train.run.target)
+    name = load_preset(preset, overrides).name
+    return training_run_name(train.flat(), name, changed, first)
 
 
 def experiment_schema() -> dict[str, Any]:

@@ -156,3 +156,29 @@ def write_bytes(path: Path, data: bytes) -> Path:
 def write_text(path: Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+LATEST = "latest"  # the link to the newest finished run in a flow's output folder
+
+
+def link_latest(run_dir: Path) -> Path:
+    """Point ``<output>/latest`` at ``run_dir`` (a relative symlink), atomically.
+
+    A reader sees the previous run or the new one, never a missing link.
+
+    Args:
+        run_dir: a finished run's folder, ``<output>/<time>-<name>``.
+
+    Returns:
+        The link, ``<output>/latest``.
+    """
+    run_dir = Path(run_dir)
+    link = run_dir.parent / LATEST
+    tmp = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(run_dir.name, tmp, target_is_directory=True)
+    try:
+        os.replace(tmp, link)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return link

@@ -14,7 +14,7 @@ import torch
 from pydantic import ValidationError
 
 from unmixlab.errors import UnmixlabError
-from unmixlab.files import atomic_path, write_text
+from unmixlab.files import LATEST, atomic_path, write_text
 from unmixlab.model import ModelConfig, OpenUnmix
 
 
@@ -100,6 +100,20 @@ SEPARATOR_KEYS = {
     "nhop": int,
     "nb_channels": int,
 }
+
+
+def model_folder(path: Path) -> Path:
+    """The model folder that ``path`` names.
+
+    ``path`` is a model folder (it holds ``separator.json``), a flow run's folder (its
+    ``model/``) or a flow's output folder (its ``latest/model/``, e.g. ``runs/quickstart``).
+    Anything else comes back unchanged, for :func:`read_separator_json` to refuse.
+    """
+    path = Path(path)
+    for folder in (path, path / "model", path / LATEST / "model"):
+        if (folder / "separator.json").is_file():
+            return folder
+    return path
 
 
 def read_separator_json(folder: Path) -> dict[str, Any]:

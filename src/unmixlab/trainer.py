@@ -14,8 +14,10 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -487,6 +489,33 @@ def load_checkpoint(config: TrainConfig, device: str | torch.device = "cpu") -> 
             path,
         )
     return state
+
+
+def resume_config(given: Mapping[str, Any]) -> TrainConfig:
+    """The settings of a ``--resume``: the checkpoint's, changed by the flags the user passed.
+
+    The checkpoint is found from the given (or default) ``output`` and ``target``. A given
+    model or optimiser setting that differs from the checkpoint's is refused later, by
+    :func:`load_checkpoint`; the run group and the data's location may change.
+
+    Args:
+        given: the flat settings the user passed (``{"epochs": 20, "output": ...}``).
+
+    Raises:
+        UnmixlabError: no checkpoint, or an unreadable one.
+    """
+    path = checkpoint_path(TrainConfig(**{k: given[k] for k in ("output", "target") if k in given}))
+    if not path.is_file():
+        raise UnmixlabError(
+            "no checkpoint to resume from", "Run without --resume to start afresh", path
+        )
+    state = load_torch(path, DAMAGED_CHECKPOINT_FIX)
+    saved = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(saved, dict):
+        raise UnmixlabError("is not an unmixlab checkpoint", DAMAGED_CHECKPOINT_FIX, path)
+    known = TrainConfig.fields()
+    kept = {key: value for key, value in saved.items() if key in known and key != "output"}
+    return TrainConfig(**{**kept, **given, "output": path.parent})
 
 
 def warn_about_padding(chunks: TrainingChunks, seq_dur: float) -> None:

@@ -1,9 +1,11 @@
 """Run names and notes that say what differs between runs, and what came out of each.
 
 A training run is named ``quickstart · vocals · h512 b16 · seed 42`` (preset, target, model
-and batch size, seed), a trial ``trial 7 · h256 b8 spt16 bi lr 3.2e-04`` (its suggested
-values). A run's note (MLflow's description, tag ``mlflow.note.content``: shown on the run
-page and in the runs table's Description column) gathers its key results, one line each.
+and batch size, seed), with what sets it apart from its preset first (``epochs 8 ·
+quickstart · vocals · ...``: MLflow's runs table cuts names at about 20 characters); a trial
+``trial 7 · h256 b8 spt16 bi lr 3.2e-04`` (its suggested values). A run's note (MLflow's
+description, tag ``mlflow.note.content``: shown on the run page and in the runs table's
+Description column) gathers its key results, one line each.
 """
 
 import math
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 SEPARATOR = " · "
+# settings a run name leaves out: where a run writes and what it runs on, not what it learns
+UNNAMED = frozenset({"output", "cache_dir", "device", "nb_workers"})
 # setting -> prefix of its value in a run name
 SHORT = {
     "hidden_size": "h",
@@ -33,7 +37,9 @@ def settings_label(values: Mapping[str, object]) -> str:
     """Settings as a run name writes them: ``h256 lr 3.0e-04`` for hidden_size 256, lr 3e-4."""
     parts = []
     for key, value in values.items():
-        if key == "unidirectional":
+        if isinstance(value, str) and "/" in value:  # a path: its last part
+            parts.append(f"{SHORT.get(key, key + ' ')}{value.rstrip('/').rsplit('/', 1)[-1]}")
+        elif key == "unidirectional":
             parts.append("uni" if value else "bi")
         elif isinstance(value, float):
             number = f"{value:.1e}" if abs(value) < 0.01 else f"{value:.3g}"
@@ -43,17 +49,35 @@ def settings_label(values: Mapping[str, object]) -> str:
     return " ".join(parts)
 
 
-def training_run_name(settings: Mapping[str, object], preset: str | None = None) -> str:
-    """``quickstart · vocals · h512 b16 · seed 42`` (``uni`` added for a causal model).
+def changed_settings(
+    base: Mapping[str, object], settings: Mapping[str, object]
+) -> dict[str, object]:
+    """The flat ``settings`` that differ from ``base`` (a preset's), but for :data:`UNNAMED`."""
+    return {k: v for k, v in settings.items() if k not in UNNAMED and base.get(k) != v}
+
+
+def training_run_name(
+    settings: Mapping[str, object],
+    preset: str | None = None,
+    changed: Mapping[str, object] | None = None,
+    first: str = "",
+) -> str:
+    """``epochs 8 · quickstart · vocals · h512 b16 · seed 42`` (``uni`` for a causal model).
 
     Args:
         settings: the training's flat settings (``target``, ``hidden_size``, ``batch_size``,
             ``unidirectional``, ``seed``), as its params hold them.
         preset: the preset the training came from.
+        changed: settings that differ from the preset's (:func:`changed_settings`), named
+            first; the fixed parts then leave them out.
+        first: a name before everything (a study's configuration, a model folder).
     """
-    size = {key: settings[key] for key in ("hidden_size", "batch_size")}
-    label = settings_label(size) + (" uni" if settings["unidirectional"] else "")
-    parts = [preset, settings["target"], label, f"seed {settings['seed']}"]
+    changed = dict(changed or {})
+    size = {k: settings[k] for k in ("hidden_size", "batch_size") if k not in changed}
+    causal = settings["unidirectional"] and "unidirectional" not in changed
+    label = " ".join(part for part in (settings_label(size), "uni" if causal else "") if part)
+    seed = "" if "seed" in changed else f"seed {settings['seed']}"
+    parts = [first, settings_label(changed), preset, settings["target"], label, seed]
     return SEPARATOR.join(str(part) for part in parts if part)
 
 

@@ -4,17 +4,20 @@ The parent run is a :class:`unmixlab.tracking.parent_run.ParentRun`.
 
 Trial runs are made by the train step (:func:`unmixlab.steps.train.train_model`) with
 ``parent_run_id`` passed explicitly, so nesting holds whatever process or thread runs the
-trial. Each child run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED`` or
-``FAIL``) and a status:
+trial. Each child run ends with the tag ``trial_state`` (``COMPLETE``, ``PRUNED``,
+``INTERRUPTED`` or ``FAIL``) and a status:
 
 - COMPLETE: FINISHED. The train step logged the model folder and checkpoint, but no pyfunc
   model (``log_model=False``: 1-2 s a trial saved), so no trial is promoted; the best
   configuration is trained, logged and promoted in full by the ``training`` flow
   (``--train-best``);
-- PRUNED: KILLED: the pruner stopped it; its per-epoch metrics stay, no model is logged.
-  The ``error`` tag that the trainer's exception left is removed;
-- FAIL: FAILED with the tag ``error`` (KILLED when interrupted with Ctrl-C); also when the
-  training finished but its objective is not finite, or when its worker died (heartbeat).
+- PRUNED: FINISHED (the pruner ended it as designed, nothing crashed); its description says
+  when it was pruned; its per-epoch metrics stay, no model is logged. The ``error`` tag that
+  the trainer's exception left is removed;
+- INTERRUPTED: KILLED (Ctrl-C or SIGTERM); Optuna records the trial FAIL with the user
+  attribute ``interrupted`` and queues its parameters again;
+- FAIL: FAILED with the tag ``error``; also when the training finished but its objective is
+  not finite, or when its worker died (heartbeat).
 """
 
 import time
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
-from unmixlab.tracking.names import describe_experiment
+from unmixlab.tracking.names import add_to_note, describe_experiment
 from unmixlab.tracking.parent_run import ERROR_CHARS
 from unmixlab.tracking.schema import ERROR_TAG, TRIAL_STATE_TAG, objective_metric
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
@@ -42,6 +45,11 @@ def client() -> MlflowClient:
     return MlflowClient(uri)
 
 
+def run_status(run_id: str) -> str:
+    """The MLflow status of ``run_id`` (``RUNNING``, ``FINISHED``, ``FAILED``, ``KILLED``)."""
+    return client().get_run(run_id).info.status
+
+
 def mark_trial_run(
     run_id: str, state: str, values: dict[str, float] | None = None, error: str | None = None
 ) -> None:
@@ -49,9 +57,9 @@ def mark_trial_run(
 
     Args:
         run_id: the child run.
-        state: ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+        state: ``COMPLETE``, ``PRUNED``, ``INTERRUPTED`` or ``FAIL``.
         values: objective metric name -> value (complete trials).
-        error: why the trial failed.
+        error: why the trial failed, or when it was pruned.
     """
     mlflow_client = client()
     mlflow_client.set_tag(run_id, TRIAL_STATE_TAG, state)
@@ -62,7 +70,12 @@ def mark_trial_run(
     if state == "PRUNED":
         if ERROR_TAG in mlflow_client.get_run(run_id).data.tags:
             mlflow_client.delete_tag(run_id, ERROR_TAG)
-        mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        add_to_note(mlflow_client, run_id, {"optuna": error or "pruned"})
+        mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    elif state == "INTERRUPTED":
+        add_to_note(mlflow_client, run_id, {"optuna": "interrupted; its parameters run again"})
+        if mlflow_client.get_run(run_id).info.status == "RUNNING":
+            mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
     elif state == "FAIL":
         if error:
             mlflow_client.set_tag(run_id, ERROR_TAG, error[:ERROR_CHARS])

@@ -31,6 +31,7 @@ from unmixlab.tuning.settings import TuneConfig
 from unmixlab.tuning.space import suggest, trial_config
 
 RUN_URL_ATTR = "mlflow_run"  # trial user attribute: the child run's page in the MLflow UI
+INTERRUPTED_ATTR = "interrupted"  # trial user attribute: stopped by Ctrl-C/SIGTERM, not failed
 
 
 class PruningCallback(TrainingCallback):
@@ -67,9 +68,23 @@ class RunRecorder(TrainingCallback):
         if run_id := trial_run_id(self.config):
             self.trial.set_user_attr(RUN_ID_ATTR, run_id)
             mlflow_client = client()
-            experiment_id = mlflow_client.get_run(run_id).info.experiment_id
-            url = run_url(mlflow_client.tracking_uri, experiment_id, run_id)
+            run = mlflow_client.get_run(run_id)
+            url = run_url(mlflow_client.tracking_uri, run.info.experiment_id, run_id)
             self.trial.set_user_attr(RUN_URL_ATTR, url)
+            save_trial_note(self.trial, f"MLflow run: [{run.info.run_name}]({url})")
+
+
+def save_trial_note(trial: optuna.Trial, markdown: str) -> None:
+    """Show ``markdown`` as the trial's note in optuna-dashboard (its links are clickable).
+
+    Needs the ``dashboard`` extra (``optuna-dashboard``); without it the trial's user
+    attribute ``mlflow_run`` holds the same link, as plain text.
+    """
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:
+        return
+    save_note(trial, markdown)
 
 
 def trial_run_id(config: TrainConfig) -> str | None:
@@ -126,7 +141,9 @@ class Objective:
         """Train the trial's configuration and return its objective value(s).
 
         Raises:
-            optuna.TrialPruned: pruned; its run ends KILLED with ``trial_state=PRUNED``.
+            optuna.TrialPruned: pruned; its run ends FINISHED with ``trial_state=PRUNED``.
+            KeyboardInterrupt: Ctrl-C or SIGTERM; Optuna records the trial FAIL, with the user
+                attribute ``interrupted``, and its parameters are queued again.
             Exception: anything the training raised (the study records the trial FAILED,
                 with the message as user attribute ``error``); a NaN loss is one.
         """
@@ -155,10 +172,13 @@ class Objective:
                 log_model=False,  # files and checkpoint only; --train-best logs the model
             )
             values = self._measure(trained, config)
-        except optuna.TrialPruned:
-            self._mark(config, "PRUNED")
+        except optuna.TrialPruned as pruned:
+            self._mark(config, "PRUNED", error=str(pruned))
             raise
         except BaseException as error:  # errors, Ctrl-C, SIGTERM
+            if not isinstance(error, Exception):  # interrupted from outside: not its fault
+                self._interrupted(trial, config)
+                raise
             message = f"{type(error).__name__}: {error}"
             trial.set_user_attr("error", message[:2000])
             self._mark(config, "FAIL", error=message)
@@ -182,6 +202,13 @@ class Objective:
                 config.run.output,
             )
         return values
+
+    def _interrupted(self, trial: optuna.Trial, config: TrainConfig | None) -> None:
+        """Mark an interrupted trial so, and queue its parameters for the next run."""
+        trial.set_user_attr(INTERRUPTED_ATTR, True)
+        self._mark(config, "INTERRUPTED")
+        if trial.params:
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
     @staticmethod
     def _mark(

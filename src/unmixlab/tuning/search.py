@@ -6,15 +6,17 @@ any worker that can reach the storage and the data joins it with just the storag
 the study name: processes started here (:func:`run_workers`) or ``unmixlab tune worker`` on
 other machines.
 
-The trial cap (``tune.trials``) is global: every started trial of the study counts, whatever
-its outcome (complete, pruned, failed, running; queued trials count once started), so an
-interrupted study resumed with the same cap runs only the missing trials, and a larger cap
-extends a finished study. Workers started together by :func:`run_workers` split the
-remaining trials between them and never exceed the cap; independent workers stop through
+The trial cap (``tune.trials``) is global and counts finished trials: complete and pruned
+ones, and those running (on other workers); a failed or interrupted trial does not count, so
+an interrupted study resumed with the same cap runs the missing trials (the interrupted ones
+first, queued again with their parameters), and a larger cap extends a finished study.
+Workers started together by :func:`run_workers` split the remaining trials between them and
+never exceed the cap; independent workers stop through
 :class:`optuna.study.MaxTrialsCallback`, which can overshoot by one trial per extra worker
 when several finish at the same instant.
 """
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -32,7 +34,7 @@ from unmixlab.device import spread_devices, visible_gpu_count
 from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
 from unmixlab.tracking.parent_run import ParentRun
-from unmixlab.tracking.trials import fail_stale_run
+from unmixlab.tracking.trials import fail_stale_run, run_status
 from unmixlab.tuning.objective import Objective
 from unmixlab.tuning.settings import METRIC_NAMES, FloatRange, TuneConfig
 from unmixlab.tuning.storage import (
@@ -44,10 +46,27 @@ from unmixlab.tuning.storage import (
     storage_for,
 )
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-STARTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what --trials N asks for
+COUNTED = (*FINISHED, TrialState.RUNNING)  # what the trial cap counts
 INTERRUPT_GRACE_SECONDS = 2.0  # workers that got the Ctrl-C themselves stop within this
 STOP_SECONDS = 10.0  # an interrupted worker marks its trial in this time, or is killed
+
+
+class _QuietInterrupt(logging.Filter):
+    """Drops Optuna's "trial failed" warning and traceback for an interrupt (said once, above)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but one about a :class:`KeyboardInterrupt`."""
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            return False
+        return "KeyboardInterrupt" not in record.getMessage()
+
+
+def _quiet_interrupts() -> None:
+    """Install :class:`_QuietInterrupt` on Optuna's optimisation logger (once)."""
+    optimize_logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietInterrupt) for f in optimize_logger.filters):
+        optimize_logger.addFilter(_QuietInterrupt())
 
 
 def directions(tune: TuneConfig) -> list[str]:
@@ -186,6 +205,15 @@ def start_search(
     return spec
 
 
+def finished_before(storage_url: str, study_name: str) -> bool:
+    """Whether the study's parent run ended FINISHED (an interrupted extension keeps that)."""
+    try:
+        run_id = load_spec(storage_url, study_name).parent_run_id
+        return bool(run_id) and run_status(run_id) == "FINISHED"
+    except Exception:  # noqa: BLE001 - no study, no run, another store: nothing finished
+        return False
+
+
 def wait_for_study(storage_url: str, study_name: str, seconds: float) -> TuningSearch:
     """:func:`load_spec`, retried for up to ``seconds`` while the study is not created yet.
 
@@ -202,8 +230,8 @@ def wait_for_study(storage_url: str, study_name: str, seconds: float) -> TuningS
 
 
 def remaining_trials(study: optuna.Study, cap: int) -> int:
-    """Trials still to start before the study holds ``cap`` started trials (any outcome)."""
-    return max(cap - len(study.get_trials(deepcopy=False, states=STARTED)), 0)
+    """Trials still to start before the study holds ``cap`` finished (or running) trials."""
+    return max(cap - len(study.get_trials(deepcopy=False, states=COUNTED)), 0)
 
 
 def run_worker(
@@ -258,6 +286,7 @@ def run_worker(
     )
     ran: list[int] = []  # this call's trials, not those other workers start meanwhile
     bar = tqdm(total=todo, desc=f"study {study_name}", unit="trial", disable=not progress)
+    _quiet_interrupts()
 
     def count(study: optuna.Study, trial: FrozenTrial) -> None:
         ran.append(trial.number)
@@ -269,7 +298,7 @@ def run_worker(
         study.optimize(
             objective,
             n_trials=todo,
-            callbacks=[optuna.study.MaxTrialsCallback(cap, states=STARTED), count],
+            callbacks=[optuna.study.MaxTrialsCallback(cap, states=COUNTED), count],
             catch=(Exception,),
             gc_after_trial=True,
         )
