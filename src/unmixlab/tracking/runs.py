@@ -44,7 +44,13 @@ from unmixlab.tracking.setup import (
     resolve_tracking_uri,
     server_answers,
 )
-from unmixlab.trainer import Trainer, TrainingCallback, TrainResult, load_checkpoint
+from unmixlab.trainer import (
+    Trainer,
+    TrainingCallback,
+    TrainResult,
+    checkpoint_path,
+    load_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +274,7 @@ def log_training_artifacts(
         data, model = config.data, config.model
         write_separator_json(model_dir, data.sample_rate, model.nfft, model.nhop, data.nb_channels)
         client.log_artifacts(run_id, str(model_dir), "model_files")
-        client.log_artifact(run_id, str(result.output / f"{target}.chkpnt"), "checkpoints")
+        client.log_artifact(run_id, str(checkpoint_path(config)), "checkpoints")
         if not log_model:
             return None
         model_uri = log_separator_model(client, run_id, model_dir)
