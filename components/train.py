@@ -1,13 +1,12 @@
 """Prefect task ``train``: the train step, retried (and resumed) on transient failures."""
 
-from pathlib import Path
-
 from prefect import task
 
 from components.runtime import retry_transient, run_logger
 from unmixlab.config import TrainConfig
 from unmixlab.prepare import PreparedData
 from unmixlab.steps.train import TrainedModel, train_model
+from unmixlab.trainer import checkpoint_path
 
 
 @task(name="train", **retry_transient())
@@ -28,7 +27,7 @@ def train(
         MetricsUnsent: the server stopped answering during the training (retried: the
             retry trains nothing more and sends what is missing).
     """
-    checkpoint = Path(config.run.output) / f"{config.run.target}.chkpnt"
+    checkpoint = checkpoint_path(config)
     resume = checkpoint.is_file()  # left by an earlier attempt of this run
     if resume:
         run_logger().info("resuming %s from %s", config.run.target, checkpoint)

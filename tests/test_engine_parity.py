@@ -5,6 +5,7 @@ with the same evaluate settings, and is promoted by the same rule. A training wh
 the tracking server did not take fails its step on both.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -82,7 +83,7 @@ def test_prefect_and_kubeflow_log_score_and_promote_the_same(
     overrides = tiny(synth_root, tmp_path / "kfp-cache", "parity")
     result = run_local(overrides, tmp_path / "kfp", synth_root, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    kubeflow = MlflowClient(kfp_uri)
+    kubeflow = MlflowClient(kfp_uri, registry_uri=kfp_uri)
     (kfp_run,) = kubeflow.search_runs(
         [kubeflow.get_experiment_by_name("parity").experiment_id], "tags.target = 'vocals'"
     )
@@ -101,10 +102,21 @@ def test_prefect_and_kubeflow_log_score_and_promote_the_same(
     assert prefect_scoring[2] == pytest.approx(kfp_scoring[2], abs=0.05)
     assert kfp_scoring[2] == pytest.approx(2.0, abs=0.1)  # excerpt_seconds, not the default
 
-    promotion = flow.targets["vocals"].promotion
+    promotion = flow.targets["vocals"].promotion  # each engine's store: a first champion
     version = kubeflow.get_model_version_by_alias("unmixlab-vocals", "champion")
     assert version.run_id == kfp_run.info.run_id
+    assert prefect.get_model_version_by_alias("unmixlab-vocals", "champion").run_id == prefect_run
     assert promotion.promoted and version.tags["promotion.decision"] == promotion.decision
+
+    # what only Kubeflow adds: its tag, and the artifacts its UI shows (model folder, scores)
+    assert kfp_run.data.tags["orchestrator"] == "kubeflow"
+    (evaluate,) = (tmp_path / "kfp").glob("*/for-loop-*/evaluate-model/executor_output.json")
+    (scores,) = json.loads(evaluate.read_text())["artifacts"]["scores"]["artifacts"]
+    assert scores["metadata"]["sdr_vocals"] == pytest.approx(
+        kfp_run.data.metrics["test_sdr_vocals"]
+    )
+    (model,) = (tmp_path / "kfp").glob("*/for-loop-*/train-target/model")
+    assert {"vocals.pth", "vocals.json", "separator.json"} <= {p.name for p in model.iterdir()}
 
 
 class MetricsDropper:

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 import click
 
 from pipelines.commands.options import preset_options
-from unmixlab.evaluate import METRICS
 from unmixlab.experiment import load_preset
 from unmixlab.tracking.links import UI_URL_ENV, ui_base
+from unmixlab.tracking.schema import SEPARATION_METRICS
 from unmixlab.tracking.setup import is_server
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def format_summary(summary: "TrainingSummary") -> str:
         f"training flow '{summary.flow_run_name}' ({summary.preset}) finished in "
         f"{summary.seconds:.0f} s; prepared data: {summary.prepare_state}",
         "",
-        f"  {'target':<8} {' '.join(f'{m:>7}' for m in METRICS)} {'train s':>8} "
+        f"  {'target':<8} {' '.join(f'{m:>7}' for m in SEPARATION_METRICS)} {'train s':>8} "
         f"{'valid loss':>10}  champion",
     ]
     for target, result in summary.targets.items():

@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 
 import unmixlab
+from unmixlab.tracking.schema import ERROR_TAG
 from unmixlab.tracking.setup import (
     ensure_tracking_reachable,
     get_or_create_experiment,
@@ -156,7 +157,7 @@ def end_run(
             items = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
             client.log_batch(run_id, metrics=items)
         if error:
-            client.set_tag(run_id, "error", error[:ERROR_CHARS])
+            client.set_tag(run_id, ERROR_TAG, error[:ERROR_CHARS])
         client.set_terminated(run_id, status)
     except Exception as problem:
         if error is None:

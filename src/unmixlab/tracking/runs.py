@@ -46,7 +46,13 @@ from unmixlab.tracking.setup import (
     server_answers,
 )
 from unmixlab.tracking.stale import close_stale_run
-from unmixlab.trainer import Trainer, TrainingCallback, TrainResult, load_checkpoint
+from unmixlab.trainer import (
+    Trainer,
+    TrainingCallback,
+    TrainResult,
+    checkpoint_path,
+    load_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +278,7 @@ def log_training_artifacts(
         data, model = config.data, config.model
         write_separator_json(model_dir, data.sample_rate, model.nfft, model.nhop, data.nb_channels)
         client.log_artifacts(run_id, str(model_dir), "model_files")
-        client.log_artifact(run_id, str(result.output / f"{target}.chkpnt"), "checkpoints")
+        client.log_artifact(run_id, str(checkpoint_path(config)), "checkpoints")
         if not log_model:
             return None
         model_uri = log_separator_model(client, run_id, model_dir)
