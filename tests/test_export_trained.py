@@ -3,6 +3,7 @@ cropped or not (the Nyquist frequency), one target or four; ``stream --engine on
 
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -43,8 +44,8 @@ def trained(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 class _NoCapture:
     """What ``run`` reads its output from, for a module fixture (output is not asserted)."""
 
-    def readouterr(self):
-        return "", ""
+    def readouterr(self) -> SimpleNamespace:
+        return SimpleNamespace(out="", err="")
 
 
 @pytest.mark.slow

@@ -74,16 +74,18 @@ def bad_disk(request, tmp_path: Path):
     """A folder on a full tmpfs, or on a read-only one: (folder, what the error says)."""
     full = request.param == "full"
     disk = tmpfs(tmp_path / "disk", "256k", read_only=not full)
-    if full:
-        filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(filler, b"\0" * 4096):  # fill every block
+    try:
+        if full:
+            filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+            try:
+                while os.write(filler, b"\0" * 4096):  # fill every block
+                    pass
+            except OSError:
                 pass
-        except OSError:
-            pass
-        os.close(filler)
-    yield disk, "disk full" if full else "read-only"
-    subprocess.run(["umount", "-l", str(disk)], check=True)
+            os.close(filler)
+        yield disk, "disk full" if full else "read-only"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 @pytest.fixture(scope="module")

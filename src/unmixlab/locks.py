@@ -7,6 +7,7 @@ training of the same target into the same folder stops with one line naming the 
 one, or waits for it (``--wait-for-lock``). Trainings of other targets share the folder.
 """
 
+import contextlib
 import fcntl
 import functools
 import json
@@ -41,7 +42,7 @@ def output_lock(output: Path, target: str, wait: bool = False) -> Iterator[Path]
     The same thread may take it again (a tracked training around its trainer).
 
     Args:
-        output: the model folder (created if missing).
+        output: the model folder (created if missing; removed again if still empty).
         target: the model the holder writes.
         wait: wait for the holder to finish instead of refusing.
 
@@ -56,6 +57,7 @@ def output_lock(output: Path, target: str, wait: bool = False) -> Iterator[Path]
     if _held.get(key) == threading.get_ident():
         yield path
         return
+    made_folder = not path.parent.exists()
     handle = _acquire(path, wait)
     _held[key] = threading.get_ident()
     try:
@@ -64,6 +66,9 @@ def output_lock(output: Path, target: str, wait: bool = False) -> Iterator[Path]
         del _held[key]
         path.unlink(missing_ok=True)
         os.close(handle)  # releases the flock
+        if made_folder:  # a training that stopped before writing leaves no empty folder
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
 
 
 def _acquire(path: Path, wait: bool) -> int:
