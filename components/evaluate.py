@@ -1,4 +1,4 @@
-"""Prefect task ``evaluate``: museval scores of a model folder, logged to the training runs."""
+"""Prefect task ``evaluate``: BSS Eval scores of a model folder, logged to the training runs."""
 
 from pathlib import Path
 
@@ -7,6 +7,7 @@ from prefect import task
 from components.runtime import retry_transient, run_logger
 from unmixlab.evaluate import EXCERPT_SECONDS, Evaluation, log_evaluation, scores_markdown
 from unmixlab.evaluate import evaluate as evaluate_model
+from unmixlab.scoring import Scorer
 from unmixlab.tracking.setup import ensure_tracking_reachable, resolve_tracking_uri
 
 
@@ -24,6 +25,7 @@ def evaluate(
     residual: bool = False,
     excerpt_seconds: float = EXCERPT_SECONDS,
     device: str = "auto",
+    scorer: Scorer = "unmixlab",
 ) -> Evaluation:
     """Score every target of ``model_dir`` on ``root/subset`` and log the scores.
 
@@ -47,13 +49,15 @@ def evaluate(
         residual=residual,
         excerpt_seconds=excerpt_seconds,
         device=device,
+        scorer=scorer,
     )
     for target, run_id in run_ids.items():
         log_evaluation(run_id, evaluation, targets=[target])
     if parent_run_id is not None:
         log_evaluation(parent_run_id, evaluation)
     run_logger().info(
-        "museval scores of %d %s tracks (%.0f s):\n%s",
+        "%s scores of %d %s tracks (%.0f s):\n%s",
+        evaluation.scorer,
         len(evaluation.tracks),
         subset,
         evaluation.seconds,

@@ -196,6 +196,7 @@ def _train_and_measure(
             device=config.train.run.device,
             niter=config.evaluate.niter,
             excerpt_seconds=config.evaluate.excerpt_seconds,
+            scorer=config.evaluate.scorer,
         )
     if config.study.realtime and run.config.model.unidirectional:
         measure_realtime(

@@ -139,6 +139,7 @@ def training(preset: str = "quickstart", overrides: list[str] | None = None) -> 
                 niter=config.evaluate.niter,
                 residual=config.evaluate.residual,
                 excerpt_seconds=config.evaluate.excerpt_seconds,
+                scorer=config.evaluate.scorer,
             )
         promotions = {}
         if config.promote.enabled:

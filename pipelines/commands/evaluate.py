@@ -1,4 +1,4 @@
-"""``unmixlab evaluate``: museval scores of a model folder on the MUSDB test tracks."""
+"""``unmixlab evaluate``: BSS Eval scores of a model folder on the MUSDB test tracks."""
 
 from pathlib import Path
 
@@ -6,6 +6,7 @@ import click
 
 from pipelines.commands.options import device_option, precision_option
 from unmixlab.evaluate import EXCERPT_SECONDS
+from unmixlab.scoring import SCORERS
 
 
 @click.command()
@@ -38,6 +39,13 @@ from unmixlab.evaluate import EXCERPT_SECONDS
     show_default=True,
     help="excerpts to listen to, per track (0: none); the page is OUT/listen/index.html",
 )
+@click.option(
+    "--scorer",
+    type=click.Choice(SCORERS),
+    default="unmixlab",
+    show_default=True,
+    help="BSS Eval v4 by unmixlab (museval's numbers, faster) or museval (the reference)",
+)
 @click.option("--run-id", default=None, help="log the scores to this MLflow run")
 @device_option()
 @precision_option()
@@ -52,11 +60,15 @@ def evaluate(
     niter: int,
     residual: bool,
     excerpt_seconds: float,
+    scorer: str,
     run_id: str | None,
     device: str,
     precision: str,
 ) -> None:
-    """Separate every test track and score it with museval (SDR, SIR, SAR, ISR)."""
+    """Separate every test track and score it with BSS Eval v4 (SDR, SIR, SAR, ISR).
+
+    A rerun with the same --out scores only the tracks it does not have yet.
+    """
     from unmixlab.evaluate import evaluate as run_evaluation
     from unmixlab.evaluate import log_evaluation, scores_markdown
 
@@ -73,10 +85,15 @@ def evaluate(
         excerpt_seconds=excerpt_seconds,
         device=device,
         precision=precision,
+        scorer=scorer,
     )
     click.echo(scores_markdown(evaluation.aggregate))
+    reused = (
+        f" ({len(evaluation.reused)} read back from an earlier run)" if evaluation.reused else ""
+    )
     click.echo(
-        f"{len(evaluation.tracks)} tracks in {evaluation.seconds:.0f} s; "
+        f"{len(evaluation.tracks)} tracks{reused} scored by {evaluation.scorer} "
+        f"{evaluation.scorer_version} in {evaluation.seconds:.0f} s; "
         f"tables in {out_dir}, per-track JSON in {evaluation.per_track_dir}"
     )
     if evaluation.listen_dir is not None:

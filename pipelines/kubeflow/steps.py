@@ -83,7 +83,7 @@ def evaluate_model(
     scores: dsl.Output[dsl.Metrics],
     tables: dsl.Output[dsl.Artifact],
 ):
-    """Score the test tracks with museval; log the scores to the training's MLflow run."""
+    """Score the test tracks (BSS Eval v4); log the scores to the training's MLflow run."""
     import math
     from pathlib import Path
 
@@ -102,6 +102,7 @@ def evaluate_model(
         workers=settings.workers,
         niter=settings.niter,
         residual=settings.residual,
+        scorer=settings.scorer,
     )
     log_evaluation(model.metadata["mlflow_run_id"], evaluation, targets=[target])
     for metric, value in evaluation.aggregate[target].items():

@@ -25,6 +25,7 @@ from pydantic import (
 
 from unmixlab.config import GROUP_OF, GROUPS, DataConfig, Target, TrainConfig
 from unmixlab.errors import UnmixlabError
+from unmixlab.scoring import Scorer
 from unmixlab.study import StudySettings
 from unmixlab.tuning.settings import TuneConfig
 
@@ -55,7 +56,7 @@ class DataSettings(_Settings):
 
 
 class EvaluateSettings(_Settings):
-    """museval scoring of the trained models on the test tracks."""
+    """BSS Eval scoring (SDR, SIR, SAR, ISR) of the trained models on the test tracks."""
 
     enabled: bool = Field(True, description="score the models on the test tracks")
     subset: Literal["test", "train"] = Field("test", description="tracks to score")
@@ -64,6 +65,9 @@ class EvaluateSettings(_Settings):
     residual: bool = Field(False, description="also report the accompaniment/residual scores")
     excerpt_seconds: float = Field(
         15.0, ge=0, description="excerpts per track on the listening page (0: none)"
+    )
+    scorer: Scorer = Field(
+        "unmixlab", description="BSS Eval v4 by unmixlab (museval's numbers, faster) or museval"
     )
 
 
