@@ -27,7 +27,7 @@ def evaluate(
     """
     evaluation = evaluate_models(settings, data, models, out_dir, parent_run_id)
     run_logger().info(
-        "museval scores of %d %s tracks (%.0f s):\n%s",
+        "BSS Eval scores of %d %s tracks (%.0f s):\n%s",
         len(evaluation.tracks),
         settings.subset,
         evaluation.seconds,

@@ -21,7 +21,7 @@ COMMANDS = {
     "data": ("pipelines.commands.data:data", "Make and prepare MUSDB-format data sets."),
     "evaluate": (
         "pipelines.commands.evaluate:evaluate_command",
-        "Separate every test track and score it with museval (SDR, SIR, SAR, ISR).",
+        "Separate every test track and score it with BSS Eval v4 (SDR, SIR, SAR, ISR).",
     ),
     "export": ("pipelines.commands.export:export", "Export trained models for other runtimes."),
     "kubeflow": (

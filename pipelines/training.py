@@ -38,7 +38,7 @@ from unmixlab.tracking.schema import (
 
 @dataclass(frozen=True)
 class TargetSummary:
-    """One target's outcome: its training, its museval scores and its promotion."""
+    """One target's outcome: its training, its BSS Eval scores and its promotion."""
 
     trained: TrainedModel
     run_url: str

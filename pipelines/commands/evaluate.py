@@ -1,4 +1,4 @@
-"""``unmixlab evaluate``: museval scores of a model folder on the MUSDB test tracks.
+"""``unmixlab evaluate``: BSS Eval scores of a model folder on the MUSDB test tracks.
 
 The scoring flags are generated from :class:`unmixlab.experiment.EvaluateSettings`, one per
 field, so a new evaluate setting is a flag here with no edit.
@@ -43,7 +43,7 @@ def evaluate_command(
     run_id: str | None,
     **options: object,
 ) -> None:
-    """Separate every test track and score it with museval (SDR, SIR, SAR, ISR)."""
+    """Separate every test track and score it with BSS Eval v4 (SDR, SIR, SAR, ISR)."""
     from unmixlab.config import DataConfig
     from unmixlab.evaluate import scores_markdown
     from unmixlab.steps.evaluate import evaluate_folder

@@ -24,7 +24,7 @@ FLOWS = {
     ),
     "training": (
         "pipelines.commands.run_training:training",
-        "Synthesise or check the data, train each target, evaluate with museval, promote.",
+        "Synthesise or check the data, train each target, evaluate (BSS Eval v4), promote.",
     ),
     "tuning": (
         "pipelines.commands.run_tuning:tuning",

@@ -224,25 +224,39 @@ def _correlations(refs: torch.Tensor, ests: torch.Tensor, taps: int) -> torch.Te
     block = fft_size - 2 * margin
     nb_blocks = math.ceil(nb_timesteps / block)
     bins = fft_size // 2 + 1
-    # per block: 3·JC frames and their spectra, twice (FFT buffers)
-    per_chunk = max(1, _chunk_bytes(refs.device) // (2 * 3 * signals * fft_size * 8))
-    options = {"dtype": torch.float64, "device": refs.device}
+    # per block: 3·JC frames, their spectra, and the spectra laid out for the product
+    per_chunk = max(1, _chunk_bytes(refs.device) // (3 * 3 * signals * fft_size * 8))
+    real = {"dtype": torch.float64, "device": refs.device}
     # [f, q, a] = sum over blocks of conj(wide_q) · core_a
     spectrum = torch.zeros(bins, signals, 2 * signals, dtype=torch.complex128, device=refs.device)
     for first in range(0, nb_blocks, per_chunk):
         count = min(per_chunk, nb_blocks - first)
         start = first * block
-        core = torch.empty(fft_size, count, 2, nb_sources, nb_channels, **options)
-        _frames(refs, start, block, block, core[:, :, 0].permute(0, 2, 3, 1))
-        _frames(ests, start, block, block, core[:, :, 1].permute(0, 2, 3, 1))
-        wide = torch.empty(fft_size, nb_sources, nb_channels, count, **options)
-        _frames(refs, start - margin, block + 2 * margin, block, wide)
-        core_spectra = torch.fft.rfft(core.view(fft_size, count, 2 * signals), dim=0)
-        wide_spectra = torch.fft.rfft(wide.view(fft_size, signals, count), dim=0)
-        spectrum.baddbmm_(wide_spectra.conj_physical_(), core_spectra)  # (bins, JC, 2·JC)
+        core = torch.empty(count, 2, nb_sources, nb_channels, fft_size, **real)
+        _frames(refs, start, block, block, core[:, 0].permute(3, 1, 2, 0))
+        _frames(ests, start, block, block, core[:, 1].permute(3, 1, 2, 0))
+        wide = torch.empty(nb_sources, nb_channels, count, fft_size, **real)
+        _frames(refs, start - margin, block + 2 * margin, block, wide.permute(3, 0, 1, 2))
+        core_spectra = torch.fft.rfft(core.view(count, 2 * signals, fft_size))
+        wide_spectra = torch.fft.rfft(wide.view(signals, count, fft_size))
+        spectrum.baddbmm_(
+            _bins_first(wide_spectra.conj()),  # (bins, JC, count)
+            _bins_first(core_spectra),  # (bins, count, 2·JC)
+        )
     # lag k of a block sits at k + margin: the core starts margin samples into the wide frame
     lags = torch.fft.irfft(spectrum.conj(), n=fft_size, dim=0)[: 2 * taps - 1]
     return lags.permute(2, 1, 0)
+
+
+def _bins_first(spectra: torch.Tensor) -> torch.Tensor:
+    """``(rows, columns, bins)`` spectra as a contiguous ``(bins, rows, columns)`` copy.
+
+    The batched matrix products per bin need each bin's matrix contiguous; a lazy
+    conjugate is resolved in the same copy.
+    """
+    shape = (spectra.shape[-1], *spectra.shape[:-1])
+    out = torch.empty(shape, dtype=spectra.dtype, device=spectra.device)
+    return out.copy_(spectra.permute(2, 0, 1))
 
 
 def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
@@ -308,20 +322,22 @@ def _window_energies(
     if fft_size % 2 == 0:
         weights[-1] = 1.0 / fft_size
     filters = _filter_spectra(own, every, fft_size)  # (bins, 2·JC, JC)
-    # per window: frames and spectra of 2·JC signals, projections and differences of 5·JC
-    per_chunk = max(1, _chunk_bytes(refs.device) // (14 * signals * fft_size * 8))
-    options = {"dtype": torch.float64, "device": refs.device}
+    # per window: frames, spectra and their copies of 2·JC signals; projections of 2·JC,
+    # and the differences and powers of 5·JC
+    per_chunk = max(1, _chunk_bytes(refs.device) // (16 * signals * fft_size * 8))
+    real = {"dtype": torch.float64, "device": refs.device}
     results = []
     for first in range(0, nb_windows, per_chunk):
         count = min(per_chunk, nb_windows - first)
-        shape = (fft_size, nb_sources, nb_channels, count)
-        ref = _frames(refs, first * hop, length, hop, torch.empty(shape, **options))
-        est = _frames(ests, first * hop, length, hop, torch.empty(shape, **options))
-        sounding = _sounding(ref[:length]) & _sounding(est[:length])  # (J, count)
-        true = ref[:length].square().sum(0).sum(1)  # (J, count)
-        distortion = (est[:length] - ref[:length]).square().sum(0).sum(1)
-        ref_spectra = torch.fft.rfft(ref.view(fft_size, signals, count), dim=0)
-        est_spectra = torch.fft.rfft(est.view(fft_size, signals, count), dim=0)
+        frames = torch.empty(2, nb_sources, nb_channels, count, fft_size, **real)
+        _frames(refs, first * hop, length, hop, frames[0].permute(3, 0, 1, 2))
+        _frames(ests, first * hop, length, hop, frames[1].permute(3, 0, 1, 2))
+        ref, est = frames[..., :length]  # (J, C, count, length) each
+        sounding = _sounding(ref) & _sounding(est)  # (J, count)
+        true = ref.square().sum((1, 3))  # (J, count)
+        distortion = (est - ref).square().sum((1, 3))
+        spectra = _bins_first(torch.fft.rfft(frames.view(2 * signals, count, fft_size)))
+        ref_spectra, est_spectra = spectra[:, :signals], spectra[:, signals:]
         projections = torch.bmm(filters, ref_spectra)  # (bins, 2·JC, count)
         every_proj, own_proj = projections[:, :signals], projections[:, signals:]
         energy = [
@@ -339,14 +355,14 @@ def _window_energies(
 
 
 def _sounding(frames: torch.Tensor) -> torch.Tensor:
-    """Whether each source sounds in each frame of ``(length, nb_sources, nb_channels, count)``.
+    """Whether each source sounds in each frame of ``(nb_sources, nb_channels, count, length)``.
 
     museval's rule: a source is silent where its channels sum to zero at every sample.
 
     Returns:
         ``(nb_sources, count)`` booleans.
     """
-    return frames.sum(2).ne(0).any(0)
+    return frames.sum(1).ne(0).any(-1)
 
 
 def _spectral_energy(spectra: torch.Tensor, weights: torch.Tensor, nb_sources: int):

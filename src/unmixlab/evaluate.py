@@ -1,15 +1,23 @@
-"""Evaluate a model folder on MUSDB test tracks with museval (BSS Eval v4: SDR, SIR, SAR, ISR).
+"""Evaluate a model folder on MUSDB test tracks with BSS Eval v4 (SDR, SIR, SAR, ISR).
 
 Each track is separated at the model's sample rate, resampled back to the track's rate and
-scored by ``museval.eval_mus_track`` in its own worker process (museval needs about one core
-second per second of audio for four targets). Scores are aggregated the way museval reports
-them: median over the one-second frames of a track, then median over tracks.
+scored in a worker process by :mod:`unmixlab.bsseval` (museval's numbers, many times faster;
+the default) or by museval itself (``scorer="museval"``, about one core second per second of
+audio for four targets). Scores are aggregated the way museval reports them: median over the
+one-second frames of a track, then median over tracks.
 
-Outputs in ``out_dir``: ``<subset>/<track>.json`` (museval's per-track format),
-``tracks.csv`` (per-track medians), ``scores.csv`` and ``scores.md`` (the aggregate), and
-``listen/``: excerpts of every track and a page to listen to them (:mod:`unmixlab.listening`).
+Outputs in ``out_dir``: ``<subset>/<track>.json`` (museval's per-track format, written as each
+track is scored), ``tracks.csv`` (per-track medians), ``scores.csv`` and ``scores.md`` (the
+aggregate), and ``listen/``: excerpts of every track and a page to listen to them
+(:mod:`unmixlab.listening`).
+
+Resuming: a rerun with the same ``out_dir`` scores only the tracks without a per-track JSON
+made with the same settings (model files, targets, scorer, separation and output settings,
+data root: their fingerprint is stamped in the JSON); the others are read back.
 """
 
+import hashlib
+import json
 import multiprocessing
 import os
 import time
@@ -33,10 +41,12 @@ from unmixlab.listening import (
 from unmixlab.progress import tqdm
 from unmixlab.quantize import Precision, inference_device
 from unmixlab.render import markdown_table
+from unmixlab.scoring import Scorer, Stamp, read_scores, score_track, scorer_identity, write_scores
 from unmixlab.tracking.schema import SEPARATION_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
+    from museval import EvalStore
 
 METRICS = SEPARATION_METRICS  # museval's four scores, in table order
 LISTEN_DIR = "listen"  # excerpts and their page, in the evaluation folder
@@ -59,6 +69,9 @@ class Evaluation:
         listen_dir: the excerpts and their page ``index.html`` (None: no excerpts).
         excerpts: each track's excerpts and SDR per stem, in track order.
         excerpt_seconds: length of each excerpt.
+        scorer: the scorer's name (``unmixlab-bsseval`` or ``museval``).
+        scorer_version: its version (:data:`unmixlab.bsseval.VERSION`, museval's package's).
+        reused: tracks whose scores an earlier run had written, read back instead of scored.
     """
 
     aggregate: dict[str, dict[str, float]]
@@ -71,6 +84,9 @@ class Evaluation:
     listen_dir: Path | None = None
     excerpts: tuple[TrackExcerpts, ...] = ()
     excerpt_seconds: float = 0.0
+    scorer: str = ""
+    scorer_version: str = ""
+    reused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,7 @@ class _Job:
     estimates_dir: Path | None
     excerpt_seconds: float  # 0: no excerpts
     excerpt_start: float | None  # None: centred
+    stamp: Stamp  # written into the track's JSON
 
 
 class _TrackScorer:
@@ -98,7 +115,9 @@ class _TrackScorer:
         residual: str | None,
         device: str = "auto",
         precision: Precision = "float32",
+        scorer: Scorer = "unmixlab",
     ):
+        from unmixlab.device import resolve_device
         from unmixlab.separator import load_separator
 
         self.separator = load_separator(
@@ -111,11 +130,12 @@ class _TrackScorer:
         )
         self.targets = targets
         self.residual = residual
+        self.scorer = scorer
+        self.scoring_device = str(resolve_device(device))  # the GPU where there is one
 
     def __call__(self, job: _Job) -> "pd.DataFrame":
         """Separate one track, score it, write its JSON; return museval's frame table."""
         import musdb
-        import museval
         from musdb.audio_classes import Target
 
         from unmixlab.audio import match_channels, write_audio
@@ -153,11 +173,13 @@ class _TrackScorer:
                 job.excerpt_seconds,
                 job.excerpt_start,
             )
-        scores = museval.eval_mus_track(
-            track, {name: audio.T.numpy() for name, audio in estimates.items()}
+        scores = score_track(
+            track,
+            {name: audio.T.numpy() for name, audio in estimates.items()},
+            self.scorer,
+            self.scoring_device,
         )
-        scores.validate()
-        write_text(job.out_dir / job.subset / f"{job.track}.json", scores.json)
+        write_scores(job.out_dir / job.subset / f"{job.track}.json", scores, job.stamp)
         return scores.df
 
 
@@ -173,6 +195,7 @@ def _init_worker(
     threads: int,
     device: str,
     precision: Precision,
+    scorer: Scorer,
 ) -> None:
     global _SCORER
     from threadpoolctl import threadpool_limits
@@ -180,7 +203,7 @@ def _init_worker(
     torch.set_num_threads(threads)
     threadpool_limits(threads)  # museval's BLAS: workers share the cores, not oversubscribe
     try:
-        _SCORER = _TrackScorer(model_dir, targets, niter, residual, device, precision)
+        _SCORER = _TrackScorer(model_dir, targets, niter, residual, device, precision, scorer)
     except Exception as error:  # raised by the first job: a failed initializer respawns forever
         _SCORER = error
 
@@ -207,8 +230,12 @@ def score_models(
     excerpt_start: float | None = None,
     device: str = "auto",
     precision: Precision = "float32",
+    scorer: Scorer = "unmixlab",
 ) -> Evaluation:
     """Separate and score every track of ``root/subset``; write and return the scores.
+
+    Tracks an earlier run with the same ``out_dir`` and settings already scored are read back,
+    not scored again (a killed or failed evaluation resumes).
 
     A single-target model also estimates everything else (museval scores no fewer than two
     estimates): ``accompaniment`` for a vocals model, else ``residual``. Its scores are part
@@ -228,9 +255,10 @@ def score_models(
         excerpt_seconds: length of the excerpts to listen to (0: none), see
             :mod:`unmixlab.listening`.
         excerpt_start: seconds into each track where the excerpts start (None: centred).
-        device: where the models separate (``auto``: CUDA when available; the scoring
-            processes share it).
+        device: where the models separate and unmixlab's scorer computes (``auto``: CUDA
+            when available; the scoring processes share it).
         precision: ``float32`` or ``int8`` weights (:mod:`unmixlab.quantize`, CPU only).
+        scorer: ``unmixlab`` (:mod:`unmixlab.bsseval`) or ``museval`` (the reference).
 
     Raises:
         UnmixlabError: bad root or model folder, unknown target, or nothing left for a residual.
@@ -261,33 +289,58 @@ def score_models(
     residual_name = _residual_name(targets, residual, model_dir)
     workers = workers or min(2, os.cpu_count() or 1)
     out_dir = Path(out_dir)
+    settings = {
+        "root": str(Path(root).resolve()),
+        "targets": [*targets, residual_name],
+        "niter": niter,
+        "precision": precision,
+        "excerpt_seconds": excerpt_seconds,
+        "excerpt_start": excerpt_start,
+        "keep_estimates": keep_estimates,
+    }
+    stamp = _stamp(scorer, settings, model_dir, targets)
+    store = museval.EvalStore(frames_agg="median", tracks_agg="median")
+    reused = _read_back(store, [t.name for t in tracks], out_dir / subset, stamp)
+    estimates_dir = out_dir / "estimates" if keep_estimates else None
     jobs = [
         _Job(
             str(root),
             is_wav,
             subset,
-            track.name,
+            t.name,
             out_dir,
-            out_dir / "estimates" if keep_estimates else None,
+            estimates_dir,
             excerpt_seconds,
             excerpt_start,
+            stamp,
         )
-        for track in tracks
+        for t in tracks
+        if t.name not in reused
     ]
-    store = museval.EvalStore(frames_agg="median", tracks_agg="median")
     progress = tqdm(total=len(jobs), desc=f"evaluating {subset} tracks", unit="track")
-    if workers == 1:
-        scorer = _TrackScorer(model_dir, targets, niter, residual_name, device, precision)
+    if workers == 1 and jobs:
+        track_scorer = _TrackScorer(
+            model_dir, targets, niter, residual_name, device, precision, scorer
+        )
         for job in jobs:
-            store.add_track(scorer(job))
+            store.add_track(track_scorer(job))
             progress.update()
-    else:
+    elif jobs:
         threads = max(1, (os.cpu_count() or 1) // workers)
         # an error or interrupt leaves the block, which terminates the workers at once
         with multiprocessing.get_context("spawn").Pool(
             workers,
             initializer=_init_worker,
-            initargs=(Path(model_dir), targets, niter, residual_name, threads, device, precision),
+            initargs=(
+                Path(model_dir),
+                targets,
+                niter,
+                residual_name,
+                threads,
+                device,
+                precision,
+                scorer,
+            ),
         ) as pool:
             for frame in pool.imap_unordered(_score_in_worker, jobs):
                 store.add_track(frame)
@@ -327,7 +380,40 @@ def score_models(
         listen_dir,
         excerpts,
         excerpt_seconds,
+        stamp.scorer,
+        stamp.scorer_version,
+        reused,
     )
+
+
+def _stamp(scorer: Scorer, settings: dict, model_dir: Path, targets: list[str]) -> Stamp:
+    """The stamp of this evaluation's per-track scores: scorer, and a fingerprint of the rest.
+
+    The fingerprint is a sha256 of the scorer, the settings and the model files the targets
+    are separated with.
+    """
+    name, version = scorer_identity(scorer)
+    digest = hashlib.sha256(json.dumps([name, version, settings], sort_keys=True).encode())
+    for file in (
+        "separator.json",
+        *(f"{t}.{suffix}" for t in targets for suffix in ("json", "pth")),
+    ):
+        path = Path(model_dir) / file
+        digest.update(file.encode() + (path.read_bytes() if path.exists() else b""))
+    return Stamp(name, version, digest.hexdigest())
+
+
+def _read_back(
+    store: "EvalStore", tracks: list[str], folder: Path, stamp: Stamp
+) -> tuple[str, ...]:
+    """Add the tracks an earlier run scored with the same stamp to ``store``; return them."""
+    reused = []
+    for track in tracks:
+        scores = read_scores(folder / f"{track}.json", track, stamp.settings)
+        if scores is not None:
+            store.add_track(scores)
+            reused.append(track)
+    return tuple(reused)
 
 
 def listening_title(model_dir: Path, subset: str) -> str:

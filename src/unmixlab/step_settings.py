@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from unmixlab.device import DEVICE_HELP, check_device_spec
 from unmixlab.quantize import Precision
+from unmixlab.scoring import Scorer
 
 
 class EvaluateSettings(BaseModel):
-    """museval scoring of the trained models on the test tracks (the evaluate step's)."""
+    """BSS Eval v4 scoring of the trained models on the test tracks (the evaluate step's)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -36,6 +37,11 @@ class EvaluateSettings(BaseModel):
     )
     precision: Precision = Field(
         "float32", description="weights of the linear and LSTM layers: int8 is CPU only"
+    )
+
+    scorer: Scorer = Field(
+        "unmixlab",
+        description="BSS Eval v4 by unmixlab (museval's numbers, faster) or museval itself",
     )
 
     @field_validator("device")

@@ -1,4 +1,4 @@
-"""The evaluate step: museval scores of trained models, logged to their MLflow runs.
+"""The evaluate step: BSS Eval scores of trained models, logged to their MLflow runs.
 
 Every evaluate setting reaches :func:`unmixlab.evaluate.score_models` the same way, from
 whichever orchestrator: the section is passed whole (:func:`scoring_options`), so a new

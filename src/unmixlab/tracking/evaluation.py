@@ -17,6 +17,8 @@ from unmixlab.tracking.names import add_to_note
 from unmixlab.tracking.schema import (
     EVALUATION_ARTIFACTS,
     LISTENING_ARTIFACTS,
+    SCORER_TAG,
+    SCORER_VERSION_TAG,
     evaluate_setting_tag,
     test_metric,
 )
@@ -29,7 +31,9 @@ def log_evaluation(
     targets: list[str] | None = None,
     settings: Mapping[str, object] | None = None,
 ) -> dict[str, float]:
-    """Log ``test_<metric>_<target>`` metrics and the score tables to an MLflow run.
+    """Log ``test_<metric>_<target>`` metrics, their scorer and the score tables to a run.
+
+    The scorer's name and version go to the tags ``scorer`` and ``scorer_version``.
 
     Args:
         run_id: the training's MLflow run (or a flow's parent run).
@@ -55,6 +59,8 @@ def log_evaluation(
     }
     client = MlflowClient(resolve_tracking_uri())
     tags = [RunTag(evaluate_setting_tag(k), str(v)) for k, v in (settings or {}).items()]
+    scorer = {SCORER_TAG: evaluation.scorer, SCORER_VERSION_TAG: evaluation.scorer_version}
+    tags += [RunTag(k, v) for k, v in scorer.items() if v]
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=tags)
     sdr = {
         f"SDR {target}": f"{scores['SDR']:.2f} dB"

@@ -85,6 +85,8 @@ MODEL_URI_TAG = "model_uri"  # the pyfunc model, models:/<id>; only promotable r
 ORCHESTRATOR_TAG = "orchestrator"  # kubeflow (Prefect runs carry prefect_flow_run)
 PREFECT_FLOW_RUN_TAG = "prefect_flow_run"
 ERROR_TAG = "error"
+SCORER_TAG = "scorer"  # what scored the run's test_* metrics: unmixlab-bsseval or museval
+SCORER_VERSION_TAG = "scorer_version"
 NOTE_TAG = "mlflow.note.content"  # MLflow's run and experiment description
 
 
