@@ -31,7 +31,7 @@ def report_study(
     files = write_report(context, summaries, found, report_dir)
     client.log_artifact(context.study_run_id, str(files.html), "report")
     client.log_artifact(context.study_run_id, str(files.markdown), "report")
-    client.log_artifacts(context.study_run_id, str(files.images[0].parent), "report/report")
+    client.log_artifacts(context.study_run_id, str(files.images[0].parent), "report/figures")
     for verdict in found:
         client.set_tag(context.study_run_id, f"verdict.{verdict.key}", verdict.outcome)
     summary = render_markdown(context, summaries, found, (), image_dir="")

@@ -119,6 +119,7 @@ def study(
             description=config.description,
             experiment=config.experiment,
             study_run_id=parent.run_id,
+            study_run_url=run_url(parent.tracking_uri, parent.experiment_id, parent.run_id),
             target=config.targets[0],
             data_root=str(config.data.root),
             fixed=fixed_settings(planned[0].config),
