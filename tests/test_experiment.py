@@ -19,7 +19,9 @@ def test_each_flow_lists_the_presets_made_for_it():
     assert available_presets(flow="tuning") == ["tune-quickstart"]
     assert {"seed-study", "seed-study-quick"} <= set(available_presets(flow="study"))
     flows = ("training", "tuning", "study")
-    assert sorted(sum((available_presets(flow=f) for f in flows), [])) == available_presets()
+    assert sorted(sum((available_presets(flow=f) for f in flows), [])) == sorted(
+        available_presets()
+    )
 
 
 def test_shipped_presets_load():
