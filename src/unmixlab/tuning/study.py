@@ -358,7 +358,14 @@ def run_worker(
         base, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
     )
     ran: list[int] = []  # this call's trials, not those other workers start meanwhile
-    bar = tqdm(total=todo, desc=f"study {study_name}", unit="trial", disable=not progress)
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))  # "trial 6 of 7", time left
+    bar = tqdm(
+        total=done + todo,
+        initial=done,
+        desc=f"study {study_name}",
+        unit="trial",
+        disable=not progress,
+    )
     _quiet_interrupts()
 
     def count(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -463,7 +470,8 @@ def _follow(
 ) -> None:
     """Show the study's finished trials until every worker exited."""
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
-    with tqdm(total=cap, desc=f"study {study_name}", unit="trial") as bar:
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    with tqdm(total=cap, initial=done, desc=f"study {study_name}", unit="trial") as bar:
         while any(p.is_alive() for p in processes):
             time.sleep(1.0)
             bar.n = len(study.get_trials(deepcopy=False, states=FINISHED))
