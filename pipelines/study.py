@@ -29,6 +29,7 @@ from components.train import train
 from unmixlab.experiment import ExperimentConfig, load_preset, run_name
 from unmixlab.hardware import describe_hardware
 from unmixlab.prepare import PreparedData
+from unmixlab.progress import tqdm
 from unmixlab.realtime import RealtimeSettings
 from unmixlab.report import ReportFiles
 from unmixlab.study import (
@@ -115,18 +116,27 @@ def study(
     )
     try:
         run_ids: dict[str, list[str]] = {}
-        for index, run in enumerate(planned, 1):
-            logger.info(
-                "run %d of %d: %s, seed %d", index, len(planned), run.configuration.name, run.seed
-            )
-            name = run_name(preset, overrides, run.config, first=run.configuration.name)
-            run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared, name)
-            run_ids.setdefault(run.configuration.name, []).append(run_id)
+        overall = tqdm(total=len(planned), desc=f"study {config.name}", unit="run")
+        with overall:  # "run 7 of 24" with the time left, above each training's own bars
+            for index, run in enumerate(planned, 1):
+                logger.info(
+                    "run %d of %d: %s, seed %d",
+                    index,
+                    len(planned),
+                    run.configuration.name,
+                    run.seed,
+                )
+                overall.set_postfix_str(f"run {index} of {len(planned)}: {run.configuration.name}")
+                name = run_name(preset, overrides, run.config, first=run.configuration.name)
+                run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared, name)
+                run_ids.setdefault(run.configuration.name, []).append(run_id)
+                overall.update()
         context = StudyContext(
             name=config.name,
             description=config.description,
             experiment=config.experiment,
             study_run_id=parent.run_id,
+            study_run_url=run_url(parent.tracking_uri, parent.experiment_id, parent.run_id),
             target=config.targets[0],
             data_root=str(config.data.root),
             fixed=fixed_settings(planned[0].config),

@@ -64,29 +64,32 @@ class TrainingSummary:
     seconds: float
 
     def markdown(self) -> str:
-        """Results table (per-target scores, training time, best valid loss) and links."""
+        """Results table (per-target scores, training time, best valid loss), champions, links.
+
+        The table keeps to eight narrow columns, so Prefect's artifact page shows it whole.
+        """
         head = ["target", *(f"{m} (dB)" for m in SEPARATION_METRICS)]
-        head += ["training (s)", "best valid loss", "epochs", "champion", "MLflow run"]
-        rows = []
+        head += ["training (s)", "best valid loss (epoch)", "MLflow run"]
+        rows, champions = [], []
         for target, s in self.targets.items():
+            trained = s.trained
             scores = [f"{s.scores[m]:.2f}" if s.scores else "–" for m in SEPARATION_METRICS]
-            promotion = s.promotion
-            champion = (
-                f"{promotion.model_name} v{promotion.version}: {promotion.decision}"
-                if promotion
-                else "–"
+            rows.append(
+                [
+                    target,
+                    *scores,
+                    f"{trained.training_seconds:.1f}",
+                    f"{trained.best_valid_loss:.5g} ({trained.best_epoch} of "
+                    f"{trained.epochs_trained})",
+                    f"[{trained.run_id[:8]}]({s.run_url})",
+                ]
             )
-            row = [
-                target,
-                *scores,
-                f"{s.trained.training_seconds:.1f}",
-                f"{s.trained.best_valid_loss:.5g}",
-                str(s.trained.epochs_trained),
-                champion,
-                f"[{s.trained.run_id[:8]}]({s.run_url})",
-            ]
-            rows.append(row)
-        return render("training_summary.md.j2", s=self, header=head, rows=rows)
+            if s.promotion:
+                promotion = s.promotion
+                champions.append(
+                    f"{promotion.model_name} v{promotion.version}: {promotion.decision}"
+                )
+        return render("training_summary.md.j2", s=self, header=head, rows=rows, champions=champions)
 
 
 @flow(name="training")

@@ -13,6 +13,17 @@ from unmixlab.experiment import (
 )
 
 
+def test_each_flow_lists_the_presets_made_for_it():
+    training = available_presets(flow="training")
+    assert {"quickstart", "umx"} <= set(training) and "tune-quickstart" not in training
+    assert available_presets(flow="tuning") == ["tune-quickstart"]
+    assert {"seed-study", "seed-study-quick"} <= set(available_presets(flow="study"))
+    flows = ("training", "tuning", "study")
+    assert sorted(sum((available_presets(flow=f) for f in flows), [])) == sorted(
+        available_presets()
+    )
+
+
 def test_shipped_presets_load():
     assert {"quickstart", "umx"} <= set(available_presets())
     quick = load_preset("quickstart")

@@ -343,6 +343,7 @@ def context() -> StudyContext:
         significance=0.05,
         notes=("bandwidth capped at <Nyquist>",),
         command="unmixlab run study --preset seed-study",
+        study_run_url="http://127.0.0.1:5000/#/experiments/1/runs/abc",
     )
 
 
@@ -369,6 +370,9 @@ def test_report_is_self_contained_and_complete(tmp_path: Path):
     assert len(links) == 3
     assert all((tmp_path / link).is_file() for link in links)
     assert "| small |" in text and "### H1: supported" in text
+    assert all(link.startswith("figures/") for link in links)  # not report/report/
+    assert "[`abc`](http://127.0.0.1:5000/#/experiments/1/runs/abc)" in text
+    assert '<a href="http://127.0.0.1:5000/#/experiments/1/runs/abc"><code>abc</code></a>' in page
 
 
 def streamed(
@@ -414,7 +418,7 @@ def test_a_low_latency_configuration_is_weighed_and_reported_in_the_real_time_se
         rows[2] == "| uni-23ms | 1024/256 | 1 hop(s) | 23.2 | 0.370 | — | 2.01 ± 0.010 | 3 | yes |"
     )
     assert rows[3].startswith("| open-unmix | 4096/1024 | whole song | offline | — | — | 3.01")
-    assert (tmp_path / "study" / "pareto.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "figures" / "pareto.png").read_bytes().startswith(b"\x89PNG")
     assert "<h2>Real time: latency, cost and quality</h2>" in files.html.read_text()
 
 

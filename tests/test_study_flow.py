@@ -134,8 +134,8 @@ def test_reduced_study_reports_every_configuration_and_tracks_every_run(
         assert "test_sdr_vocals" in run.data.metrics
         assert run.info.run_name == f"{run.data.tags['configuration']} seed 0"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-    assert {"report/report.html", "report/report.md", "report/report"} <= artifacts
-    pngs = client.list_artifacts(parent.info.run_id, "report/report")
+    assert {"report/report.html", "report/report.md", "report/figures"} <= artifacts
+    pngs = client.list_artifacts(parent.info.run_id, "report/figures")
     assert len(pngs) == 6
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["verdict.H1"] != "not tested"  # small -> large: both sizes grow

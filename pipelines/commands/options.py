@@ -140,8 +140,11 @@ def precision_option(auto: bool = False) -> Callable:
     )
 
 
-def preset_options(default: str, example: str) -> Callable:
-    """Decorate a ``unmixlab run`` command with ``--preset`` and repeatable ``--set KEY=VALUE``."""
+def preset_options(default: str, example: str, flow: str | None = None) -> Callable:
+    """Decorate a ``unmixlab run`` command with ``--preset`` and repeatable ``--set KEY=VALUE``.
+
+    ``flow`` limits the presets that the help lists to those made for it.
+    """
     from unmixlab.experiment import available_presets
 
     def decorate(command: Callable) -> Callable:
@@ -156,7 +159,7 @@ def preset_options(default: str, example: str) -> Callable:
             "--preset",
             default=default,
             show_default=True,
-            help=f"preset name ({', '.join(available_presets())}) or YAML file",
+            help=f"preset name ({', '.join(available_presets(flow=flow))}) or YAML file",
         )(command)
 
     return decorate

@@ -17,7 +17,7 @@ from unmixlab.experiment import load_preset
 
 
 @click.command()
-@preset_options(default="seed-study", example="study.grid.hidden_size=[128,256]")
+@preset_options(default="seed-study", example="study.grid.hidden_size=[128,256]", flow="study")
 @click.option("--seeds", type=click.IntRange(min=1), help="seeds per configuration")
 @click.option(
     "--root",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@preset_options(default="quickstart", example="train.epochs=5")
+@preset_options(default="quickstart", example="train.epochs=5", flow="training")
 def training(preset: str, overrides: tuple[str, ...]) -> None:
     """Synthesise or check the data, train each target, evaluate (BSS Eval v4), promote."""
     load_preset(preset, overrides)  # a bad key fails here, in one line, before Prefect starts

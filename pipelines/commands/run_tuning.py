@@ -31,9 +31,18 @@ SHORTCUTS = {
 
 
 @click.command()
-@preset_options(default="tune-quickstart", example="tune.space.hidden_size=[64,128]")
-@click.option("--trials", type=click.IntRange(min=1), help="trial cap of the study (all workers)")
-@click.option("--workers", type=click.IntRange(min=1), help="worker processes on this machine")
+@preset_options(default="tune-quickstart", example="tune.space.hidden_size=[64,128]", flow="tuning")
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    help="finished (complete or pruned) trials the study should hold, all workers together "
+    "[default: the preset's tune.trials, 16 in tune-quickstart]",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="worker processes on this machine [default: the preset's tune.workers, 1]",
+)
 @click.option(
     "--objective",
     type=click.Choice(["loss", "loss,time", "loss,rtf"]),
@@ -44,7 +53,11 @@ SHORTCUTS = {
     "--storage", help="sqlite:///FILE, postgresql://USER@HOST/DB or a journal file [./optuna.db]"
 )
 @click.option("--study-name", help="study to create or resume [the preset's name]")
-@click.option("--epochs", type=click.IntRange(min=1), help="epochs per trial")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    help="epochs per trial [default: the preset's tune.epochs, 8 in tune-quickstart]",
+)
 @click.option(
     "--train-best/--no-train-best",
     default=None,

@@ -132,9 +132,25 @@ def presets_dir() -> Path:
     return Path(str(importlib.resources.files("unmixlab") / "presets"))
 
 
-def available_presets(folder: Path | None = None) -> list[str]:
-    """Names of the presets in ``folder`` (default: the shipped presets)."""
-    return sorted(p.stem for p in (folder or presets_dir()).glob("*.yaml"))
+def available_presets(folder: Path | None = None, flow: str | None = None) -> list[str]:
+    """Names of the presets in ``folder`` (default: the shipped presets).
+
+    Args:
+        folder: where the presets live.
+        flow: only the presets made for this flow: ``tuning`` (a ``tune`` section),
+            ``study`` (a ``study`` section) or ``training`` (neither); None: all.
+    """
+    paths = sorted((folder or presets_dir()).glob("*.yaml"))
+    if flow is None:
+        return [p.stem for p in paths]
+    sections = {"tuning": "tune", "study": "study"}
+    names = []
+    for path in paths:
+        raw = yaml.safe_load(path.read_text()) or {}
+        made_for = next((f for f, key in sections.items() if key in raw), "training")
+        if made_for == flow:
+            names.append(path.stem)
+    return names
 
 
 def load_preset(

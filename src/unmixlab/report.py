@@ -92,6 +92,9 @@ class ReportFiles:
     images: tuple[Path, ...]
 
 
+FIGURES = "figures"  # the report's PNG folder, beside its markdown
+
+
 def write_report(
     context: StudyContext,
     summaries: Sequence[ConfigurationSummary],
@@ -99,15 +102,15 @@ def write_report(
     out_dir: Path,
     name: str = "report",
 ) -> ReportFiles:
-    """Write ``out_dir/<name>.html``, ``out_dir/<name>.md`` and the PNGs in ``out_dir/<name>/``.
+    """Write ``out_dir/<name>.html``, ``out_dir/<name>.md`` and the PNGs in ``out_dir/figures/``.
 
     Every file is written under a temporary name, then renamed.
     """
     out_dir = Path(out_dir)
     figures = draw_figures(summaries)
-    images = tuple(write_bytes(out_dir / name / f"{f.name}.png", f.png) for f in figures)
+    images = tuple(write_bytes(out_dir / FIGURES / f"{f.name}.png", f.png) for f in figures)
     page = render_html(context, summaries, verdicts, figures)
-    text = render_markdown(context, summaries, verdicts, figures, image_dir=name)
+    text = render_markdown(context, summaries, verdicts, figures, image_dir=FIGURES)
     return ReportFiles(
         write_bytes(out_dir / f"{name}.html", page.encode()),
         write_bytes(out_dir / f"{name}.md", text.encode()),
@@ -305,6 +308,7 @@ def _template_context(
         "context": context,
         "facts": _facts(context),
         "code_facts": CODE_FACTS,
+        "links": {"study run": context.study_run_url},
         "verdicts": verdicts,
         "seed_table": seed_table(summaries, context.reference_tracks),
         "separation_table": separation_table(summaries, context.baselines),

@@ -232,6 +232,7 @@ class StudyContext:
         data_size: the training data (tracks, duration, sample rate).
         baselines: published models the seed scored.
         reference_tracks: training tracks of the seed's runs.
+        study_run_url: the parent run's page in the MLflow UI (the report links it).
     """
 
     name: str
@@ -251,6 +252,7 @@ class StudyContext:
     data_size: str = ""
     baselines: tuple[Baseline, ...] = ()
     reference_tracks: int = 86
+    study_run_url: str = ""
 
 
 # fixed settings shown in the report, after the control variables

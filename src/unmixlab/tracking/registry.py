@@ -88,7 +88,11 @@ def promote_best_run(
         promoted, decision = False, "already champion"
     elif champion_value is None or not math.isfinite(champion_value):
         promoted = True
-        decision = "promoted: " + ("no champion" if champion is None else "champion lacks metric")
+        decision = (
+            "promoted: the first champion"
+            if champion is None
+            else f"promoted: champion v{champion.version} has no {metric}"
+        )
     elif (
         (candidate_value > champion_value)
         if greater_is_better

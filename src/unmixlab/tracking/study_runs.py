@@ -48,13 +48,13 @@ def log_study_report(
     Args:
         study_run_id: the study's parent run.
         files: the report's pages (HTML, markdown), logged under ``report/``.
-        image_dir: the folder of the images the markdown links (``report/report``).
+        image_dir: the folder of the images the markdown links (``report/figures``).
         verdicts: hypothesis key -> outcome, as tags ``verdict.<key>``.
     """
     client = study_client()
     for path in files:
         client.log_artifact(study_run_id, str(path), "report")
-    client.log_artifacts(study_run_id, str(image_dir), "report/report")
+    client.log_artifacts(study_run_id, str(image_dir), "report/figures")
     for key, outcome in verdicts.items():
         client.set_tag(study_run_id, verdict_tag(key), outcome)
 

@@ -71,7 +71,8 @@ def mark_trial_run(
         if ERROR_TAG in mlflow_client.get_run(run_id).data.tags:
             mlflow_client.delete_tag(run_id, ERROR_TAG)
         add_to_note(mlflow_client, run_id, {"optuna": error or "pruned"})
-        mlflow_client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        # the training ended it already: a status change, without MLflow's second "View run"
+        mlflow_client.update_run(run_id, status=RunStatus.to_string(RunStatus.FINISHED))
     elif state == "INTERRUPTED":
         add_to_note(mlflow_client, run_id, {"optuna": "interrupted; its parameters run again"})
         if mlflow_client.get_run(run_id).info.status == "RUNNING":

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -53,13 +54,26 @@ STOP_SECONDS = 10.0  # an interrupted worker marks its trial in this time, or is
 
 
 class _QuietInterrupt(logging.Filter):
-    """Drops Optuna's "trial failed" warning and traceback for an interrupt (said once, above)."""
+    """Drops Optuna's "trial failed" warnings and traceback for an interrupt (said once, above).
+
+    Optuna logs an interrupted trial as failed twice: with the traceback, then "failed with
+    value None"; both go.
+    """
+
+    def __init__(self) -> None:
+        """No interrupted trial seen yet."""
+        super().__init__()
+        self.interrupted: set[str] = set()  # "Trial N" of the interrupted trials
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but one about a :class:`KeyboardInterrupt`."""
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+        """Keep every record but those about an interrupted trial."""
+        message = record.getMessage()
+        trial = " ".join(message.split()[:2])  # "Trial 7"
+        interrupt = record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt)
+        if interrupt or "KeyboardInterrupt" in message:
+            self.interrupted.add(trial)
             return False
-        return "KeyboardInterrupt" not in record.getMessage()
+        return not (trial in self.interrupted and message.endswith("failed with value None."))
 
 
 def _quiet_interrupts() -> None:
@@ -285,7 +299,14 @@ def run_worker(
         base, tune, spec.experiment, spec.trials_dir, spec.parent_run_id, spec.preset
     )
     ran: list[int] = []  # this call's trials, not those other workers start meanwhile
-    bar = tqdm(total=todo, desc=f"study {study_name}", unit="trial", disable=not progress)
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))  # "trial 6 of 7", time left
+    bar = tqdm(
+        total=done + todo,
+        initial=done,
+        desc=f"study {study_name}",
+        unit="trial",
+        disable=not progress,
+    )
     _quiet_interrupts()
 
     def count(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -390,7 +411,8 @@ def _follow(
 ) -> None:
     """Show the study's finished trials until every worker exited."""
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
-    with tqdm(total=cap, desc=f"study {study_name}", unit="trial") as bar:
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    with tqdm(total=cap, initial=done, desc=f"study {study_name}", unit="trial") as bar:
         while any(p.is_alive() for p in processes):
             time.sleep(1.0)
             bar.n = len(study.get_trials(deepcopy=False, states=FINISHED))
@@ -402,14 +424,25 @@ def _worker_process(*args: object, **kwargs: object) -> None:
 
     The interrupted trial is already marked (Optuna FAIL, MLflow KILLED) when the interrupt
     arrives here; the teardown of a process whose torch operation was interrupted can hang in
-    garbage collection, so the process ends at once.
+    garbage collection, so the process ends at once. Its progress bars take a thread lock, so
+    no process-shared semaphore is left behind ("leaked semaphore"), and a Ctrl-C that lands
+    in a garbage-collection callback is not printed: it is lost there, and
+    :func:`_interrupt` sends the worker another.
     """
+    tqdm.set_lock(threading.RLock())
+    sys.unraisablehook = _quiet_unraisable_interrupt
     try:
         run_worker(*args, **kwargs)
     except KeyboardInterrupt:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+
+
+def _quiet_unraisable_interrupt(unraisable: "sys.UnraisableHookArgs") -> None:
+    """Python's hook for errors it cannot raise, silent for a :class:`KeyboardInterrupt`."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def _interrupt(processes: list[multiprocessing.Process]) -> None:

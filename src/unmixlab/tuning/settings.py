@@ -3,7 +3,7 @@
 A preset writes it as::
 
     tune:
-      trials: 20                  # global cap over all workers (every started trial counts)
+      trials: 20                  # finished (complete or pruned) trials over all workers
       epochs: 10                  # epochs per trial (default: train.epochs)
       objective: loss             # or "loss,time" / "loss,rtf" (Pareto front, no pruning)
       pruner: median              # or "hyperband" / "none"
@@ -92,7 +92,7 @@ class TuneConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    trials: int = Field(20, ge=1, description="global trial cap over all workers")
+    trials: int = Field(20, ge=1, description="finished trials (complete or pruned), all workers")
     target: Target | None = Field(
         None, description="target whose model is tuned (default: the first of targets)"
     )
