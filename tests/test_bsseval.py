@@ -22,7 +22,12 @@ STEMS = ("drums", "bass", "other", "vocals")
 def stems(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     """The four stems of a 3 s synthetic song, ``(4, nb_timesteps, 2)`` float64."""
     root = synthesize(
-        tmp_path_factory.mktemp("bss") / "musdb", 1, 3.0, seed=5, sample_rate=RATE, test_tracks=1
+        tmp_path_factory.mktemp("bss") / "musdb",
+        tracks=1,
+        seconds=3.0,
+        seed=5,
+        sample_rate=RATE,
+        test_tracks=1,
     )
     (track,) = (root / "test").iterdir()
     return np.stack([sf.read(Path(track) / f"{name}.wav")[0] for name in STEMS])
