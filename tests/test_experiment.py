@@ -119,3 +119,18 @@ def test_config_is_frozen_and_schema_exports():
     assert schema["additionalProperties"] is False
     json.dumps(schema)
     assert ExperimentConfig.model_validate(config.model_dump()) == config
+
+
+def test_loading_a_preset_imports_no_scipy_mlflow_or_optuna():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from unmixlab.experiment import load_preset\n"
+        "load_preset('seed-study', ['data.root=/nowhere'])\n"
+        "print(sorted(m for m in ('scipy', 'mlflow', 'optuna') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -6,13 +6,17 @@ typed, serialisable result. The Prefect tasks (``components/``), the Kubeflow co
 command line, the Optuna objective and the study call them in a line or two; they add only
 their engine's concerns (retries, caching, artifacts, printing).
 
-=========== =========================================== ==============================
-step        settings                                    result
-=========== =========================================== ==============================
-prepare     ``DataConfig`` (+ ``SynthSettings``)        ``PreparedData``
-train       ``TrainConfig``, ``PreparedData``           ``TrainedModel``
-evaluate    ``EvaluateSettings``, ``TrainedModel`` s    ``Evaluation``
-measure     ``RealtimeSettings``, ``TrainedModel``      ``RealtimeStats``
-promote     ``PromoteSettings``, a target               ``Promotion``
-=========== =========================================== ==============================
+=============================== ============================================ ===============
+step                            takes                                        returns
+=============================== ============================================ ===============
+``prepare.prepare_data``        ``DataConfig``                               ``PreparedData``
+``train.train_model``           ``TrainConfig``, ``PreparedData``            ``TrainedModel``
+``evaluate.evaluate_models``    ``EvaluateSettings``, ``TrainedModel`` list  ``Evaluation``
+``measure.measure_realtime``    ``RealtimeSettings``, ``TrainedModel``       ``RealtimeStats``
+``promote.promote``             ``PromoteSettings``, a target                ``Promotion``
+=============================== ============================================ ===============
+
+``prepare.synthesize_data`` makes a preset's synthetic data set (``SynthSettings``) first;
+``evaluate.evaluate_folder`` scores a model folder that no step trained (``unmixlab
+evaluate``).
 """

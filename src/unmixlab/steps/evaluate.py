@@ -2,7 +2,7 @@
 
 Every evaluate setting reaches :func:`unmixlab.evaluate.score_models` the same way, from
 whichever orchestrator: the section is passed whole (:func:`scoring_options`), so a new
-field of :class:`~unmixlab.experiment.EvaluateSettings` needs only its use in the scoring.
+field of :class:`~unmixlab.step_settings.EvaluateSettings` needs only its use in the scoring.
 """
 
 from collections.abc import Mapping, Sequence
