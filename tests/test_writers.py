@@ -94,7 +94,16 @@ def causal_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_folder(folder, random_models(RATE, NFFT, 2, 6000, ("vocals",)), RATE, NFFT, NHOP)
 
 
-@pytest.mark.parametrize("command", ["train", "stream", "separate", "export", "compile"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("train", marks=pytest.mark.slow),
+        "stream",
+        "separate",
+        pytest.param("export", marks=pytest.mark.slow),
+        "compile",
+    ],
+)
 def test_full_or_read_only_output_gives_one_line(
     command, bad_disk, causal_model, synth_root, tmp_path, monkeypatch, capsys
 ):
@@ -133,6 +142,7 @@ def hold_lock_in_another_process(output: Path, seconds: float) -> subprocess.Pop
     return holder
 
 
+@pytest.mark.slow
 def test_a_second_training_of_the_same_model_stops_naming_the_first(
     synth_root, tmp_path, monkeypatch, capsys
 ):
@@ -183,6 +193,7 @@ def test_the_same_thread_may_take_its_lock_again_another_may_not(tmp_path: Path)
         pass
 
 
+@pytest.mark.slow
 def test_first_runs_in_a_new_folder_create_the_mlflow_store_once(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     (tmp_path / "fresh").mkdir()

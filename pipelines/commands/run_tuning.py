@@ -15,6 +15,7 @@ with ``unmixlab tune worker``.
 import click
 
 from pipelines.commands.options import preset_options
+from unmixlab.databases import require_driver
 from unmixlab.experiment import load_preset
 
 # command-line shortcut -> the preset setting it overrides
@@ -66,7 +67,9 @@ SHORTCUTS = {
 def tuning(preset: str, overrides: tuple[str, ...], **shortcuts: object) -> None:
     """Search hyperparameters with Optuna; every trial is a nested MLflow run."""
     settings = [*overrides, *shortcut_overrides(shortcuts)]
-    load_preset(preset, settings)  # a bad key fails here, in one line, before Prefect starts
+    # a bad key, or a database without its driver, fails here in one line, before Prefect
+    config = load_preset(preset, settings)
+    require_driver(config.tune.storage or "", "the Optuna storage (--storage)")
     from pipelines.prefect_server import prefect_api
     from pipelines.tuning import tuning as tuning_flow
 

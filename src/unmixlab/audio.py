@@ -175,16 +175,23 @@ def match_channels(audio: Tensor, nb_channels: int, path: Path | None = None) ->
 CLIPPED_FRACTION_LIMIT = 0.1
 
 
-def write_audio(path: Path, audio: Tensor, sample_rate: int, subtype: str = "PCM_16") -> Path:
+def write_audio(
+    path: Path,
+    audio: Tensor,
+    sample_rate: int,
+    subtype: str = "PCM_16",
+    max_clipped: float | None = CLIPPED_FRACTION_LIMIT,
+) -> Path:
     """Write ``(nb_channels, nb_timesteps)`` atomically (temporary name, then rename).
 
     The format follows the suffix (``.wav``, ``.mp3``, ``.flac``...); ``subtype`` is
     soundfile's (``PCM_16``, ``FLOAT``, ``MPEG_LAYER_III``...). Fixed-point and lossy
-    subtypes are clipped to [-1, 1].
+    subtypes are clipped to [-1, 1]; more than ``max_clipped`` of the samples clipped is
+    refused (None: clip whatever it takes, e.g. for an excerpt that shows a bad model).
 
     Raises:
-        UnmixlabError: the audio holds NaN or infinite samples, or more than
-            :data:`CLIPPED_FRACTION_LIMIT` of it would be clipped; nothing is written.
+        UnmixlabError: the audio holds NaN or infinite samples, or more than ``max_clipped``
+            of it would be clipped; nothing is written.
     """
     path = Path(path)
     data = audio.detach().cpu().numpy().T
@@ -195,8 +202,8 @@ def write_audio(path: Path, audio: Tensor, sample_rate: int, subtype: str = "PCM
             path,
         )
     if subtype not in ("FLOAT", "DOUBLE"):
-        clipped = float((np.abs(data) > 1.0).mean()) if data.size else 0.0
-        if clipped > CLIPPED_FRACTION_LIMIT:
+        clipped = float((np.abs(data) > 1.0).mean()) if data.size else 0.0  # NaN-free here
+        if max_clipped is not None and clipped > max_clipped:
             raise UnmixlabError(
                 f"not written: {clipped:.0%} of its samples are beyond full scale and would be "
                 "clipped",

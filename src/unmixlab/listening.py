@@ -83,7 +83,9 @@ def write_excerpts(
         clips[name] = estimate
         clips[f"{name}.reference"] = references[name]
     for name, audio in clips.items():
-        write_audio(folder / f"{name}{EXCERPT_SUFFIX}", audio[:, window], rate, subtype=MP3)
+        excerpt = folder / f"{name}{EXCERPT_SUFFIX}"
+        # a loud, clipped estimate is what the page should let one hear
+        write_audio(excerpt, audio[:, window], rate, subtype=MP3, max_clipped=None)
 
 
 def track_excerpts(
