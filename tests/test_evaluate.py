@@ -1,5 +1,6 @@
 import json
 import shutil
+from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import cli
+from unmixlab import bsseval
 from unmixlab.config import TrainConfig
 from unmixlab.errors import UnmixlabError
 from unmixlab.evaluate import METRICS, Evaluation, score_models
@@ -21,7 +23,8 @@ from unmixlab.synth import synthesize
 from unmixlab.tracking.evaluation import log_evaluation
 from unmixlab.trainer import train
 
-pytestmark = pytest.mark.slow  # museval scoring: not a unit test
+pytestmark = pytest.mark.slow  # separation and scoring: not a unit test
+museval_version = version("museval")
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +54,81 @@ def evaluation(synth_root: Path, model_dir: Path) -> Evaluation:
     )
 
 
+def frame_scores(targets: list[dict], metric: str) -> np.ndarray:
+    """One metric of every frame of every target of museval's JSON, ``(targets, frames)``."""
+    return np.array([[float(f["metrics"][metric]) for f in t["frames"]] for t in targets])
+
+
 def test_scores_match_a_direct_museval_call(synth_root: Path, evaluation: Evaluation):
     tracks = musdb.DB(root=str(synth_root), subsets="test", is_wav=True).tracks
     assert sorted(evaluation.tracks) == sorted(t.name for t in tracks) and len(tracks) == 2
+    assert (evaluation.scorer, evaluation.scorer_version) == (bsseval.NAME, bsseval.VERSION)
     per_track = {}
     for track in tracks:
         folder = evaluation.per_track_dir.parent / "estimates" / "test" / track.name
         estimates = {p.stem: sf.read(p, always_2d=True)[0] for p in folder.glob("*.wav")}
         assert set(estimates) == {"vocals", "accompaniment"}
-        direct = museval.eval_mus_track(track, estimates)
+        direct = json.loads(museval.eval_mus_track(track, estimates).json)
         ours = json.loads((evaluation.per_track_dir / f"{track.name}.json").read_text())
-        assert ours["targets"] == json.loads(direct.json)["targets"]
+        assert ours["unmixlab"]["scorer"] == bsseval.NAME
+        assert [t["name"] for t in ours["targets"]] == [t["name"] for t in direct["targets"]]
+        for metric in METRICS:  # museval's numbers, to float rounding
+            want, got = (
+                frame_scores(direct["targets"], metric),
+                frame_scores(ours["targets"], metric),
+            )
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], atol=0.05)
         per_track[track.name] = {
-            t["name"]: {m: frame_median(t["frames"], m) for m in METRICS}
-            for t in direct.scores["targets"]
+            t["name"]: {m: frame_median(t["frames"], m) for m in METRICS} for t in direct["targets"]
         }
     assert set(evaluation.aggregate) == {"vocals", "accompaniment"}
     for target in ("vocals", "accompaniment"):
         for metric in METRICS:
             expected = np.median([scores[target][metric] for scores in per_track.values()])
-            assert evaluation.aggregate[target][metric] == pytest.approx(expected, abs=1e-4)
+            assert evaluation.aggregate[target][metric] == pytest.approx(expected, abs=0.01)
             assert np.isfinite(evaluation.aggregate[target][metric])
     table = evaluation.table_path.read_text().splitlines()
     assert table[0] == "target,SDR,SIR,SAR,ISR" and table[1].startswith("vocals,")
     assert "| accompaniment |" in evaluation.markdown_path.read_text()
+
+
+def test_the_museval_scorer_writes_museval_own_json(synth_root: Path, model_dir: Path, tmp_path):
+    evaluation = evaluate(
+        synth_root, model_dir, out_dir=tmp_path, workers=1, keep_estimates=True,
+        excerpt_seconds=0, scorer="museval",
+    )  # fmt: skip
+    assert (evaluation.scorer, evaluation.scorer_version) == ("museval", museval_version)
+    for track in musdb.DB(root=str(synth_root), subsets="test", is_wav=True).tracks:
+        folder = tmp_path / "estimates" / "test" / track.name
+        estimates = {p.stem: sf.read(p, always_2d=True)[0] for p in folder.glob("*.wav")}
+        direct = json.loads(museval.eval_mus_track(track, estimates).json)
+        ours = json.loads((evaluation.per_track_dir / f"{track.name}.json").read_text())
+        assert ours["targets"] == direct["targets"]
+        assert ours["unmixlab"]["scorer"] == "museval"
+
+
+def test_a_failed_evaluation_rerun_scores_only_the_missing_tracks(
+    synth_root: Path, model_dir: Path, tmp_path: Path
+):
+    tracks = musdb.DB(root=str(synth_root), subsets="test", is_wav=True).tracks
+    first, second = sorted(t.name for t in tracks)
+    blocker = tmp_path / "test" / f"{second}.json"
+    blocker.mkdir(parents=True)  # the second track's scores cannot be written: it fails
+    with pytest.raises(OSError):
+        evaluate(synth_root, model_dir, out_dir=tmp_path, workers=1, excerpt_seconds=0)
+    assert (tmp_path / "test" / f"{first}.json").is_file()
+    blocker.rmdir()
+    resumed = evaluate(synth_root, model_dir, out_dir=tmp_path, workers=2, excerpt_seconds=0)
+    assert resumed.reused == (first,)  # the second track alone was scored
+    assert resumed.tracks == (first, second) and (tmp_path / "test" / f"{second}.json").is_file()
+    again = evaluate(synth_root, model_dir, out_dir=tmp_path, workers=2, excerpt_seconds=0)
+    assert again.reused == (first, second) and again.aggregate == resumed.aggregate
+    other = evaluate(
+        synth_root, model_dir, out_dir=tmp_path, workers=1, excerpt_seconds=0, scorer="museval"
+    )
+    assert other.reused == ()  # made with another scorer: scored again
+    assert np.isclose(other.aggregate["vocals"]["SDR"], again.aggregate["vocals"]["SDR"], atol=0.01)
 
 
 def test_a_16khz_model_is_scored_at_the_track_rate(model_dir: Path, tmp_path: Path):
@@ -113,6 +167,8 @@ def test_scores_are_logged_to_the_training_run(evaluation: Evaluation):
     run_id = client.create_run(client.create_experiment("eval")).info.run_id
     logged = log_evaluation(run_id, evaluation, targets=["vocals"])
     assert set(logged) == {f"test_{m.lower()}_vocals" for m in METRICS}
+    tags = client.get_run(run_id).data.tags
+    assert (tags["scorer"], tags["scorer_version"]) == (bsseval.NAME, bsseval.VERSION)
     metrics = client.get_run(run_id).data.metrics
     assert metrics["test_sdr_vocals"] == pytest.approx(evaluation.aggregate["vocals"]["SDR"])
     artifacts = {a.path for a in client.list_artifacts(run_id, "evaluation")}
