@@ -35,7 +35,7 @@ APPEND = {
     "unmixlab train ": "--samples-per-track 2 --seq-dur 1",
     "unmixlab run training": SMALL,
     "unmixlab kubeflow run-local": SMALL,
-    "unmixlab run tuning": f"--trials 1 --epochs 1 {SMALL} --set tune.space.samples_per_track=[2]",
+    "unmixlab run tuning": f"--trials 1 --epochs 1 {SMALL}",
 }
 BLOCK_SECONDS = 900  # one block, on a loaded 2-core machine
 

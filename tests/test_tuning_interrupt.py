@@ -68,6 +68,7 @@ def parent_status(client: MlflowClient) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # three tuning commands; about 4 minutes on a quiet 2-core machine
 def test_interrupted_tuning_keeps_the_record_and_a_rerun_finishes_it(
     synth_root: Path, tmp_path: Path
 ) -> None:
@@ -100,7 +101,7 @@ def test_interrupted_tuning_keeps_the_record_and_a_rerun_finishes_it(
     assert process.wait(timeout=120) == 130
     output = log.read_text()
     assert "Traceback" not in output and "leaked semaphore" not in output, output[-3000:]
-    assert output.count("aborted") == 1, output[-3000:]
+    assert output.splitlines().count("aborted") == 1, output[-3000:]  # the one line
     assert parent_status(client) == "FINISHED"  # the finished study's run stays so
     interrupted = [t for t in trials((TrialState.FAIL,)) if t.user_attrs.get("interrupted")]
     assert interrupted and len(trials(finished)) < 7
