@@ -94,7 +94,7 @@ def test_scores_match_a_direct_museval_call(synth_root: Path, evaluation: Evalua
 
 
 def test_the_museval_scorer_writes_museval_own_json(synth_root: Path, model_dir: Path, tmp_path):
-    evaluation = evaluate(
+    evaluation = score_models(
         synth_root, model_dir, out_dir=tmp_path, workers=1, keep_estimates=True,
         excerpt_seconds=0, scorer="museval",
     )  # fmt: skip
@@ -116,15 +116,15 @@ def test_a_failed_evaluation_rerun_scores_only_the_missing_tracks(
     blocker = tmp_path / "test" / f"{second}.json"
     blocker.mkdir(parents=True)  # the second track's scores cannot be written: it fails
     with pytest.raises(OSError):
-        evaluate(synth_root, model_dir, out_dir=tmp_path, workers=1, excerpt_seconds=0)
+        score_models(synth_root, model_dir, out_dir=tmp_path, workers=1, excerpt_seconds=0)
     assert (tmp_path / "test" / f"{first}.json").is_file()
     blocker.rmdir()
-    resumed = evaluate(synth_root, model_dir, out_dir=tmp_path, workers=2, excerpt_seconds=0)
+    resumed = score_models(synth_root, model_dir, out_dir=tmp_path, workers=2, excerpt_seconds=0)
     assert resumed.reused == (first,)  # the second track alone was scored
     assert resumed.tracks == (first, second) and (tmp_path / "test" / f"{second}.json").is_file()
-    again = evaluate(synth_root, model_dir, out_dir=tmp_path, workers=2, excerpt_seconds=0)
+    again = score_models(synth_root, model_dir, out_dir=tmp_path, workers=2, excerpt_seconds=0)
     assert again.reused == (first, second) and again.aggregate == resumed.aggregate
-    other = evaluate(
+    other = score_models(
         synth_root, model_dir, out_dir=tmp_path, workers=1, excerpt_seconds=0, scorer="museval"
     )
     assert other.reused == ()  # made with another scorer: scored again
