@@ -42,9 +42,9 @@ from unmixlab.model import ModelConfig, OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
 from unmixlab.quantize import PRECISIONS, quantize
 from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream
-from unmixlab.realtime_tradeoff import read_tradeoff
 from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
+from unmixlab.study.tradeoff import read_tradeoff
 from unmixlab.transforms import bandwidth_to_max_bin
 from unmixlab.validation_sdr import global_sdr
 

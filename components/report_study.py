@@ -7,7 +7,7 @@ from prefect import task
 
 from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
-from unmixlab.report import ReportFiles, render_markdown, write_report
+from unmixlab.study.report import ReportFiles, render_markdown, write_report
 from unmixlab.study import StudyContext, Verdict, collect_results, expand, summarize, verdicts
 from unmixlab.tracking.setup import resolve_tracking_uri
 

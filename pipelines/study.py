@@ -29,7 +29,7 @@ from components.train import train
 from unmixlab.experiment import ExperimentConfig, load_preset
 from unmixlab.hardware import describe_hardware
 from unmixlab.prepare import PreparedData
-from unmixlab.report import ReportFiles
+from unmixlab.study.report import ReportFiles
 from unmixlab.study import (
     PlannedRun,
     StudyContext,

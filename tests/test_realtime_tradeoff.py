@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from unmixlab.realtime_tradeoff import (
+from benchmarks.tradeoff_runs import train_and_score
+from unmixlab.study.tradeoff import (
     Setting,
     TradeoffPoint,
     pareto_front,
     read_tradeoff,
     tradeoff_table,
-    train_and_score,
     write_tradeoff,
 )
 from unmixlab.study.results import Stat

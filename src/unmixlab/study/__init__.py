@@ -18,9 +18,10 @@ Training time is measured the same way for every run: ``train_seconds``, logged 
 trainer every epoch, is the wall clock of the training pass (data loading, forward, backward
 and optimiser steps over all batches), excluding validation, checkpointing and museval.
 
-Verdicts are conservative: a difference between two configurations counts only when Welch's
-t-test over the seeds finds it significant at :attr:`StudySettings.significance` (a p-value);
-with one seed there is no spread, and nothing is decided.
+The analysis is fixed in the preset (:class:`AnalysisPlan`) and printed in the report: the
+primary outcome (museval SDR on the test tracks), alpha, Holm's correction, the margins, and
+the seed count the power analysis asks for (:mod:`unmixlab.study.power`). The verdicts
+(:mod:`unmixlab.study.verdicts`) are supported, contradicted or inconclusive.
 """
 
 from unmixlab.study.results import (
@@ -39,14 +40,18 @@ from unmixlab.study.results import (
 from unmixlab.study.settings import (
     CONTROL,
     INDEPENDENT,
+    AnalysisPlan,
     Baseline,
+    Budget,
     Configuration,
     PlannedRun,
     Reference,
     StudyContext,
     StudySettings,
+    TrainingBudget,
     expand,
     fixed_settings,
+    interleave,
     label,
     plan,
 )
@@ -58,9 +63,11 @@ __all__ = [
     "HYPOTHESES",
     "INDEPENDENT",
     "REALTIME_FACTOR",
+    "AnalysisPlan",
     "SEPARATION_METRICS",
     "TOTAL_TRAIN_SECONDS",
     "Baseline",
+    "Budget",
     "Configuration",
     "ConfigurationSummary",
     "PlannedRun",
@@ -69,10 +76,12 @@ __all__ = [
     "Stat",
     "StudyContext",
     "StudySettings",
+    "TrainingBudget",
     "Verdict",
     "collect_results",
     "expand",
     "fixed_settings",
+    "interleave",
     "label",
     "number",
     "plan",

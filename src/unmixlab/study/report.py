@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unmixlab.files import write_bytes
-from unmixlab.realtime_tradeoff import draw_pareto, study_points, tradeoff_rows
 from unmixlab.render import render
 from unmixlab.study import (
     INDEPENDENT,
@@ -26,6 +25,7 @@ from unmixlab.study import (
     number,
 )
 from unmixlab.study.statistics import format_p
+from unmixlab.study.tradeoff import draw_pareto, study_points, tradeoff_rows
 
 # display name of each independent variable
 VARIABLE_NAMES = {
