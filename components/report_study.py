@@ -7,8 +7,9 @@ from prefect import task
 
 from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
-from unmixlab.study.report import ReportFiles, render_markdown, write_report
 from unmixlab.study import StudyContext, Verdict, collect_results, expand, summarize, verdicts
+from unmixlab.study.measurements import Measurements
+from unmixlab.study.report import ReportFiles, render_markdown, write_report
 from unmixlab.tracking.setup import resolve_tracking_uri
 
 
@@ -27,12 +28,14 @@ def report_study(
     client = MlflowClient(resolve_tracking_uri())
     results = collect_results(client, experiment_id, context.study_run_id, context.target)
     summaries = summarize(results, expand(config.study))
-    found = verdicts(summaries, config.study.significance)
+    measured = context.measurements or Measurements()
+    found = verdicts(summaries, config.study, measured, context.stft)
     files = write_report(context, summaries, found, report_dir)
     client.log_artifact(context.study_run_id, str(files.html), "report")
     client.log_artifact(context.study_run_id, str(files.markdown), "report")
     client.log_artifacts(context.study_run_id, str(files.images[0].parent), "report/report")
     for verdict in found:
-        client.set_tag(context.study_run_id, f"verdict.{verdict.key}", verdict.outcome)
+        key = verdict.key.replace(" ", "_")
+        client.set_tag(context.study_run_id, f"verdict.{key}", verdict.outcome)
     summary = render_markdown(context, summaries, found, (), image_dir="")
     return files, found, summary

@@ -102,8 +102,8 @@ class PowerAnalysis:
             f"H1 time: a departure from the cost model of ×{self.h1_cost_factor:.3g} per "
             f"doubling (the margin is ×{cost_margin:g}) is detected with {pct} power.",
             f"H2: non-inferiority (margin {margin_db:g} dB) is shown with {pct} power when the "
-            f"unidirectional model loses at most {_db(margin_db - self.h2_difference_db)} "
-            "of SDR.",
+            "true SDR difference (unidirectional − bidirectional) is at least "
+            f"{self.h2_difference_db - margin_db:+.2g} dB.",
             f"H3: a curvature of {_db(self.h3_curvature_db)} per squared doubling of hidden "
             f"size is detected with {pct} power.",
         ]

@@ -18,6 +18,8 @@ from unmixlab.errors import UnmixlabError
 
 if TYPE_CHECKING:
     from unmixlab.experiment import ExperimentConfig
+    from unmixlab.study.measurements import Measurements
+    from unmixlab.study.power import PowerAnalysis
 
 # the study's independent variables, in the order the report shows them
 Independent = Literal[
@@ -337,15 +339,21 @@ class StudyContext:
         data_root: the data set.
         fixed: settings every run shares (control variables first), name -> value.
         seeds: the seeds of each configuration.
-        significance: the significance level of the t-tests.
+        analysis: the analysis plan, fixed in the preset before the runs.
+        budget: the design's equal training budget.
+        stft: the preset's (nfft, nhop), the design's STFT.
         notes: remarks from the preset.
         command: the command that reproduces the study.
         wall_seconds: wall time of the whole study (training, scoring, report).
         created: when the report was made (ISO 8601).
         hardware: what trained the runs (GPU or CPU name, cores).
-        data_size: the training data (tracks, duration, sample rate).
-        baselines: published models the seed scored.
+        data: what the data are, as (fact, value) pairs: synthetic or not, generator and seed,
+            train / validation / test tracks and durations.
+        baselines: the seed's own measurements of other models.
         reference_tracks: training tracks of the seed's runs.
+        measurements: timing pass, run clocks, paced streams, baselines, parameter counts.
+        power: the power analysis of the design at this seed count.
+        protocols: (configuration, protocol) pairs: ``budget`` (the design) or ``seed``.
     """
 
     name: str
@@ -356,15 +364,20 @@ class StudyContext:
     data_root: str
     fixed: dict[str, object]
     seeds: tuple[int, ...]
-    significance: float
+    analysis: AnalysisPlan = AnalysisPlan()
+    budget: Budget = Budget()
+    stft: tuple[int, int] = (4096, 1024)
     notes: tuple[str, ...] = ()
     command: str = ""
     wall_seconds: float | None = None
     created: str = ""
     hardware: str = ""
-    data_size: str = ""
+    data: tuple[tuple[str, str], ...] = ()
     baselines: tuple[Baseline, ...] = ()
     reference_tracks: int = 86
+    measurements: "Measurements | None" = None
+    power: "PowerAnalysis | None" = None
+    protocols: tuple[tuple[str, str], ...] = ()
 
 
 # fixed settings shown in the report, after the control variables

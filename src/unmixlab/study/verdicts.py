@@ -38,7 +38,7 @@ class Verdict:
         outcome: supported, contradicted or inconclusive.
         sentence: one readable sentence: the deciding estimate, its CI, the margin or alpha.
         evidence: further lines (the model, the decision rule).
-        table: the coefficients or pairwise comparisons behind it (header, rows), if any.
+        tables: the coefficients and pairwise comparisons behind it, each (header, rows).
     """
 
     key: str
@@ -46,7 +46,7 @@ class Verdict:
     outcome: Outcome
     sentence: str
     evidence: tuple[str, ...] = ()
-    table: Table | None = None
+    tables: tuple[Table, ...] = ()
 
 
 def verdicts(
@@ -144,27 +144,11 @@ def quality_verdict(
             f"Samples per track (at the same total samples): {s.estimate:+.2f} dB per doubling "
             f"(95 % CI {_ci(s.low, s.high)})."
         )
-    table = coefficient_table(fit, q)
-    header, rows = pairwise_table(design, "SDR (dB)", alpha)
-    if rows:
-        evidence.append("Pairwise, each configuration against the design's first:")
+    tables = (coefficient_table(fit, q), pairwise_table(design, "SDR (dB)", alpha))
+    evidence.append("Below: the model's coefficients, then each configuration against the first.")
     return Verdict(
-        "H1", HYPOTHESES["H1"], outcome, sentence, tuple(evidence), _join(table, (header, rows))
+        "H1", HYPOTHESES["H1"], outcome, sentence, tuple(evidence), tuple(t for t in tables if t[1])
     )
-
-
-def _join(first: Table, second: Table) -> Table:
-    """Two tables as one (the second's header becomes a row) when the second has rows."""
-    if not second[1]:
-        return first
-    width = max(len(first[0]), len(second[0]))
-
-    def pad(row: list[str]) -> list[str]:
-        return row + [""] * (width - len(row))
-
-    return pad(first[0]), [pad(r) for r in first[1]] + [pad(second[0])] + [
-        pad(r) for r in second[1]
-    ]
 
 
 def pairwise_table(
@@ -245,7 +229,7 @@ def time_verdict(
         "contradicted every slope within it.",
     )
     return Verdict(
-        "H1 time", HYPOTHESES["H1 time"], decision.outcome, sentence, evidence, (header, rows)
+        "H1 time", HYPOTHESES["H1 time"], decision.outcome, sentence, evidence, ((header, rows),)
     )
 
 
@@ -317,7 +301,7 @@ def realtime_verdict(
         "Real time needs zero missed deadlines on this CPU; quality needs the lower end of the "
         f"CI above −{plan.sdr_margin_db:g} dB (one-sided Welch test, statsmodels).",
     )
-    return Verdict("H2", HYPOTHESES["H2"], outcome, sentence, evidence, (header, rows))
+    return Verdict("H2", HYPOTHESES["H2"], outcome, sentence, evidence, ((header, rows),))
 
 
 def turning_point_verdict(design: Sequence[ConfigurationSummary], alpha: float) -> Verdict:
@@ -349,4 +333,4 @@ def turning_point_verdict(design: Sequence[ConfigurationSummary], alpha: float) 
         "the delta method). Supported needs the curvature negative at p < α and the vertex's "
         "CI inside the tested range.",
     )
-    return Verdict("H3", HYPOTHESES["H3"], outcome, sentence, evidence, coefficient_table(fit))
+    return Verdict("H3", HYPOTHESES["H3"], outcome, sentence, evidence, (coefficient_table(fit),))
