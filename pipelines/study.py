@@ -96,6 +96,7 @@ def study(
     prepared = prepare_data(config.data_config())  # one decoded cache for every run
     planned = plan(config, run_dir / "models", len(prepared.train))
     analysis = config.study.analysis
+    power = conduct.power_of(config)  # before the runs: what the seed count can detect
     logger.info(
         "study %s: %d configurations x %d seed(s) = %d trainings of %s, outputs in %s",
         config.name,
@@ -173,7 +174,7 @@ def study(
             baselines=config.study.baselines,
             reference_tracks=config.study.reference_tracks,
             measurements=measurements,
-            power=conduct.power_of(config),
+            power=power,
             protocols=tuple((c.name, c.protocol) for c in configurations),
         )
         files, found, summary_md = report_study(

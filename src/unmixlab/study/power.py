@@ -18,6 +18,8 @@ def _se_df(terms: Mapping[str, Sequence[float]], term: str, sd: float) -> tuple[
     names = list(terms)
     n = len(next(iter(terms.values())))
     x = np.column_stack([np.ones(n), *(np.asarray(terms[k], float) for k in names)])
+    if term not in names or np.linalg.matrix_rank(x) < x.shape[1]:
+        return math.inf, 0  # not estimable by this design
     index = names.index(term) + 1
     return sd * math.sqrt(np.linalg.inv(x.T @ x)[index, index]), n - x.shape[1]
 
@@ -148,10 +150,13 @@ def analyse_power(
         sdr_margin_db: the H2 margin (the plan wants a lossless model shown non-inferior).
         cost_margin: the H1 time margin (a factor per doubling).
     """
+    from unmixlab.study.design import varying
     from unmixlab.study.rules import BATCH, HIDDEN, HIDDEN_SQUARED
 
+    terms = varying(design)
+
     def runs(n: int) -> dict[str, list[float]]:
-        return {k: [c[k] for c in design for _ in range(n)] for k in design[0]}
+        return {k: [c[k] for c in design for _ in range(n)] for k in terms}
 
     def slope(n: int) -> float:
         return max(
@@ -160,7 +165,10 @@ def analyse_power(
         )
 
     once = runs(1)
-    cost = max(detectable_coefficient(once, t, cost_sd, alpha / len(once), power) for t in once)
+    cost = max(
+        (detectable_coefficient(once, t, cost_sd, alpha / len(once), power) for t in once),
+        default=math.inf,
+    )
     needed = next(
         (
             n
@@ -178,6 +186,8 @@ def analyse_power(
         h2_difference_db=detectable_noninferiority(seeds, seed_sd_db, alpha, power),
         h3_curvature_db=detectable_coefficient(
             h3_terms(runs(seeds)), HIDDEN_SQUARED, seed_sd_db, alpha, power
-        ),
+        )
+        if len({c[HIDDEN] for c in design}) >= 3
+        else math.inf,
         seeds_needed=needed,
     )

@@ -422,7 +422,9 @@ def power_lines(context: StudyContext) -> list[str]:
         f"{plan.power:.0%} power are:",
         *power.lines(plan.sdr_margin_db, plan.cost_margin),
     ]
-    if power.seeds < power.seeds_needed:
+    if power.seeds_needed > 50:
+        lines.append("No seed count up to 50 meets the plan's targets with this design.")
+    elif power.seeds < power.seeds_needed:
         lines.append(
             f"The plan's targets (an H1 slope of {plan.sdr_slope_db:g} dB per doubling, H2 "
             f"non-inferiority at a {plan.sdr_margin_db:g} dB margin) need "
