@@ -6,17 +6,21 @@ or more seeds, keeping the control variables (patience, lr-decay settings, bandw
 channels) at the preset's ``train`` values. A preset writes its ``study`` section as::
 
     study:
-      seeds: 3                       # seeds per configuration: train.seed, train.seed + 1, ...
-      configurations:                # explicit configurations, run in this order
-        - {name: open-unmix, batch_size: 8, hidden_size: 256, samples_per_track: 16, epochs: 1,
-           reference: {loss: 9.536, time: "7:50"}}
-      grid:                          # and/or every combination of these values
+      seeds: 6                       # seeds per configuration: train.seed, train.seed + 1, ...
+      budget: {samples: 2048, lr_rule: constant}   # the design's equal training budget
+      analysis: {alpha: 0.05, sdr_margin_db: 0.5, cost_margin: 1.25, h2_pair: [centre, uni]}
+      configurations:                # explicit configurations
+        - {name: open-unmix, protocol: seed, batch_size: 8, hidden_size: 256,
+           samples_per_track: 16, epochs: 1, reference: {loss: 9.536, time: "7:50"}}
+        - {name: centre, batch_size: 16, hidden_size: 256, samples_per_track: 16}
+      grid:                          # and/or every combination of these values (budget)
         hidden_size: [128, 256, 512]
-        unidirectional: [false, true]
 
-Training time is measured the same way for every run: ``train_seconds``, logged by the
-trainer every epoch, is the wall clock of the training pass (data loading, forward, backward
-and optimiser steps over all batches), excluding validation, checkpointing and museval.
+``protocol: seed`` configurations replicate the seed (epochs as it ran them); the others
+(``budget``) train on ``budget.samples`` training samples each, the design that answers the
+hypotheses. The flow runs every (configuration, seed) in a seeded random order, after a
+timing pass that measures each configuration's cost per training sample
+(:mod:`unmixlab.study.timing`).
 
 The analysis is fixed in the preset (:class:`AnalysisPlan`) and printed in the report: the
 primary outcome (museval SDR on the test tracks), alpha, Holm's correction, the margins, and
