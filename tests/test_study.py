@@ -184,7 +184,7 @@ def test_budget_configurations_see_the_same_training_samples(tmp_path: Path):
     config = load_preset("seed-study-quick")
     planned = {p.configuration.name: p for p in plan(config, tmp_path, train_tracks=4)}
     samples = config.study.budget.samples
-    for name in ("centre", "batch4", "batch64", "spt4", "spt64", "hidden-x4", "centre-uni"):
+    for name in ("centre", "batch4", "batch64", "spt8", "spt64", "hidden-x4", "centre-uni"):
         budget = planned[name].budget(4)
         assert (
             samples <= budget.samples < samples + 4 * planned[name].config.optim.samples_per_track
