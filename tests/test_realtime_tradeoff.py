@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.tradeoff_runs import train_and_score
+from unmixlab.study.results import Stat
 from unmixlab.study.tradeoff import (
     Setting,
     TradeoffPoint,
@@ -14,7 +15,6 @@ from unmixlab.study.tradeoff import (
     tradeoff_table,
     write_tradeoff,
 )
-from unmixlab.study.results import Stat
 
 SLOW = Setting("causal 4096/1024", 4096, 1024, 2)
 FAST = Setting("causal 1024/256", 1024, 256, 1)
