@@ -42,9 +42,9 @@ from unmixlab.model import OpenUnmix
 from unmixlab.model_io import save_torch, write_json, write_separator_json
 from unmixlab.quantize import PRECISIONS, quantize
 from unmixlab.realtime import RealtimeStats, impulse_latency, measure_stream, untrained_models
-from unmixlab.realtime_tradeoff import read_tradeoff
 from unmixlab.separator import Separator
 from unmixlab.streaming import StreamingSeparator
+from unmixlab.study.tradeoff import read_tradeoff
 from unmixlab.validation_sdr import global_sdr
 
 RATE, BANDWIDTH = 44100, 16000

@@ -2,7 +2,7 @@
 bidirectional model, trained on the same data with the same seeds and epochs (issue 18, H2).
 
 Synthesises a 44.1 kHz MUSDB18-HQ-format set (unless ``--root``), trains the vocals model of
-every setting (``unmixlab.realtime_tradeoff.SETTINGS``) with every seed, scores it with museval
+every setting (``tradeoff_runs.SETTINGS``) with every seed, scores it with museval
 (niter 0; int8 settings quantize the float32 setting's models), measures each causal
 setting's latency (impulses) and ``stream_rtf`` (hidden 256,
 four targets, one thread, random weights: the cost of the full-size model), then prints the
@@ -17,17 +17,12 @@ import os
 from pathlib import Path
 
 import torch
+from tradeoff_runs import SETTINGS, train_and_score
 
 from unmixlab.config import TrainConfig
 from unmixlab.realtime import impulse_latency, measure_stream, torch_threads, untrained_models
-from unmixlab.realtime_tradeoff import (
-    SETTINGS,
-    Setting,
-    tradeoff_table,
-    train_and_score,
-    write_tradeoff,
-)
 from unmixlab.streaming import StreamingSeparator
+from unmixlab.study.tradeoff import Setting, tradeoff_table, write_tradeoff
 from unmixlab.synth import synthesize
 
 RATE = 44100  # the synthetic tracks' and the models' sample rate

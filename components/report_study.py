@@ -6,8 +6,10 @@ from prefect import task
 
 from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
-from unmixlab.report import ReportFiles, render_markdown, write_report
-from unmixlab.study import StudyContext, Verdict, expand, summarize, verdicts
+from unmixlab.study import StudyContext, expand, summarize
+from unmixlab.study.measurements import Measurements
+from unmixlab.study.report import ReportFiles, render_markdown, write_report
+from unmixlab.study.verdicts import Verdict, verdicts
 from unmixlab.tracking.study_runs import collect_results, log_study_report
 
 
@@ -25,7 +27,8 @@ def report_study(
     """
     results = collect_results(experiment_id, context.study_run_id, context.target)
     summaries = summarize(results, expand(config.study))
-    found = verdicts(summaries, config.study.significance)
+    measured = context.measurements or Measurements()
+    found = verdicts(summaries, config.study, measured, context.stft)
     files = write_report(context, summaries, found, report_dir)
     log_study_report(
         context.study_run_id,

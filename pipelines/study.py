@@ -1,17 +1,21 @@
 """The ``study`` flow: the seed study's configurations side by side, and one report.
 
-(synthesise) → prepare once → for each configuration and seed, one at a time: train (a nested
-MLflow run) → tag it and log its training-pass times → score it with museval → (stream it,
-for unidirectional models) → read every run back from MLflow → verdicts on the seed's
-hypotheses → HTML + markdown report on the parent run and as a Prefect artifact.
+(synthesise) → prepare once → plan (budget epochs from the training tracks) → timing pass
+(cost per training sample of every configuration) → the (configuration, seed) trainings in a
+seeded random, interleaved order, one at a time: train (a nested MLflow run, its wall and CPU
+clock and the machine's load around it) → tag it → score it with museval → (stream it, for
+unidirectional models) → paced streams, the bidirectional offline cost and the baselines →
+read every run back from MLflow → verdicts under the preset's analysis plan → HTML +
+markdown report on the parent run and as a Prefect artifact.
 
 Runs go one after another on purpose: trainings sharing the CPU would slow each other and
-their times would not compare.
+their times would not compare; the random order keeps load from lining up with
+configurations.
 """
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -31,15 +35,19 @@ from unmixlab.hardware import describe_hardware
 from unmixlab.prepare import PreparedData
 from unmixlab.progress import tqdm
 from unmixlab.realtime import RealtimeSettings
-from unmixlab.report import ReportFiles
 from unmixlab.study import (
     PlannedRun,
     StudyContext,
-    Verdict,
+    conduct,
     expand,
     fixed_settings,
+    interleave,
     plan,
 )
+from unmixlab.study.measurements import Measurements, PacedStream, RunClock
+from unmixlab.study.report import ReportFiles
+from unmixlab.study.timing import baseline_sdr, load_average, offline_rtf, paced_stream
+from unmixlab.study.verdicts import Verdict
 from unmixlab.tracking.links import run_url
 from unmixlab.tracking.parent_run import failure
 from unmixlab.tracking.schema import (
@@ -90,8 +98,14 @@ def study(
     config = load_preset(preset, overrides)
     name = flow_run.get_name() or "local"
     run_dir = Path(config.output) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    planned = plan(config, run_dir / "models")
     configurations = expand(config.study)
+
+    if config.data.synth is not None:
+        synthesize(config.data.root, config.data.synth)
+    prepared = prepare_data(config.data_config())  # one decoded cache for every run
+    planned = plan(config, run_dir / "models", len(prepared.train))
+    analysis = config.study.analysis
+    power = conduct.power_of(config)  # before the runs: what the seed count can detect
     logger.info(
         "study %s: %d configurations x %d seed(s) = %d trainings of %s, outputs in %s",
         config.name,
@@ -101,10 +115,9 @@ def study(
         config.targets[0],
         run_dir,
     )
-
-    if config.data.synth is not None:
-        synthesize(config.data.root, config.data.synth)
-    prepared = prepare_data(config.data_config())  # one decoded cache for every run
+    costs = conduct.timing_pass(
+        planned, analysis.timing_repeats, analysis.timing_warmup, analysis.order_seed
+    )
     parent = start_parent_run(
         config,
         run_name=f"study {config.name} {name}",
@@ -116,9 +129,10 @@ def study(
     )
     try:
         run_ids: dict[str, list[str]] = {}
+        clocks, models = [], {}
         overall = tqdm(total=len(planned), desc=f"study {config.name}", unit="run")
         with overall:  # "run 7 of 24" with the time left, above each training's own bars
-            for index, run in enumerate(planned, 1):
+            for index, run in enumerate(interleave(planned, analysis.order_seed), 1):
                 logger.info(
                     "run %d of %d: %s, seed %d",
                     index,
@@ -128,9 +142,37 @@ def study(
                 )
                 overall.set_postfix_str(f"run {index} of {len(planned)}: {run.configuration.name}")
                 name = run_name(preset, overrides, run.config, first=run.configuration.name)
-                run_id = _train_and_measure(config, run, parent.run_id, run_dir, prepared, name)
+                load, wall, cpu = load_average(), time.perf_counter(), time.process_time()
+                run_id, model_dir = _train_and_measure(
+                    config, run, parent.run_id, run_dir, prepared, name
+                )
+                clocks.append(
+                    RunClock(
+                        run.configuration.name,
+                        run.seed,
+                        index,
+                        time.perf_counter() - wall,
+                        time.process_time() - cpu,
+                        (load, load_average()),
+                    )
+                )
                 run_ids.setdefault(run.configuration.name, []).append(run_id)
+                models.setdefault(run.configuration.name, model_dir)
                 overall.update()
+        measurements = Measurements(
+            costs=costs,
+            clocks=tuple(clocks),
+            streams=_paced_streams(config, planned, models),
+            baselines=baseline_sdr(
+                config.data.root,
+                config.data.is_wav,
+                config.targets[0],
+                config.train.model.nfft,
+                config.train.model.nhop,
+            ),
+            parameters=conduct.parameters(planned),
+            budgets=conduct.budgets(planned, len(prepared.train)),
+        )
         context = StudyContext(
             name=config.name,
             description=config.description,
@@ -141,15 +183,20 @@ def study(
             data_root=str(config.data.root),
             fixed=fixed_settings(planned[0].config),
             seeds=tuple(dict.fromkeys(run.seed for run in planned)),
-            significance=config.study.significance,
+            analysis=analysis,
+            budget=config.study.budget,
+            stft=(config.train.model.nfft, config.train.model.nhop),
             notes=config.study.notes,
             command=_command(preset, overrides),
             wall_seconds=time.perf_counter() - start,
             created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             hardware=describe_hardware(planned[0].config.run.device),
-            data_size=_data_size(config, prepared),
+            data=conduct.describe_data(config, prepared),
             baselines=config.study.baselines,
             reference_tracks=config.study.reference_tracks,
+            measurements=measurements,
+            power=power,
+            protocols=tuple((c.name, c.protocol) for c in configurations),
         )
         files, found, summary_md = report_study(
             config, parent.experiment_id, context, run_dir / "report"
@@ -193,8 +240,12 @@ def _train_and_measure(
     run_dir: Path,
     prepared: PreparedData,
     name: str,
-) -> str:
-    """Train one (configuration, seed) as run ``name``, record its times, score and stream it."""
+) -> tuple[str, Path]:
+    """Train one (configuration, seed) as run ``name``, record its times, score and stream it.
+
+    Returns:
+        Its MLflow run and model folder.
+    """
     trained = train(run.config, prepared, config.experiment, parent_run_id, config.name, name)
     record_study_run(
         trained.run_id,
@@ -213,17 +264,28 @@ def _train_and_measure(
     if config.study.realtime and run.config.model.unidirectional:
         settings = RealtimeSettings(config.study.realtime_seconds, run.configuration.block_hops)
         measure_realtime(settings, trained)
-    return trained.run_id
+    return trained.run_id, trained.model_dir
 
 
-def _data_size(config: ExperimentConfig, prepared: PreparedData) -> str:
-    """``14 training tracks (7.0 min), 2 validation tracks, trained at 44100 Hz``."""
-    minutes = sum(track.duration for track in prepared.train) / 60
-    valid = len(prepared.valid)
-    return (
-        f"{len(prepared.train)} training tracks ({minutes:.1f} min), {valid} "
-        f"validation track{'s' * (valid != 1)}, trained at {config.train.data.sample_rate} Hz"
-    )
+def _paced_streams(
+    config: ExperimentConfig, planned: list[PlannedRun], models: dict[str, Path]
+) -> dict[str, PacedStream]:
+    """Each unidirectional configuration streamed at a live pace (four targets), once.
+
+    The H2 pair's bidirectional model gets its offline cost on the same clip beside it.
+    """
+    if not config.study.realtime:
+        return {}
+    target, seconds = config.targets[0], config.study.realtime_seconds
+    pair = config.study.analysis.h2_pair
+    offline = offline_rtf(models[pair[0]], target, seconds) if pair and pair[0] in models else None
+    streams = {}
+    for run in conduct.first_of_each(planned):
+        name = run.configuration.name
+        if run.config.model.unidirectional and name in models:
+            stream = paced_stream(name, models[name], target, run.configuration.block_hops, seconds)
+            streams[name] = replace(stream, offline_rtf=offline)
+    return streams
 
 
 def _command(preset: str, overrides: list[str]) -> str:

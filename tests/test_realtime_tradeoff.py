@@ -5,16 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from unmixlab.realtime_tradeoff import (
+from benchmarks.tradeoff_runs import train_and_score
+from unmixlab.study.results import Stat
+from unmixlab.study.tradeoff import (
     Setting,
     TradeoffPoint,
     pareto_front,
     read_tradeoff,
     tradeoff_table,
-    train_and_score,
     write_tradeoff,
 )
-from unmixlab.study.results import Stat
 
 SLOW = Setting("causal 4096/1024", 4096, 1024, 2)
 FAST = Setting("causal 1024/256", 1024, 256, 1)

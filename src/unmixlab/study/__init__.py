@@ -6,21 +6,27 @@ or more seeds, keeping the control variables (patience, lr-decay settings, bandw
 channels) at the preset's ``train`` values. A preset writes its ``study`` section as::
 
     study:
-      seeds: 3                       # seeds per configuration: train.seed, train.seed + 1, ...
-      configurations:                # explicit configurations, run in this order
-        - {name: open-unmix, batch_size: 8, hidden_size: 256, samples_per_track: 16, epochs: 1,
-           reference: {loss: 9.536, time: "7:50"}}
-      grid:                          # and/or every combination of these values
+      seeds: 6                       # seeds per configuration: train.seed, train.seed + 1, ...
+      budget: {samples: 2048, lr_rule: constant}   # the design's equal training budget
+      analysis: {alpha: 0.05, sdr_margin_db: 0.5, cost_margin: 1.25, h2_pair: [centre, uni]}
+      configurations:                # explicit configurations
+        - {name: open-unmix, protocol: seed, batch_size: 8, hidden_size: 256,
+           samples_per_track: 16, epochs: 1, reference: {loss: 9.536, time: "7:50"}}
+        - {name: centre, batch_size: 16, hidden_size: 256, samples_per_track: 16}
+      grid:                          # and/or every combination of these values (budget)
         hidden_size: [128, 256, 512]
-        unidirectional: [false, true]
 
-Training time is measured the same way for every run: ``train_seconds``, logged by the
-trainer every epoch, is the wall clock of the training pass (data loading, forward, backward
-and optimiser steps over all batches), excluding validation, checkpointing and museval.
+``protocol: seed`` configurations replicate the seed (epochs as it ran them); the others
+(``budget``) train on ``budget.samples`` training samples each, the design that answers the
+hypotheses. The flow runs every (configuration, seed) in a seeded random order, after a
+timing pass that measures each configuration's cost per training sample
+(:mod:`unmixlab.study.timing`).
 
-Verdicts are conservative: a difference between two configurations counts only when Welch's
-t-test over the seeds finds it significant at :attr:`StudySettings.significance` (a p-value);
-with one seed there is no spread, and nothing is decided.
+The analysis is fixed in the preset (:class:`AnalysisPlan`) and printed in the report: the
+primary outcome (museval SDR on the test tracks), alpha, Holm's correction, the margins, and
+the seed count the power analysis asks for (:mod:`unmixlab.study.power`). The verdicts
+(:mod:`unmixlab.study.verdicts`, imported from there: it needs scipy and statsmodels, which
+loading a preset does not) are supported, contradicted or inconclusive.
 """
 
 from unmixlab.study.results import (
@@ -33,26 +39,30 @@ from unmixlab.study.results import (
 from unmixlab.study.settings import (
     CONTROL,
     INDEPENDENT,
+    AnalysisPlan,
     Baseline,
+    Budget,
     Configuration,
     PlannedRun,
     Reference,
     StudyContext,
     StudySettings,
+    TrainingBudget,
     expand,
     fixed_settings,
+    interleave,
     label,
     plan,
 )
-from unmixlab.study.verdicts import HYPOTHESES, Verdict, verdicts
 from unmixlab.tracking.schema import SEPARATION_METRICS
 
 __all__ = [
     "CONTROL",
-    "HYPOTHESES",
     "INDEPENDENT",
+    "AnalysisPlan",
     "SEPARATION_METRICS",
     "Baseline",
+    "Budget",
     "Configuration",
     "ConfigurationSummary",
     "PlannedRun",
@@ -61,12 +71,12 @@ __all__ = [
     "Stat",
     "StudyContext",
     "StudySettings",
-    "Verdict",
+    "TrainingBudget",
     "expand",
     "fixed_settings",
+    "interleave",
     "label",
     "number",
     "plan",
     "summarize",
-    "verdicts",
 ]

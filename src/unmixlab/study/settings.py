@@ -5,6 +5,8 @@ stay at the preset's ``train`` values for every run.
 """
 
 import itertools
+import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
@@ -16,6 +18,8 @@ from unmixlab.errors import UnmixlabError
 
 if TYPE_CHECKING:
     from unmixlab.experiment import ExperimentConfig
+    from unmixlab.study.measurements import Measurements
+    from unmixlab.study.power import PowerAnalysis
 
 # the study's independent variables, in the order the report shows them
 Independent = Literal[
@@ -65,10 +69,19 @@ class Baseline(Reference):
     name: str = Field(min_length=1, description="the model, e.g. UMX (Original)")
 
 
+Protocol = Literal["seed", "budget"]
+
+
 class Configuration(_Settings):
     """One point of the grid: values of the independent variables (unset: the preset's)."""
 
     name: str = Field(min_length=1, description="label in MLflow and the report")
+    protocol: Protocol = Field(
+        "budget",
+        description="budget: trained to the study's equal sample budget (the design that "
+        "answers H1-H3); seed: epochs as the seed ran them (the replication, confound "
+        "included)",
+    )
     epochs: int | None = Field(None, ge=1)
     nb_workers: int | None = Field(None, ge=0)
     batch_size: int | None = Field(None, ge=1)
@@ -87,6 +100,53 @@ class Configuration(_Settings):
         return {k: getattr(self, k) for k in INDEPENDENT if getattr(self, k) is not None}
 
 
+class Budget(_Settings):
+    """The equal training budget of the ``budget`` configurations, declared before the runs."""
+
+    samples: int = Field(
+        4096,
+        ge=1,
+        description="training samples (chunks) every budget configuration sees; epochs = "
+        "ceil(samples / (samples per track x training tracks))",
+    )
+    lr_rule: Literal["constant"] = Field(
+        "constant",
+        description="learning rate against batch size: constant (Adam at train.lr for every "
+        "batch size; a larger batch takes fewer, not larger, steps)",
+    )
+
+
+class AnalysisPlan(_Settings):
+    """The analysis, fixed in the preset before the runs and printed in the report."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of every test")
+    correction: Literal["holm"] = Field("holm", description="multiple-comparison correction")
+    power: float = Field(0.8, gt=0, lt=1, description="power the seed count is chosen for")
+    sdr_margin_db: float = Field(
+        0.5, gt=0, description="H2 non-inferiority margin: the most test SDR (dB) it may lose"
+    )
+    cost_margin: float = Field(
+        1.25, gt=1, description="H1 time: the cost model holds within this factor per doubling"
+    )
+    sdr_slope_db: float = Field(
+        0.5, gt=0, description="H1 loss: smallest SDR change per doubling worth detecting (dB)"
+    )
+    seed_sd_db: float = Field(
+        0.3, gt=0, description="assumed seed-to-seed SD of test SDR (dB) for the power analysis"
+    )
+    cost_sd: float = Field(
+        0.1, gt=0, description="assumed SD of log2 cost per sample between configurations"
+    )
+    min_test_tracks: int = Field(4, ge=1, description="test tracks the SDR outcomes need")
+    min_valid_tracks: int = Field(4, ge=1, description="validation tracks training needs")
+    h2_pair: tuple[str, str] | None = Field(
+        None, description="H2's primary comparison: (bidirectional, unidirectional) names"
+    )
+    timing_repeats: int = Field(5, ge=2, description="timed training steps per configuration")
+    timing_warmup: int = Field(2, ge=0, description="untimed steps before them")
+    order_seed: int = Field(0, description="seed of the randomised, interleaved run order")
+
+
 class StudySettings(_Settings):
     """The ``study`` section of an experiment preset (see the module docstring)."""
 
@@ -101,8 +161,9 @@ class StudySettings(_Settings):
         True, description="measure the real-time factor of unidirectional configurations"
     )
     realtime_seconds: float = Field(8.0, gt=0, description="clip length for the real-time factor")
-    significance: float = Field(
-        0.05, gt=0, lt=1, description="significance level of Welch's t-test (a p-value)"
+    budget: Budget = Field(default_factory=Budget, description="the design's equal budget")
+    analysis: AnalysisPlan = Field(
+        default_factory=AnalysisPlan, description="the analysis plan, fixed before the runs"
     )
     notes: tuple[str, ...] = Field((), description="remarks printed in the report")
     baselines: tuple[Baseline, ...] = Field(
@@ -121,7 +182,14 @@ class StudySettings(_Settings):
                 raise ValueError(f"study.grid.{name} repeats a value: {values}")
             for value in values:
                 Configuration(name="grid", **{name: value})  # validates the value
-        names = [c.name for c in expand(self)]
+        configurations = expand(self)
+        timed = sorted(c.name for c in configurations if c.protocol == "budget" and c.epochs)
+        if timed:
+            raise ValueError(
+                f"budget configuration(s) {', '.join(timed)} set epochs: the study's budget "
+                "sets them (give protocol: seed to run epochs as the seed did)"
+            )
+        names = [c.name for c in configurations]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"study configurations repeat the name(s) {', '.join(repeated)}")
@@ -171,11 +239,49 @@ class PlannedRun:
     seed: int
     config: TrainConfig
 
+    def budget(self, train_tracks: int) -> "TrainingBudget":
+        """Its training budget with ``train_tracks`` training tracks."""
+        return TrainingBudget.of(self.config, train_tracks)
 
-def plan(experiment: "ExperimentConfig", output: Path) -> list[PlannedRun]:
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """What one training gets: epochs, optimiser steps and training samples.
+
+    Attributes:
+        epochs: passes over the data.
+        samples_per_epoch: training chunks per epoch (samples per track x tracks).
+        steps: optimiser steps over all epochs (a last, partial batch is a step).
+        samples: training chunks over all epochs.
+    """
+
+    epochs: int
+    samples_per_epoch: int
+    steps: int
+    samples: int
+
+    @classmethod
+    def of(cls, config: TrainConfig, train_tracks: int) -> "TrainingBudget":
+        """The budget of ``config`` with ``train_tracks`` training tracks."""
+        per_epoch = config.optim.samples_per_track * train_tracks
+        epochs = config.run.epochs
+        steps = epochs * math.ceil(per_epoch / config.optim.batch_size)
+        return cls(epochs, per_epoch, steps, epochs * per_epoch)
+
+
+def budget_epochs(samples: int, samples_per_track: int, train_tracks: int) -> int:
+    """Epochs that give at least ``samples`` training chunks (ceil)."""
+    return max(1, math.ceil(samples / (samples_per_track * train_tracks)))
+
+
+def plan(
+    experiment: "ExperimentConfig", output: Path, train_tracks: int | None = None
+) -> list[PlannedRun]:
     """Every (configuration, seed) training of ``experiment``'s study, configuration-major.
 
-    Models go to ``output/<configuration>/seed-<seed>``.
+    Models go to ``output/<configuration>/seed-<seed>``. With ``train_tracks`` (known once the
+    data are prepared), budget configurations get the epochs of the study's sample budget;
+    without, the preset's epochs.
 
     Raises:
         UnmixlabError: the experiment names more than one target (a study compares one), or a
@@ -193,8 +299,12 @@ def plan(experiment: "ExperimentConfig", output: Path) -> list[PlannedRun]:
     for configuration in expand(settings):
         for seed in seeds:
             base = experiment.train_config(target, output / configuration.name / f"seed-{seed}")
+            changes = configuration.overrides()
+            if configuration.protocol == "budget" and train_tracks:
+                spt = changes.get("samples_per_track", base.optim.samples_per_track)
+                changes["epochs"] = budget_epochs(settings.budget.samples, spt, train_tracks)
             try:
-                config = base.updated(**configuration.overrides(), seed=seed)
+                config = base.updated(**changes, seed=seed)
             except ValueError as error:
                 raise UnmixlabError(
                     f"configuration {configuration.name} is invalid ({error})",
@@ -202,6 +312,12 @@ def plan(experiment: "ExperimentConfig", output: Path) -> list[PlannedRun]:
                 ) from error
             runs.append(PlannedRun(configuration, seed, config))
     return runs
+
+
+def interleave(runs: list[PlannedRun], seed: int) -> list[PlannedRun]:
+    """``runs`` in a random order (seeded), so machine load cannot line up with configurations."""
+    order = random.Random(seed).sample(range(len(runs)), len(runs))
+    return [runs[i] for i in order]
 
 
 def variables_of(config: TrainConfig) -> dict[str, int | bool]:
@@ -223,16 +339,22 @@ class StudyContext:
         data_root: the data set.
         fixed: settings every run shares (control variables first), name -> value.
         seeds: the seeds of each configuration.
-        significance: the significance level of the t-tests.
+        analysis: the analysis plan, fixed in the preset before the runs.
+        budget: the design's equal training budget.
+        stft: the preset's (nfft, nhop), the design's STFT.
         notes: remarks from the preset.
         command: the command that reproduces the study.
         wall_seconds: wall time of the whole study (training, scoring, report).
         created: when the report was made (ISO 8601).
         hardware: what trained the runs (GPU or CPU name, cores).
-        data_size: the training data (tracks, duration, sample rate).
-        baselines: published models the seed scored.
+        data: what the data are, as (fact, value) pairs: synthetic or not, generator and seed,
+            train / validation / test tracks and durations.
+        baselines: the seed's own measurements of other models.
         reference_tracks: training tracks of the seed's runs.
         study_run_url: the parent run's page in the MLflow UI (the report links it).
+        measurements: timing pass, run clocks, paced streams, baselines, parameter counts.
+        power: the power analysis of the design at this seed count.
+        protocols: (configuration, protocol) pairs: ``budget`` (the design) or ``seed``.
     """
 
     name: str
@@ -243,16 +365,21 @@ class StudyContext:
     data_root: str
     fixed: dict[str, object]
     seeds: tuple[int, ...]
-    significance: float
+    analysis: AnalysisPlan = AnalysisPlan()
+    budget: Budget = Budget()
+    stft: tuple[int, int] = (4096, 1024)
     notes: tuple[str, ...] = ()
     command: str = ""
     wall_seconds: float | None = None
     created: str = ""
     hardware: str = ""
-    data_size: str = ""
+    data: tuple[tuple[str, str], ...] = ()
     baselines: tuple[Baseline, ...] = ()
     reference_tracks: int = 86
     study_run_url: str = ""
+    measurements: "Measurements | None" = None
+    power: "PowerAnalysis | None" = None
+    protocols: tuple[tuple[str, str], ...] = ()
 
 
 # fixed settings shown in the report, after the control variables

@@ -1,83 +1,31 @@
-"""Verdicts on the seed's hypotheses, decided from the measured spread over seeds.
+"""Verdicts on the seed's hypotheses under the preset's analysis plan.
 
-A difference between two configurations counts only when Welch's t-test over the seeds
-finds it significant at the level ``significance`` (e.g. 0.05); with one seed there is no
-spread, and nothing is decided. Every sentence states its p-values and numbers of seeds
-(:mod:`unmixlab.study.statistics` decides and words them).
+Each verdict is supported, contradicted or inconclusive (:mod:`unmixlab.study.rules`), one
+sentence with the deciding estimate, its CI and the margin or alpha it was judged against,
+then a table (coefficients or pairwise comparisons with Holm-adjusted p-values and effect
+sizes). The primary outcome of quality is museval SDR on the test tracks.
 """
 
-import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
-from unmixlab.study.results import ConfigurationSummary, Stat, number
-from unmixlab.study.settings import INDEPENDENT
-from unmixlab.study.statistics import (
-    TestResult,
-    describe_test,
-    direction,
-    one_sample,
-    welch,
-)
+from unmixlab.study import rules
+from unmixlab.study.design import in_design, terms_of, varying
+from unmixlab.study.measurements import Measurements
+from unmixlab.study.power import h3_terms
+from unmixlab.study.results import ConfigurationSummary, number
+from unmixlab.study.rules import BATCH, HIDDEN, HIDDEN_SQUARED, SAMPLES, Outcome
+from unmixlab.study.settings import StudySettings, expand
+from unmixlab.study.statistics import Fit, format_p, noninferiority, ols, pairwise
 
-Outcome = Literal["supported", "not supported", "inconclusive", "not tested"]
-
-
-@dataclass(frozen=True)
-class Difference:
-    """How a quantity moves from configuration ``a`` to ``b``.
-
-    Attributes:
-        a: first configuration.
-        b: second configuration.
-        a_stat: the quantity in ``a``.
-        b_stat: the quantity in ``b``.
-        test: Welch's t-test of ``b`` against ``a`` (None: fewer than two seeds).
-        direction: +1 (b higher), -1 (b lower), 0 (not significant), or None (no test).
-    """
-
-    a: ConfigurationSummary
-    b: ConfigurationSummary
-    a_stat: Stat
-    b_stat: Stat
-    test: TestResult | None
-    direction: int | None
-
-    @property
-    def change(self) -> float:
-        """``b`` minus ``a``."""
-        return self.b_stat.mean - self.a_stat.mean
-
-    def describe(self, what: str, digits: int = 4) -> str:
-        """One line: ``what a→b: 9.5 ± 0.1 → 8.6 ± 0.2 (-0.9; p = 0.003, Welch's t-test ...)``.
-
-        Args:
-            what: the quantity's name.
-            digits: significant digits of the means.
-        """
-        return (
-            f"{what} {self.a.name}→{self.b.name}: {self.a_stat.format(digits)} → "
-            f"{self.b_stat.format(digits)} ({self.change:+.3g}; {describe_test(self.test)})"
-        )
-
-
-def compare(
-    a: ConfigurationSummary,
-    b: ConfigurationSummary,
-    a_stat: Stat,
-    b_stat: Stat,
-    significance: float,
-) -> Difference:
-    """The difference of one quantity between two configurations, tested at ``significance``."""
-    test = welch(a_stat, b_stat)
-    return Difference(a, b, a_stat, b_stat, test, direction(test, significance))
-
-
-def differing(a: ConfigurationSummary, b: ConfigurationSummary) -> set[str]:
-    """The independent variables whose values differ between two configurations."""
-    return {k for k in INDEPENDENT if a.variables.get(k) != b.variables.get(k)}
+HYPOTHESES = {
+    "H1": "Batch size and hidden size increases reduce the loss (raise test SDR).",
+    "H1 time": "Training time relates non-linearly to batch size and hidden size.",
+    "H2": "A unidirectional LSTM separates in real time without significant quality loss.",
+    "H3": "Quality improves with hidden size up to a point, then worsens (a turning point).",
+}
+Table = tuple[list[str], list[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -85,355 +33,304 @@ class Verdict:
     """Whether the measured data support one of the seed's hypotheses.
 
     Attributes:
-        key: ``H1``, ``H2``, ``H3``.
-        hypothesis: the seed's wording.
-        outcome: supported, not supported, inconclusive or not tested.
-        sentence: the verdict with its numbers.
-        evidence: one line per comparison behind it.
+        key: ``H1``, ``H1 time``, ``H2``, ``H3``.
+        hypothesis: the seed's hypothesis, as tested.
+        outcome: supported, contradicted or inconclusive.
+        sentence: one readable sentence: the deciding estimate, its CI, the margin or alpha.
+        evidence: further lines (the model, the decision rule).
+        tables: the coefficients and pairwise comparisons behind it, each (header, rows).
     """
 
     key: str
     hypothesis: str
     outcome: Outcome
     sentence: str
-    evidence: tuple[str, ...] = field(default=())
+    evidence: tuple[str, ...] = ()
+    tables: tuple[Table, ...] = ()
 
 
-HYPOTHESES = {
-    "H1": "Batch size and hidden size increases reduce the loss, with non-linear training-time "
-    "relationships.",
-    "H2": "Replacing the bidirectional LSTM with a unidirectional one achieves real-time "
-    "separation (without significant quality loss).",
-    "H3": "Hidden size relates directly to loss convergence up to a point, after which the "
-    "relation inverts.",
-}
-# a time ratio within this factor of the size ratio counts as proportional
-PROPORTIONAL_TOLERANCE = 1.25
-
-
-def verdicts(summaries: Sequence[ConfigurationSummary], significance: float) -> list[Verdict]:
-    """The verdicts on the seed's three hypotheses from the study's summaries."""
-    return [
-        batch_hidden_verdict(summaries, significance),
-        realtime_verdict(summaries, significance),
-        hidden_turning_point_verdict(summaries, significance),
-    ]
-
-
-def _combine(parts: Sequence[Outcome]) -> Outcome:
-    if "not supported" in parts:
-        return "not supported"
-    if parts and all(p == "supported" for p in parts):
-        return "supported"
-    return "inconclusive"
-
-
-def _one_seed_hint(differences: Sequence[Difference]) -> str:
-    if any(d.direction is None for d in differences):
-        return " Rerun with --seeds 3 or more to measure the spread over seeds."
-    return ""
-
-
-def batch_hidden_verdict(summaries: Sequence[ConfigurationSummary], significance: float) -> Verdict:
-    """H1: among configurations differing only in batch and/or hidden size, larger → lower loss?
-
-    The loss part is supported when every such increase lowers the best validation loss by more
-    than the spread, and not supported when any raises it so. The time part asks whether the
-    training-pass time per epoch scales in proportion to the size (× k when batch or hidden
-    size is × k, × k·m when both are): it is non-linear when, for every pair, the time ratio
-    lies outside ``PROPORTIONAL_TOLERANCE`` of the size ratio and Welch's t-test of the log
-    times (``b``'s less the log size ratio, against ``a``'s) rejects proportional scaling.
-    """
-    pairs = [
-        (a, b)
-        for a, b in itertools.permutations(summaries, 2)
-        if differing(a, b)
-        and differing(a, b) <= {"batch_size", "hidden_size"}
-        and b.variables["batch_size"] >= a.variables["batch_size"]
-        and b.variables["hidden_size"] >= a.variables["hidden_size"]
-    ]
-    if not pairs:
-        return Verdict(
-            "H1",
-            HYPOTHESES["H1"],
-            "not tested",
-            "Not tested by this grid: no two configurations differ only by larger batch and/or "
-            "hidden size.",
-        )
-    losses = [compare(a, b, a.valid_loss, b.valid_loss, significance) for a, b in pairs]
-    loss_parts: list[Outcome] = [
-        {-1: "supported", 1: "not supported"}.get(d.direction, "inconclusive") for d in losses
-    ]
-    loss_outcome = _combine(loss_parts)
-
-    time_parts: list[Outcome] = []
-    time_lines = []
-    ratios = []
-    for a, b in pairs:
-        size_ratio = (b.variables["batch_size"] / a.variables["batch_size"]) * (
-            b.variables["hidden_size"] / a.variables["hidden_size"]
-        )
-        ta, tb = a.seconds_per_epoch, b.seconds_per_epoch
-        ratio = tb.mean / ta.mean
-        test = proportional_time_test(a, b, size_ratio)
-        moved = direction(test, significance)
-        outside = abs(math.log(ratio / size_ratio)) > math.log(PROPORTIONAL_TOLERANCE)
-        if moved is None:
-            part: Outcome = "inconclusive"
-        elif moved and outside:
-            part = "supported"
-        elif not moved and not outside:
-            part = "not supported"
-        else:
-            part = "inconclusive"
-        time_parts.append(part)
-        words = f"{describe_test(test)}, against proportional scaling"
-        ratios.append(f"×{ratio:.2f} for size ×{size_ratio:g} ({a.name}→{b.name}; {words})")
-        time_lines.append(
-            f"time per epoch {a.name}→{b.name}: {ta.format()} s → {tb.format()} s "
-            f"(×{ratio:.2f} for batch × hidden size ×{size_ratio:g}; {words})"
-        )
-    time_outcome = _combine(time_parts)
-    outcome = _combine([loss_outcome, time_outcome])
-
-    lowered = sum(d.direction == -1 for d in losses)
-    raised = sum(d.direction == 1 for d in losses)
-    unclear = len(losses) - lowered - raised
-    sentence = (
-        f"{outcome.capitalize()}. Lower loss ({loss_outcome}): of {len(losses)} "
-        f"increase{'s' * (len(losses) != 1)} of batch and/or hidden size, {lowered} lowered "
-        f"the best validation loss beyond the spread, {raised} raised it and {unclear} stayed "
-        "within the spread or unmeasured "
-        f"({'; '.join(_short(d) for d in losses)}). Non-linear training time ({time_outcome}): "
-        f"time per epoch changed {'; '.join(ratios)}, where proportional scaling would match "
-        f"the size ratio within ×{PROPORTIONAL_TOLERANCE}." + _one_seed_hint(losses)
-    )
-    evidence = [d.describe("best valid loss") for d in losses] + time_lines
-    evidence += _epoch_lines(summaries)
-    return Verdict("H1", HYPOTHESES["H1"], outcome, sentence, tuple(evidence))
-
-
-def proportional_time_test(
-    a: ConfigurationSummary, b: ConfigurationSummary, size_ratio: float
-) -> TestResult | None:
-    """Welch's t-test of ``b``'s log time per epoch, less ``log(size_ratio)``, against ``a``'s.
-
-    Significant: the time does not scale in proportion to the size.
-    """
-    log_a = Stat.of(math.log(r.seconds_per_epoch) for r in a.runs)
-    log_b = Stat.of(math.log(r.seconds_per_epoch / size_ratio) for r in b.runs)
-    return welch(log_a, log_b)
-
-
-def _short(d: Difference) -> str:
-    return (
-        f"{d.a.name}→{d.b.name} {number(d.a_stat.mean, 3)}→{number(d.b_stat.mean, 3)} "
-        f"({describe_test(d.test)})"
-    )
-
-
-def _epoch_lines(summaries: Sequence[ConfigurationSummary]) -> list[str]:
-    """How total training time follows the number of epochs (the seed's key finding)."""
-    lines = []
-    for a, b in itertools.permutations(summaries, 2):
-        if differing(a, b) == {"epochs"} and b.variables["epochs"] > a.variables["epochs"]:
-            ratio = b.total_seconds.mean / a.total_seconds.mean
-            epochs = b.variables["epochs"] / a.variables["epochs"]
-            lines.append(
-                f"total training time {a.name}→{b.name}: {a.total_seconds.format()} s → "
-                f"{b.total_seconds.format()} s (×{ratio:.2f} for epochs ×{epochs:g})"
-            )
-    return lines
-
-
-STFT = frozenset({"nfft", "nhop"})  # what sets a causal model's latency
-
-
-def realtime_verdict(summaries: Sequence[ConfigurationSummary], significance: float) -> Verdict:
-    """H2: does a unidirectional configuration separate in real time without losing quality?
-
-    Real time means a real-time factor (compute seconds per audio second) below 1 by more than
-    the spread. Quality is compared with the bidirectional configuration that differs only in
-    direction (else in direction and STFT, for a low-latency setting): SDR (else best
-    validation loss) must not be worse beyond the spread. A causal configuration differing from
-    another only in STFT adds the quality cost of its latency to the evidence.
-    """
-    causal = [s for s in summaries if s.variables.get("unidirectional")]
-    if not causal:
-        return Verdict(
-            "H2",
-            HYPOTHESES["H2"],
-            "not tested",
-            "Not tested by this grid: it has no unidirectional configuration. Run the "
-            "seed-study preset, whose open-unmix-uni is the unidirectional twin of open-unmix.",
-        )
-    parts: list[Outcome] = []
-    evidence = []
-    clauses = []
-    differences: list[Difference] = []
-    for uni in causal:
-        rtf = uni.rtf
-        if rtf is None:
-            parts.append("inconclusive")
-            clauses.append(f"{uni.name}: real-time factor not measured")
-            continue
-        test = one_sample(rtf, 1.0)
-        below = direction(test, significance)
-        if below is None:  # timing noise unknown: decide only well clear of 1
-            realtime: Outcome = (
-                "supported"
-                if rtf.mean < 1 / PROPORTIONAL_TOLERANCE
-                else "not supported"
-                if rtf.mean > PROPORTIONAL_TOLERANCE
-                else "inconclusive"
-            )
-        else:
-            realtime = {-1: "supported", 1: "not supported"}.get(below, "inconclusive")
-        line = (
-            f"real-time factor of {uni.name}: {rtf.format(3)} (compute s per audio s; < 1 keeps up"
-        )
-        worst = Stat.of(r.worst_block for r in uni.runs)
-        latency = Stat.of(r.latency_ms for r in uni.runs)
-        if worst is not None:
-            line += f"; slowest block {number(worst.mean, 3)} of its duration"
-        if latency is not None:
-            line += f"; algorithmic latency {number(latency.mean, 3)} ms"
-        evidence.append(line + ")")
-        clause = (
-            f"{uni.name} streams at a real-time factor of {number(rtf.mean, 3)} "
-            f"({realtime}; against 1: {describe_test(test)})"
-        )
-        if worst is not None and worst.mean >= 1:
-            clause += f", though its slowest block took {number(worst.mean, 3)}× its duration"
-        quality: Outcome = "supported"
-        twins = [s for s in summaries if differing(s, uni) == {"unidirectional"}] or [
-            s for s in summaries if differing(s, uni) - STFT == {"unidirectional"}
-        ]
-        for longer in causal:  # the causal models with a longer window, else alike
-            if (
-                differing(longer, uni) <= STFT
-                and longer.variables.get("nfft", 0) > uni.variables.get("nfft", 0)
-                and longer.sdr
-                and uni.sdr
-            ):
-                d = compare(longer, uni, longer.sdr, uni.sdr, significance)
-                evidence.append(d.describe("SDR (dB) of a shorter STFT", 3))
-        for twin in twins:
-            if twin.sdr is not None and uni.sdr is not None:
-                d = compare(twin, uni, twin.sdr, uni.sdr, significance)
-                worse = d.direction == -1
-                evidence.append(d.describe("SDR (dB)", 3))
-                what = f"SDR {number(twin.sdr.mean, 3)} → {number(uni.sdr.mean, 3)} dB"
-            else:
-                d = compare(twin, uni, twin.valid_loss, uni.valid_loss, significance)
-                worse = d.direction == 1
-                evidence.append(d.describe("best valid loss"))
-                what = f"loss {number(twin.valid_loss.mean, 3)} → {number(uni.valid_loss.mean, 3)}"
-            quality = (
-                "not supported" if worse else ("inconclusive" if d.direction is None else quality)
-            )
-            differences.append(d)
-            clause += (
-                f"; against {twin.name}: {what} ("
-                + ("worse, " if worse else "")
-                + f"{describe_test(d.test)})"
-            )
-        if not twins:
-            clause += "; no bidirectional twin to compare quality with"
-            quality = "inconclusive"
-        parts.append(_combine([realtime, quality]))
-        clauses.append(clause)
-    outcome = _combine(parts)
-    sentence = f"{outcome.capitalize()}: " + "; ".join(clauses) + "." + _one_seed_hint(differences)
-    return Verdict("H2", HYPOTHESES["H2"], outcome, sentence, tuple(evidence))
-
-
-def hidden_turning_point_verdict(
-    summaries: Sequence[ConfigurationSummary], significance: float
-) -> Verdict:
-    """H3: is the loss lowest at an interior hidden size, both ends higher beyond the spread?
-
-    It looks at configurations differing only in hidden size (three or more sizes). Not
-    supported when the loss falls (or rises) all the way along the tested sizes.
-    """
-    series = _hidden_series(summaries)
-    if not series:
-        confounded = [
-            compare(a, b, a.valid_loss, b.valid_loss, significance)
-            for a, b in itertools.permutations(summaries, 2)
-            if "hidden_size" in differing(a, b)
-            and differing(a, b) <= {"hidden_size", "batch_size", "samples_per_track"}
-            and b.variables["hidden_size"] > a.variables["hidden_size"]
-        ]
-        sentence = (
-            "Not tested by this grid: hidden size never varies alone over three or more "
-            "values. Run the seed-study preset, whose hidden-size sweep holds batch size fixed."
-        )
-        if confounded:
-            sentence += (
-                " Confounded with other changes: "
-                + "; ".join(f"{_short(d)} ({_changes(d)})" for d in confounded)
-                + "."
-            )
-        evidence = tuple(d.describe("best valid loss") for d in confounded)
-        return Verdict("H3", HYPOTHESES["H3"], "not tested", sentence, evidence)
-
-    parts: list[Outcome] = []
-    clauses = []
-    evidence = []
-    for members in series:
-        stats = [m.valid_loss for m in members]
-        best = min(range(len(members)), key=lambda i: stats[i].mean)
-        low = compare(members[best], members[0], stats[best], stats[0], significance)
-        high = compare(members[best], members[-1], stats[best], stats[-1], significance)
-        sizes = [m.variables["hidden_size"] for m in members]
-        curve = ", ".join(f"{s}: {number(st.mean, 3)}" for s, st in zip(sizes, stats, strict=True))
-        if 0 < best < len(members) - 1:
-            part: Outcome = (
-                "supported" if low.direction == 1 and high.direction == 1 else "inconclusive"
-            )
-            shape = f"lowest at hidden size {sizes[best]}"
-        else:
-            other = low if best == len(members) - 1 else high
-            part = "not supported" if other.direction == 1 else "inconclusive"
-            shape = f"monotone, lowest at the {'largest' if best else 'smallest'} size"
-        parts.append(part)
-        evidence += [d.describe("best valid loss") for d in (low, high) if d.a is not d.b]
-        tests = "; ".join(
-            f"{d.b.variables['hidden_size']} against {d.a.variables['hidden_size']}: "
-            f"{describe_test(d.test)}"
-            for d in (low, high)
-            if d.a is not d.b
-        )
-        clauses.append(
-            f"best validation loss by hidden size ({curve}) is {shape} ({part}; {tests})"
-        )
-    outcome = _combine(parts)
-    sentence = f"{outcome.capitalize()}: " + "; ".join(clauses) + "."
-    if any(m.valid_loss.n < 2 for members in series for m in members):
-        sentence += " Rerun with --seeds 3 or more to measure the spread over seeds."
-    return Verdict("H3", HYPOTHESES["H3"], outcome, sentence, tuple(evidence))
-
-
-def _changes(d: Difference) -> str:
-    return ", ".join(
-        f"{k.replace('_', ' ')} {d.a.variables[k]}→{d.b.variables[k]}"
-        for k in INDEPENDENT
-        if k in differing(d.a, d.b)
-    )
-
-
-def _hidden_series(
+def verdicts(
     summaries: Sequence[ConfigurationSummary],
-) -> list[list[ConfigurationSummary]]:
-    """Groups of three or more configurations differing only in hidden size, by size."""
-    groups: dict[tuple, list[ConfigurationSummary]] = {}
-    for s in summaries:
-        key = tuple(s.variables.get(k) for k in INDEPENDENT if k != "hidden_size")
-        groups.setdefault(key, []).append(s)
-    series = []
-    for members in groups.values():
-        members = sorted(members, key=lambda s: s.variables["hidden_size"])
-        if len({m.variables["hidden_size"] for m in members}) == len(members) >= 3:
-            series.append(members)
-    return series
+    settings: StudySettings,
+    measurements: Measurements,
+    stft: tuple[int, int],
+) -> list[Verdict]:
+    """The verdicts on H1 (quality and time), H2 and H3.
+
+    Args:
+        summaries: the study's configurations with their runs.
+        settings: the study section (its analysis plan and budget).
+        measurements: timing pass and paced streams.
+        stft: the preset's (nfft, nhop): the design's STFT.
+    """
+    protocols = {c.name: c for c in expand(settings)}
+    design = [
+        s
+        for s in summaries
+        if s.name in protocols and in_design(protocols[s.name], s.variables, stft) and s.sdr
+    ]
+    alpha = settings.analysis.alpha
+    return [
+        quality_verdict(design, settings, alpha),
+        time_verdict(design, measurements, settings.analysis.cost_margin, alpha),
+        realtime_verdict(summaries, settings, measurements),
+        turning_point_verdict(design, alpha),
+    ]
+
+
+def _ci(low: float, high: float, digits: int = 2) -> str:
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _design_terms(design: Sequence[ConfigurationSummary]) -> tuple[list[float], dict]:
+    runs = [(r, terms_of(s.variables)) for s in design for r in s.runs if r.sdr is not None]
+    y = [r.sdr for r, _ in runs]
+    shown = varying([t for _, t in runs])
+    return y, {k: [t[k] for _, t in runs] for k in shown}
+
+
+def _untestable(key: str, why: str) -> Verdict:
+    return Verdict(key, HYPOTHESES[key], "inconclusive", f"Inconclusive: {why}")
+
+
+def coefficient_table(fit: Fit, adjusted: dict[str, float] | None = None) -> Table:
+    """Terms with estimate, 95 % CI, p (and Holm-adjusted p where given)."""
+    header = ["term", "estimate (dB)", "95 % CI", "p", "Holm p"]
+    rows = [
+        [
+            c.name,
+            f"{c.estimate:+.3f}",
+            _ci(c.low, c.high, 3),
+            format_p(c.p).removeprefix("p = "),
+            format_p(adjusted[c.name]).removeprefix("p = ")
+            if adjusted and c.name in adjusted
+            else "—",
+        ]
+        for c in fit.coefficients.values()
+    ]
+    return header, rows
+
+
+def quality_verdict(
+    design: Sequence[ConfigurationSummary], settings: StudySettings, alpha: float
+) -> Verdict:
+    """H1 quality: one OLS model, test SDR ~ log2 batch + log2 hidden + log2 samples/track."""
+    y, terms = _design_terms(design)
+    if not {BATCH, HIDDEN} <= set(terms) or len(y) <= len(terms) + 1:
+        return _untestable(
+            "H1",
+            "the design does not vary batch and hidden size at an equal budget over enough "
+            "scored runs to fit the model.",
+        )
+    fit = ols(y, terms, alpha)
+    outcome, adjusted = rules.h1_loss(fit, alpha)
+    b, h = fit.coefficients[BATCH], fit.coefficients[HIDDEN]
+    q = dict(zip((BATCH, HIDDEN), adjusted, strict=True))
+    sentence = (
+        f"{outcome.capitalize()}: over {len(y)} runs of {len(design)} configurations trained "
+        f"on {settings.budget.samples} samples each, test SDR changes by {b.estimate:+.2f} dB "
+        f"per doubling of batch size (95 % CI {_ci(b.low, b.high)}, Holm p = "
+        f"{q[BATCH]:.2g}) and {h.estimate:+.2f} dB per doubling of hidden size (95 % CI "
+        f"{_ci(h.low, h.high)}, Holm p = {q[HIDDEN]:.2g}), judged at α = {alpha:g}."
+    )
+    evidence = [
+        "Model: test SDR ~ " + " + ".join(terms) + f" (OLS over the runs; residual SD "
+        f"{fit.residual_sd:.2f} dB). Supported needs both slopes positive at Holm p < α; "
+        "contradicted, either negative at Holm p < α.",
+    ]
+    if SAMPLES in fit.coefficients:
+        s = fit.coefficients[SAMPLES]
+        evidence.append(
+            f"Samples per track (at the same total samples): {s.estimate:+.2f} dB per doubling "
+            f"(95 % CI {_ci(s.low, s.high)})."
+        )
+    tables = (coefficient_table(fit, q), pairwise_table(design, "SDR (dB)", alpha))
+    evidence.append("Below: the model's coefficients, then each configuration against the first.")
+    return Verdict(
+        "H1", HYPOTHESES["H1"], outcome, sentence, tuple(evidence), tuple(t for t in tables if t[1])
+    )
+
+
+def pairwise_table(
+    design: Sequence[ConfigurationSummary], what: str, alpha: float, reference: int = 0
+) -> Table:
+    """Every configuration against ``design[reference]``: SDR difference, CI, g, p, Holm p."""
+    if len(design) < 2:
+        return [], []
+    base = design[reference]
+    groups = {s.name: [r.sdr for r in s.runs if r.sdr is not None] for s in design}
+    pairs = [(base.name, s.name) for s in design if s is not base]
+    found = pairwise(groups, pairs, alpha)
+    header = ["comparison", f"Δ {what}", "95 % CI", "Hedges' g", "p", "Holm p"]
+    rows = [
+        [
+            f"{p.b} − {p.a}",
+            f"{p.difference:+.3f}",
+            _ci(p.low, p.high, 3),
+            "—" if math.isnan(p.hedges_g) else f"{p.hedges_g:+.2f}",
+            f"{p.p:.2g}",
+            f"{p.p_holm:.2g}",
+        ]
+        for p in found
+    ]
+    return header, rows
+
+
+def time_verdict(
+    design: Sequence[ConfigurationSummary],
+    measurements: Measurements,
+    cost_margin: float,
+    alpha: float,
+) -> Verdict:
+    """H1 time: log2(measured cost / cost model) on the design's log2 sizes, one per config."""
+    timed = [s for s in design if s.name in measurements.costs]
+    points = [terms_of(s.variables) for s in timed]
+    terms = {k: [p[k] for p in points] for k in varying(points)}
+    if not terms or len(timed) <= len(terms) + 1:
+        return _untestable(
+            "H1 time", "the timing pass measured too few design configurations for the model."
+        )
+    y = [
+        math.log2(
+            measurements.costs[s.name].ms_per_sample / measurements.costs[s.name].work_per_sample
+        )
+        for s in timed
+    ]
+    fit = ols(y, terms, alpha)
+    decision = rules.h1_time(fit, cost_margin, alpha)
+    if decision.outcome == "supported":
+        key = min(decision.departure, key=decision.departure.get)
+        rule = f"departure beyond ×{cost_margin:g}: Holm p = {decision.departure[key]:.2g}"
+    else:
+        key = max(decision.equivalence, key=decision.equivalence.get)
+        rule = f"within ×{cost_margin:g} (TOST): p = {decision.equivalence[key]:.2g}"
+    c = fit.coefficients[key]
+    sentence = (
+        f"{decision.outcome.capitalize()}: the measured cost per training sample, over the "
+        "cost model (parameters × frames per sample), changes by "
+        f"×{2**c.estimate:.2f} per doubling of {key.removeprefix('log2 ')} (95 % CI "
+        f"[×{2**c.low:.2f}, ×{2**c.high:.2f}]; {rule}), judged at α = {alpha:g}."
+    )
+    header = ["term", "factor per doubling", "95 % CI", "departure Holm p", "within-margin p"]
+    rows = [
+        [
+            t,
+            f"×{2 ** fit.coefficients[t].estimate:.3f}",
+            f"[×{2 ** fit.coefficients[t].low:.3f}, ×{2 ** fit.coefficients[t].high:.3f}]",
+            f"{decision.departure[t]:.2g}",
+            f"{decision.equivalence[t]:.2g}",
+        ]
+        for t in decision.departure
+    ]
+    evidence = (
+        f"Model: log2(measured ms per sample / (parameters × frames)) ~ {' + '.join(terms)}, "
+        f"one point per configuration from the timing pass ({len(timed)} configurations). "
+        "Under the cost model every slope is 0; supported needs a slope beyond the margin, "
+        "contradicted every slope within it.",
+    )
+    return Verdict(
+        "H1 time", HYPOTHESES["H1 time"], decision.outcome, sentence, evidence, ((header, rows),)
+    )
+
+
+def _h2_pair(
+    summaries: Sequence[ConfigurationSummary], settings: StudySettings
+) -> tuple[ConfigurationSummary, ConfigurationSummary] | None:
+    by_name = {s.name: s for s in summaries}
+    if settings.analysis.h2_pair:
+        bi, uni = settings.analysis.h2_pair
+        if bi in by_name and uni in by_name:
+            return by_name[bi], by_name[uni]
+        return None
+    for uni in summaries:
+        if uni.variables.get("unidirectional"):
+            for bi in summaries:
+                others = {k for k in uni.variables if uni.variables[k] != bi.variables.get(k)}
+                if others == {"unidirectional"}:
+                    return bi, uni
+    return None
+
+
+def realtime_verdict(
+    summaries: Sequence[ConfigurationSummary],
+    settings: StudySettings,
+    measurements: Measurements,
+) -> Verdict:
+    """H2: non-inferiority of the unidirectional twin's test SDR, and zero missed deadlines."""
+    plan = settings.analysis
+    pair = _h2_pair(summaries, settings)
+    if pair is None or not pair[0].sdr or not pair[1].sdr:
+        return _untestable("H2", "the study has no scored (bidirectional, unidirectional) pair.")
+    bi, uni = pair
+    if pair[0].sdr.n < 2 or pair[1].sdr.n < 2:
+        return _untestable("H2", "fewer than two seeds: no spread, no test.")
+    test = noninferiority(
+        [r.sdr for r in uni.runs if r.sdr is not None],
+        [r.sdr for r in bi.runs if r.sdr is not None],
+        plan.sdr_margin_db,
+        plan.alpha,
+    )
+    stream = measurements.streams.get(uni.name)
+    outcome = rules.h2(test, None if stream is None else stream.missed, plan.alpha)
+    params = measurements.parameters
+    sizes = (
+        f" ({params[uni.name]:,} against {params[bi.name]:,} parameters)"
+        if uni.name in params and bi.name in params
+        else ""
+    )
+    sentence = (
+        f"{outcome.capitalize()}: {uni.name} against {bi.name}{sizes} changes test SDR by "
+        f"{test.difference:+.2f} dB ({100 * (1 - 2 * plan.alpha):.0f} % CI "
+        f"{_ci(test.low, test.high)}) against a margin of −{plan.sdr_margin_db:g} dB "
+        f"(non-inferiority p = {test.p_noninferior:.2g}, inferiority p = "
+        f"{test.p_inferior:.2g}, α = {plan.alpha:g})"
+    )
+    if stream is None:
+        sentence += "; its real-time stream was not measured."
+    else:
+        sentence += (
+            f"; streamed at the pace of live audio ({len(stream.targets)} targets, "
+            f"{stream.precision}, {stream.cpu}, {stream.threads} thread(s), blocks of "
+            f"{stream.block_ms:.1f} ms, latency {stream.latency_ms:.1f} ms) it took p50 "
+            f"{stream.p50_ms:.2f} / p99 {stream.p99_ms:.2f} ms a block and missed "
+            f"{stream.missed} of {stream.blocks} deadlines."
+        )
+    causal = [s for s in summaries if s.variables.get("unidirectional") and s.sdr]
+    header, rows = pairwise_table([bi, *causal], "SDR (dB)", plan.alpha)
+    evidence = (
+        "Real time needs zero missed deadlines on this CPU; quality needs the lower end of the "
+        f"CI above −{plan.sdr_margin_db:g} dB (one-sided Welch test, statsmodels).",
+    )
+    return Verdict("H2", HYPOTHESES["H2"], outcome, sentence, evidence, ((header, rows),))
+
+
+def turning_point_verdict(design: Sequence[ConfigurationSummary], alpha: float) -> Verdict:
+    """H3: a quadratic in log2 hidden size; supported when it curves down inside the range."""
+    y, terms = _design_terms(design)
+    sizes = sorted({s.variables["hidden_size"] for s in design})
+    if HIDDEN not in terms or len(sizes) < 3 or len(y) <= len(terms) + 2:
+        return _untestable(
+            "H3", "the design does not test three or more hidden sizes at an equal budget."
+        )
+    quadratic = h3_terms(terms)
+    fit = ols(y, quadratic, alpha)
+    centre = sum(terms[HIDDEN]) / len(terms[HIDDEN])
+    tested = (math.log2(sizes[0]) - centre, math.log2(sizes[-1]) - centre)
+    outcome, turn = rules.h3(fit, tested, alpha)
+    c = fit.coefficients[HIDDEN_SQUARED]
+
+    def size(x: float) -> str:
+        return "∞" if not math.isfinite(x) else number(2 ** (x + centre), 3)
+
+    sentence = (
+        f"{outcome.capitalize()}: test SDR curves by {c.estimate:+.2f} dB per squared doubling "
+        f"of hidden size (95 % CI {_ci(c.low, c.high)}, p = {c.p:.2g}, α = {alpha:g}); the "
+        f"fitted turning point lies at hidden size {size(turn.estimate)} (95 % CI "
+        f"[{size(turn.low)}, {size(turn.high)}]) against the tested {sizes[0]}–{sizes[-1]}."
+    )
+    evidence = (
+        "Model: test SDR ~ " + " + ".join(quadratic) + " (log2 hidden centred; vertex CI by "
+        "the delta method). Supported needs the curvature negative at p < α and the vertex's "
+        "CI inside the tested range.",
+    )
+    return Verdict("H3", HYPOTHESES["H3"], outcome, sentence, evidence, (coefficient_table(fit),))

@@ -60,7 +60,7 @@ RUNS = "runs"  # the study's parent run: trainings made
 
 def verdict_tag(key: str) -> str:
     """The tag holding a hypothesis' outcome on the study's parent run."""
-    return f"verdict.{key}"
+    return f"verdict.{key.replace(' ', '_')}"  # "H1 time" -> verdict.H1_time
 
 
 # the Optuna search

@@ -1,29 +1,23 @@
-"""The real-time trade-off: algorithmic latency, streaming cost and quality, side by side.
+"""The real-time trade-off as the study presents it: latency, streaming cost and quality.
 
-Answers the study's hypothesis H2 for low latency: each :class:`Setting` (an STFT size, hop,
-block and LSTM direction) is trained on the same data with the same seeds and epochs, scored
-by museval (SDR of the target, mean and spread over seeds) and, when causal, streamed to
-measure its latency (impulses) and ``stream_rtf``. :func:`tradeoff_table` renders one
-markdown table and :func:`pareto_plot` one figure, SDR against latency with the Pareto front
-of the causal settings and the bidirectional model as the offline reference. They take
-plain :class:`TradeoffPoint` values, so the study report's real-time section can draw them
-from MLflow as well.
-
-Scoring: every model is scored offline by :func:`unmixlab.evaluate.score_models` without the
-Wiener filter (``niter 0``: the stream takes the mixture phase). A causal model's offline
-output is its stream up to the framing of the first and last frames.
+Each :class:`Setting` (an STFT size, hop, block and LSTM direction) becomes a
+:class:`TradeoffPoint` with its SDR over seeds and, when causal, its latency and
+``stream_rtf``. :func:`tradeoff_table` renders one markdown table and :func:`pareto_plot` one
+figure, SDR against latency with the Pareto front of the causal settings and the
+bidirectional model as the offline reference; :func:`write_tradeoff` and
+:func:`read_tradeoff` store them as JSON. The study report draws its points from MLflow
+(:func:`study_points`); ``benchmarks/tradeoff_runs.py`` trains and scores them standalone.
 """
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unmixlab.config import TrainConfig
 from unmixlab.render import markdown_table
 from unmixlab.study.results import ConfigurationSummary, Stat, number
-from unmixlab.study.verdicts import STFT, differing
+from unmixlab.study.settings import INDEPENDENT
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -54,19 +48,6 @@ class Setting:
     def stft(self) -> str:
         """``nfft/nhop``."""
         return f"{self.nfft}/{self.nhop}"
-
-
-# issue 18: 116 ms (the default), 23.2 ms and 11.6 ms at 44.1 kHz, each with float32 and int8
-# weights, and the offline reference
-SETTINGS = (
-    Setting("causal 4096/1024", 4096, 1024, 2),
-    Setting("causal 4096/1024 int8", 4096, 1024, 2, precision="int8"),
-    Setting("causal 1024/256", 1024, 256, 1),
-    Setting("causal 1024/256 int8", 1024, 256, 1, precision="int8"),
-    Setting("causal 512/128", 512, 128, 1),
-    Setting("causal 512/128 int8", 512, 128, 1, precision="int8"),
-    Setting("bidirectional 4096/1024", 4096, 1024, causal=False),
-)
 
 
 @dataclass(frozen=True)
@@ -100,64 +81,6 @@ class TradeoffPoint:
             "stream_rtf": self.stream_rtf,
             "stream_cpu_rtf": self.stream_cpu_rtf,
         }
-
-
-def train_and_score(
-    base: TrainConfig,
-    settings: Sequence[Setting],
-    seeds: Sequence[int],
-    out_dir: Path,
-    measure: Callable[[Setting], tuple[float, float, float]],
-    progress: Callable[[str], None] = print,
-) -> list[TradeoffPoint]:
-    """Train every setting with every seed on ``base``'s data, score it, measure it.
-
-    Settings that differ only in precision share their trained models (trained once).
-
-    Args:
-        base: the training settings every run shares (data, target, epochs, hidden size...);
-            each setting changes nfft, hop and direction, each seed the seed.
-        settings: the settings.
-        seeds: training seeds (the same for every setting).
-        out_dir: models and evaluations go to ``out_dir/<setting>/seed<k>``.
-        measure: setting -> ``(latency_ms, stream_rtf, stream_cpu_rtf)`` (causal settings).
-        progress: receives one line per finished run.
-
-    Returns:
-        one point per setting, in order.
-    """
-    from unmixlab.evaluate import score_models
-    from unmixlab.trainer import train
-
-    points, trained = [], {}
-    for setting in settings:
-        scores = []
-        for seed in seeds:
-            folder = out_dir / setting.name.replace(" ", "-").replace("/", "-") / f"seed{seed}"
-            key = (setting.nfft, setting.nhop, setting.causal, seed)
-            if key not in trained:
-                config = base.updated(
-                    nfft=setting.nfft,
-                    nhop=setting.nhop,
-                    unidirectional=setting.causal,
-                    seed=seed,
-                    output=folder / "model",
-                )
-                trained[key] = train(config).output
-            evaluation = score_models(
-                base.data.root,
-                trained[key],
-                is_wav=base.data.is_wav,
-                out_dir=folder / "evaluation",
-                niter=0,
-                workers=1,
-                precision=setting.precision,
-            )
-            scores.append(evaluation.aggregate[base.run.target]["SDR"])
-            progress(f"{setting.name} seed {seed}: SDR {scores[-1]:.2f} dB")
-        figures = measure(setting) if setting.causal else ()
-        points.append(TradeoffPoint(setting, Stat.of(scores), *figures))
-    return points
 
 
 def pareto_front(points: Sequence[TradeoffPoint]) -> list[TradeoffPoint]:
@@ -204,6 +127,14 @@ def tradeoff_rows(points: Sequence[TradeoffPoint]) -> tuple[list[str], list[list
 def tradeoff_table(points: Sequence[TradeoffPoint]) -> str:
     """The markdown table of :func:`tradeoff_rows`."""
     return markdown_table(*tradeoff_rows(points))
+
+
+STFT = frozenset({"nfft", "nhop"})  # what sets a causal model's latency
+
+
+def differing(a: ConfigurationSummary, b: ConfigurationSummary) -> set[str]:
+    """The independent variables whose values differ between two configurations."""
+    return {k for k in INDEPENDENT if a.variables.get(k) != b.variables.get(k)}
 
 
 def study_points(summaries: Sequence[ConfigurationSummary]) -> list[TradeoffPoint]:

@@ -9,10 +9,10 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from unmixlab.files import write_bytes
-from unmixlab.realtime_tradeoff import draw_pareto, study_points, tradeoff_rows
 from unmixlab.render import render
 from unmixlab.study import (
     INDEPENDENT,
@@ -22,10 +22,14 @@ from unmixlab.study import (
     Reference,
     Stat,
     StudyContext,
-    Verdict,
     number,
 )
+from unmixlab.study.measurements import Measurements
 from unmixlab.study.statistics import format_p
+from unmixlab.study.tradeoff import draw_pareto, study_points, tradeoff_rows
+from unmixlab.study.verdicts import Verdict
+
+Table = tuple[list[str], list[list[str]]]
 
 # display name of each independent variable
 VARIABLE_NAMES = {
@@ -40,24 +44,28 @@ VARIABLE_NAMES = {
 }
 OUTCOME_COLOURS = {
     "supported": "#1a7f37",
-    "not supported": "#cf222e",
+    "contradicted": "#cf222e",
     "inconclusive": "#9a6700",
-    "not tested": "#57606a",
 }
+REPLICATION = (
+    "A replication of the seed's protocol: its six configurations run as the seed ran them, a "
+    "number of epochs each, so a bigger batch takes fewer optimiser steps (the confound is "
+    "included, as in the seed). Losses compare only within one STFT setting."
+)
+ORIENTATION = (
+    "Orientation only: different data (7-s MUSDB18 previews), different hardware. These are "
+    "the seed's own numbers as it printed them; UMX (Original) is the seed's own museval "
+    "measurement of the released model, not a published figure."
+)
 MEASURED = (
-    "Loss is the MSE of the target magnitude spectrogram: *best valid loss* is the lowest "
-    "validation loss over the epochs (the model that is kept), *last train loss* the training "
-    "loss of the last epoch. Training time is the wall clock of each epoch's training pass "
-    "(data loading, forward, backward and optimiser steps over all batches), summed over the "
-    "epochs; it excludes validation, checkpointing and museval scoring, and is measured the "
-    "same way for every run, one run at a time. *ms / sample* divides it by the training samples "
-    "(chunks) of all epochs; the seed's is its printed time over 86 MUSDB18 training tracks x "
-    "samples per track x epochs, so the ratio compares the machines per unit of work. SDR, "
-    "SIR, ISR and SAR are museval's (BSS Eval v4) median over frames and test tracks. "
-    "*Validation SDR* is the global SDR (MDX challenge) of the validation tracks after each "
-    "epoch, the model's magnitude with the mixture's phase. The real-time factor "
-    "(unidirectional configurations) is compute seconds per second of audio when the model "
-    "streams noise block by block on one thread. Values are mean ± standard deviation over "
+    "Test SDR (the primary outcome) is museval's (BSS Eval v4) SDR of the target, median over "
+    "frames, then over the test tracks. Loss is the MSE of the target magnitude spectrogram "
+    "(best valid loss: the lowest validation loss over the epochs); it is compared only "
+    "within one STFT setting. *ms / sample (timing pass)* is the median wall time of one "
+    "training step (forward, backward, Adam) over its batch, after warm-up steps, with the "
+    "fastest and slowest repeat in brackets; *CPU ms / sample* the same in process CPU time. "
+    "*Training wall / CPU* is the clock of each whole training (validation included), mean ± "
+    "SD over seeds, the runs taken in a random, interleaved order. Values are mean ± SD over "
     "seeds."
 )
 
@@ -107,7 +115,7 @@ def write_report(
     Every file is written under a temporary name, then renamed.
     """
     out_dir = Path(out_dir)
-    figures = draw_figures(summaries)
+    figures = draw_figures(summaries, context.measurements or Measurements())
     images = tuple(write_bytes(out_dir / FIGURES / f"{f.name}.png", f.png) for f in figures)
     page = render_html(context, summaries, verdicts, figures)
     text = render_markdown(context, summaries, verdicts, figures, image_dir=FIGURES)
@@ -148,77 +156,182 @@ def seed_ms_per_sample(summary: ConfigurationSummary, reference_tracks: int) -> 
     return 1000 * ref.seconds / (samples * summary.variables["epochs"])
 
 
-def seed_table(
-    summaries: Sequence[ConfigurationSummary], reference_tracks: int = 86
-) -> tuple[list[str], list[list[str]]]:
-    """The seed's table with the measurements: header and rows of text."""
-    variables = _shown_variables(summaries)
-    has_reference = any(s.reference for s in summaries)
-    has_samples = any(s.ms_per_sample for s in summaries)
-    has_seed_rate = has_samples and any(seed_ms_per_sample(s, 1) for s in summaries)
-    has_sdr = any(s.sdr for s in summaries)
-    has_rtf = any(s.rtf for s in summaries)
-    header = ["configuration", *(VARIABLE_NAMES[k] for k in variables)]
-    if has_reference:
-        header += ["seed's loss", "seed's time"]
-    header += ["best valid loss", "last train loss", "time / epoch (s)", "training time (s)"]
-    header += ["samples / epoch", "ms / sample"] * has_samples
-    header += ["seed's ms / sample", "ours / seed's"] * has_seed_rate
-    header += ["SDR (dB)"] * has_sdr + ["real-time factor"] * has_rtf + ["seeds"]
-    rows = []
-    for s in summaries:
-        row = [s.name, *(_value(k, s.variables[k]) for k in variables)]
-        if has_reference:
-            ref = s.reference
-            row += [
-                number(ref.loss) if ref and ref.loss is not None else "—",
-                ref.time if ref and ref.time else "—",
-            ]
-        row += [
-            _stat(s.valid_loss),
-            _stat(s.train_loss),
-            _stat(s.seconds_per_epoch, 3),
-            _stat(s.total_seconds, 3),
-        ]
-        if has_samples:
-            row += [str(s.samples_per_epoch or "—"), _stat(s.ms_per_sample, 3)]
-        if has_seed_rate:
-            seed_rate = seed_ms_per_sample(s, reference_tracks)
-            ours = s.ms_per_sample
-            ratio = f"×{number(ours.mean / seed_rate, 3)}" if seed_rate and ours else "—"
-            row += ["—" if seed_rate is None else number(seed_rate, 3), ratio]
-        row += [_stat(s.sdr, 3)] * has_sdr + [_stat(s.rtf, 3)] * has_rtf
-        row.append(str(len(s.runs)))
-        rows.append(row)
-    return header, rows
+def _budget(measurements: Measurements, name: str) -> list[str]:
+    epochs, steps, samples = measurements.budgets.get(name, (None, None, None))
+    return ["—" if v is None else str(v) for v in (epochs, steps, samples)]
 
 
-def separation_table(
-    summaries: Sequence[ConfigurationSummary], baselines: Sequence[Baseline]
-) -> tuple[list[str], list[list[str]]] | None:
-    """Museval scores per configuration (mean ± sd over seeds) beside the seed's.
+def _clock(measurements: Measurements, name: str) -> tuple[Stat | None, Stat | None]:
+    clocks = [c for c in measurements.clocks if c.configuration == name]
+    return Stat.of(c.wall_seconds for c in clocks), Stat.of(c.cpu_seconds for c in clocks)
 
-    Returns:
-        Header and rows, the seed's published baselines first; None when nothing was scored.
-    """
-    ours = any(s.separation(m) for s in summaries for m in SEPARATION_METRICS)
-    if not ours and not any(s.reference and s.reference.sdr for s in summaries):
+
+def design_table(
+    summaries: Sequence[ConfigurationSummary],
+    measurements: Measurements,
+    protocols: dict[str, str],
+    protocol: str,
+) -> Table | None:
+    """One protocol's configurations: sizes, parameters, budget, outcomes, costs and clocks."""
+    chosen = [s for s in summaries if protocols.get(s.name, "budget") == protocol]
+    if not chosen:
         return None
-    metrics = [m.lower() for m in SEPARATION_METRICS]
-    header = ["configuration", *(f"{m} (dB)" for m in SEPARATION_METRICS)]
-    header += [f"seed's {m}" for m in SEPARATION_METRICS]
-    rows = [
-        [f"{ref.name} (published)", *("—" for _ in metrics), *(_score(ref, m) for m in metrics)]
-        for ref in baselines
-    ]
-    for s in summaries:
+    variables = _shown_variables(summaries)
+    header = ["configuration", *(VARIABLE_NAMES[k] for k in variables)]
+    header += ["parameters", "epochs", "optimiser steps", "training samples"]
+    header += ["test SDR (dB)", "best valid loss", "ms / sample (timing pass)"]
+    header += ["CPU ms / sample", "training wall (s)", "training CPU (s)", "seeds"]
+    rows = []
+    for s in chosen:
+        cost = measurements.costs.get(s.name)
+        wall, cpu = _clock(measurements, s.name)
+        parameters = measurements.parameters.get(s.name)
         rows.append(
             [
                 s.name,
-                *(_stat(s.separation(m), 3) for m in SEPARATION_METRICS),
-                *(_score(s.reference, m) for m in metrics),
+                *(_value(k, s.variables[k]) for k in variables),
+                "—" if parameters is None else f"{parameters:,}",
+                *_budget(measurements, s.name),
+                _stat(s.sdr, 3),
+                _stat(s.valid_loss),
+                "—"
+                if cost is None
+                else f"{number(cost.ms_per_sample, 3)} [{number(cost.low, 3)}–"
+                f"{number(cost.high, 3)}]",
+                "—" if cost is None else number(cost.cpu_ms_per_sample, 3),
+                _stat(wall, 3),
+                _stat(cpu, 3),
+                str(len(s.runs)),
             ]
         )
+    return header, rows
+
+
+def orientation_table(
+    summaries: Sequence[ConfigurationSummary], baselines: Sequence[Baseline], reference_tracks: int
+) -> Table | None:
+    """The seed's own numbers, alone: loss, time, ms per sample, museval scores."""
+    rows = []
+    for ref in baselines:
+        rows.append(
+            [f"{ref.name} (the seed's measurement)", "—", "—", "—"]
+            + [_score(ref, m.lower()) for m in SEPARATION_METRICS]
+        )
+    for s in summaries:
+        ref = s.reference
+        if ref is None:
+            continue
+        rate = seed_ms_per_sample(s, reference_tracks)
+        rows.append(
+            [
+                s.name,
+                "—" if ref.loss is None else number(ref.loss),
+                ref.time or "—",
+                "—" if rate is None else number(rate, 3),
+                *(_score(ref, m.lower()) for m in SEPARATION_METRICS),
+            ]
+        )
+    if not rows:
+        return None
+    header = ["model", "seed's loss", "seed's time", "seed's ms / sample"]
+    return header + [f"seed's {m} (dB)" for m in SEPARATION_METRICS], rows
+
+
+def plan_table(context: StudyContext) -> Table:
+    """The analysis plan, per hypothesis: outcome, test, alpha, correction, margin."""
+    plan = context.analysis
+    alpha = f"{plan.alpha:g}"
+    return ["hypothesis", "primary outcome", "test", "α", "correction", "margin"], [
+        [
+            "H1 quality",
+            f"museval test SDR (≥ {plan.min_test_tracks} test tracks)",
+            "one OLS model: SDR ~ log2 batch + log2 hidden + log2 samples per track",
+            alpha,
+            "Holm over the batch and hidden slopes",
+            "—",
+        ],
+        [
+            "H1 time",
+            "cost per training sample (timing pass) over the cost model (parameters × frames)",
+            "OLS slopes: departure beyond the margin / TOST within it",
+            alpha,
+            "Holm over the slopes (departure)",
+            f"×{plan.cost_margin:g} per doubling",
+        ],
+        [
+            "H2",
+            "museval test SDR; missed deadlines of a paced stream (four targets)",
+            "Welch non-inferiority (statsmodels), zero missed deadlines",
+            alpha,
+            "one primary pair (pairwise table: Holm)",
+            f"−{plan.sdr_margin_db:g} dB",
+        ],
+        [
+            "H3",
+            "museval test SDR",
+            "quadratic in log2 hidden size; vertex CI by the delta method",
+            alpha,
+            "—",
+            "vertex CI inside the tested sizes",
+        ],
+    ]
+
+
+def baseline_table(measurements: Measurements) -> Table | None:
+    """The baselines' test SDR: the mixture as the estimate, the oracle mask."""
+    if not measurements.baselines:
+        return None
+    return ["baseline", "test SDR (dB)"], [
+        [name, number(value, 3)] for name, value in measurements.baselines.items()
+    ]
+
+
+def stream_table(measurements: Measurements) -> Table | None:
+    """The paced streams: targets, precision, CPU, block, latency, p50/p99, misses."""
+    if not measurements.streams:
+        return None
+    header = [
+        "configuration", "targets", "precision", "CPU", "threads", "block (ms)",
+        "latency (ms)", "p50 (ms)", "p99 (ms)", "slowest (ms)", "missed / blocks",
+        "bidirectional offline RTF",
+    ]  # fmt: skip
+    rows = [
+        [
+            p.configuration,
+            ", ".join(p.targets),
+            p.precision,
+            p.cpu,
+            str(p.threads),
+            f"{p.block_ms:.1f}",
+            f"{p.latency_ms:.1f}",
+            f"{p.p50_ms:.2f}",
+            f"{p.p99_ms:.2f}",
+            f"{p.worst_ms:.2f}",
+            f"{p.missed} / {p.blocks}",
+            "—" if p.offline_rtf is None else f"{p.offline_rtf:.3f}",
+        ]
+        for p in measurements.streams.values()
+    ]
+    return header, rows
+
+
+def clock_table(measurements: Measurements) -> Table | None:
+    """Every training in run order: wall and CPU clock, the machine's load around it."""
+    if not measurements.clocks:
+        return None
+    header = ["order", "configuration", "seed", "wall (s)", "CPU (s)", "load before", "after"]
+    rows = [
+        [
+            str(c.position),
+            c.configuration,
+            str(c.seed),
+            number(c.wall_seconds, 3),
+            number(c.cpu_seconds, 3),
+            f"{c.load[0]:.2f}",
+            f"{c.load[1]:.2f}",
+        ]
+        for c in measurements.clocks
+    ]
     return header, rows
 
 
@@ -275,18 +388,21 @@ CODE_FACTS = ("command", "study run")  # facts shown as code
 
 
 def _facts(context: StudyContext) -> list[tuple[str, str]]:
+    seeds = ", ".join(map(str, context.seeds))
     facts = [
         ("MLflow experiment", context.experiment),
         ("study run", context.study_run_id),
         ("target", context.target),
-        ("data", context.data_root),
-        ("data size", context.data_size),
+        *context.data,
         ("hardware", context.hardware),
-        ("seeds per configuration", f"{len(context.seeds)} ({', '.join(map(str, context.seeds))})"),
+        ("seeds per configuration", f"{len(context.seeds)} ({seeds})"),
         (
-            "significance",
-            f"a difference counts when Welch's t-test gives p < {context.significance:g}",
+            "design budget",
+            f"{context.budget.samples} training samples per design configuration; learning "
+            f"rate {context.budget.lr_rule} across batch sizes "
+            f"({context.fixed.get('lr', '—')}, Adam)",
         ),
+        ("run order", f"randomised and interleaved (seed {context.analysis.order_seed})"),
     ]
     if context.wall_seconds is not None:
         facts.append(("study wall time", f"{context.wall_seconds:.0f} s"))
@@ -297,6 +413,33 @@ def _facts(context: StudyContext) -> list[tuple[str, str]]:
     return [(key, value) for key, value in facts if value]
 
 
+def power_lines(context: StudyContext) -> list[str]:
+    """The power analysis: the smallest effects detected with the planned power."""
+    power, plan = context.power, context.analysis
+    if power is None:
+        return []
+    lines = [
+        f"With {power.seeds} seeds per configuration, α = {plan.alpha:g} and an assumed "
+        f"seed-to-seed SD of {plan.seed_sd_db:g} dB in test SDR ({plan.cost_sd:g} in log2 "
+        "cost), the smallest effects detected with "
+        f"{plan.power:.0%} power are:",
+        *power.lines(plan.sdr_margin_db, plan.cost_margin),
+    ]
+    if power.seeds_needed > 50:
+        lines.append("No seed count up to 50 meets the plan's targets with this design.")
+    elif power.seeds < power.seeds_needed:
+        lines.append(
+            f"The plan's targets (an H1 slope of {plan.sdr_slope_db:g} dB per doubling, H2 "
+            f"non-inferiority at a {plan.sdr_margin_db:g} dB margin) need "
+            f"{power.seeds_needed} seeds: this study is underpowered for them."
+        )
+    else:
+        lines.append(
+            f"The plan's targets need {power.seeds_needed} seeds; this study has {power.seeds}."
+        )
+    return lines
+
+
 def _template_context(
     context: StudyContext,
     summaries: Sequence[ConfigurationSummary],
@@ -304,14 +447,28 @@ def _template_context(
     figures: Sequence[Figure],
 ) -> dict[str, object]:
     """What both report templates show."""
+    measurements = context.measurements or Measurements()
+    protocols = {
+        s.name: ("seed" if s.reference is not None else "budget") for s in summaries
+    } | dict(context.protocols)
     return {
         "context": context,
         "facts": _facts(context),
         "code_facts": CODE_FACTS,
         "links": {"study run": context.study_run_url},
         "verdicts": verdicts,
-        "seed_table": seed_table(summaries, context.reference_tracks),
-        "separation_table": separation_table(summaries, context.baselines),
+        "plan_table": plan_table(context),
+        "power_lines": power_lines(context),
+        "design_table": design_table(summaries, measurements, protocols, "budget"),
+        "replication_table": design_table(summaries, measurements, protocols, "seed"),
+        "replication_note": REPLICATION,
+        "orientation_table": orientation_table(
+            summaries, context.baselines, context.reference_tracks
+        ),
+        "orientation_note": ORIENTATION,
+        "baseline_table": baseline_table(measurements),
+        "stream_table": stream_table(measurements),
+        "clock_table": clock_table(measurements),
         "loss_sdr": loss_sdr_correlation(summaries),
         "measured": MEASURED,
         "figures": figures,
@@ -358,12 +515,21 @@ def render_html(
 # ---------------------------------------------------------------- plots
 
 
-def draw_figures(summaries: Sequence[ConfigurationSummary]) -> list[Figure]:
-    """The report's plots: loss curves, loss against time, loss and time against sizes, SDR."""
+def draw_figures(
+    summaries: Sequence[ConfigurationSummary], measurements: Measurements | None = None
+) -> list[Figure]:
+    """The report's plots: learning curves, loss against time, outcomes against sizes, SDR."""
+    cpu = {
+        (c.configuration, c.seed): c.cpu_seconds for c in (measurements or Measurements()).clocks
+    }
     drawers: list[tuple[str, str, Callable]] = [
-        ("loss_curves", "Loss per epoch, by configuration", _loss_curves),
+        (
+            "learning_curves",
+            "Learning curves: validation loss against training samples seen and CPU time",
+            partial(_learning_curves, cpu=cpu),
+        ),
         ("loss_vs_time", "Best validation loss against training time", _loss_vs_time),
-        ("sizes", "Loss and time per epoch against batch size and hidden size", _against_sizes),
+        ("sizes", "Loss and test SDR against batch size and hidden size", _against_sizes),
     ]
     if any(s.sdr for s in summaries):
         drawers.append(("sdr", "Separation quality (museval SDR) by configuration", _sdr_bars))
@@ -391,35 +557,30 @@ def _colours(summaries: Sequence[ConfigurationSummary]) -> dict[str, object]:
     return {s.name: palette(i % palette.N) for i, s in enumerate(summaries)}
 
 
-def _mean_curve(
-    curves: list[tuple[float, ...]],
-) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Epochs, mean, min and max over seeds (up to the shortest curve)."""
-    length = min(len(c) for c in curves)
-    columns = [[c[i] for c in curves] for i in range(length)]
-    return (
-        list(range(1, length + 1)),
-        [sum(col) / len(col) for col in columns],
-        [min(col) for col in columns],
-        [max(col) for col in columns],
-    )
+def _learning_curves(figure, summaries, colours, cpu: dict) -> None:
+    """Validation loss per epoch against samples seen and against CPU seconds.
 
-
-def _loss_curves(figure, summaries, colours) -> None:
+    A run's CPU time (its whole training, from the flow's clock) is shared over its epochs in
+    proportion to their training-pass wall time; without a clock, the panel shows wall time.
+    """
     axes = figure.subplots(1, 2, sharey=True)
-    for ax, attribute, title in zip(
-        axes, ("train_loss", "valid_loss"), ("training loss", "validation loss"), strict=True
-    ):
-        for s in summaries:
-            epochs, mean, low, high = _mean_curve([getattr(r, attribute) for r in s.runs])
-            ax.plot(epochs, mean, marker="o", color=colours[s.name], label=s.name)
-            if len(s.runs) > 1:
-                ax.fill_between(epochs, low, high, color=colours[s.name], alpha=0.2)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].set_ylabel("MSE loss (mean over seeds; band: min–max)")
-    axes[1].legend(fontsize="small")
+    for s in summaries:
+        for index, r in enumerate(s.runs):
+            label = s.name if index == 0 else None
+            per_epoch = r.samples_per_epoch or 0
+            seen = [per_epoch * (e + 1) for e in range(len(r.valid_loss))]
+            axes[0].plot(seen, r.valid_loss, color=colours[s.name], alpha=0.7, label=label)
+            total = cpu.get((r.configuration, r.seed))
+            passes = list(r.train_seconds[: len(r.valid_loss)])
+            scale = total / sum(passes) if total and sum(passes) else 1.0
+            clock = [scale * sum(passes[: e + 1]) for e in range(len(passes))]
+            axes[1].plot(clock, r.valid_loss[: len(clock)], color=colours[s.name], alpha=0.7)
+    axes[0].set_xlabel("training samples seen")
+    axes[1].set_xlabel("CPU seconds (training)" if cpu else "training-pass wall seconds")
+    for ax in axes:
+        ax.set_xscale("log")
+    axes[0].set_ylabel("validation loss (one line per run)")
+    axes[0].legend(fontsize="small", ncol=2)
 
 
 def _errorbar(ax, x: Stat, y: Stat, colour, name: str) -> None:
@@ -457,12 +618,14 @@ def _against_sizes(figure, summaries, colours) -> None:
     panels = [
         ("batch_size", "valid_loss", "best valid loss"),
         ("hidden_size", "valid_loss", "best valid loss"),
-        ("batch_size", "seconds_per_epoch", "time / epoch (s)"),
-        ("hidden_size", "seconds_per_epoch", "time / epoch (s)"),
+        ("batch_size", "sdr", "test SDR (dB)"),
+        ("hidden_size", "sdr", "test SDR (dB)"),
     ]
     for ax, (variable, quantity, ylabel) in zip(axes, panels, strict=True):
         for index, s in enumerate(summaries):
             stat = getattr(s, quantity)
+            if stat is None:
+                continue
             # dodge configurations sharing a size apart (a few percent on the log axis)
             x = s.variables[variable] * 2 ** (0.06 * (index - (len(summaries) - 1) / 2))
             ax.errorbar(
