@@ -110,7 +110,7 @@ def test_interrupted_tuning_keeps_the_record_and_a_rerun_finishes_it(
             continue
         run = client.get_run(trial.user_attrs["mlflow_run_id"])
         assert (run.info.status, run.data.tags["trial_state"]) == ("KILLED", "INTERRUPTED")
-    queued = {str(t.params) for t in trials((TrialState.WAITING,))}
+    queued = {str(t.system_attrs["fixed_params"]) for t in trials((TrialState.WAITING,))}
     assert {str(t.params) for t in interrupted if t.params} <= queued  # their params run again
 
     again = subprocess.run(command(preset, "--trials", "7"), env=env, capture_output=True)
