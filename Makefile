@@ -12,11 +12,14 @@ setup:  ## install ffmpeg, create .venv and install the project with its test to
 demo: setup  ## the main job: synthetic data -> training flow (quickstart) -> museval -> champion
 	$(VENV)/unmixlab run training --preset quickstart
 
-test: setup  ## run the whole test suite (about 15 minutes on 2 cores)
-	$(VENV)/python -m pytest
+test: setup  ## run the whole test suite, README examples aside (see test-readme)
+	$(VENV)/python -m pytest -m "not readme"
+
+test-readme: setup  ## run README.md's command-line examples as written, in a temporary folder
+	$(VENV)/python -m pytest -m readme tests/test_readme.py
 
 test-fast: setup  ## the unit tests only (no training end to end, no servers): under a minute
-	$(VENV)/python -m pytest -m "not slow and not integration"
+	$(VENV)/python -m pytest -m "not slow and not integration and not readme"
 
 lint: setup  ## ruff lint and format check, and the layer contracts (import-linter)
 	$(VENV)/ruff check . && $(VENV)/ruff format --check . && $(VENV)/lint-imports
@@ -40,4 +43,4 @@ worker: setup  ## deploy prefect.yaml and run its process worker (with `make pre
 infra-up:  ## start the team services (PostgreSQL, MinIO, MLflow, Prefect) with docker compose
 	docker compose -f infra/docker-compose.yml --env-file infra/.env up -d
 
-.PHONY: help setup demo test test-fast lint ui prefect-ui worker infra-up
+.PHONY: help setup demo test test-readme test-fast lint ui prefect-ui worker infra-up

@@ -10,6 +10,8 @@ The rules, so that a README edit that breaks an example fails here:
   Prefect run on their defaults there (``./mlflow.db``, a temporary Prefect server).
 - A block right after ``<!-- readme-test: skip: REASON -->`` does not run: it needs what a
   test machine lacks (a GPU, MUSDB18, docker, a long-running server, internet) or hours.
+- They run by ``make test-readme`` (marker ``readme``), which CI runs after ``make test``: the
+  examples train, evaluate and tune for real, which would double the suite's time.
 - Sizes shrink through two explicit tables and nothing else: :data:`SUBSTITUTE` replaces whole
   flags, and :data:`APPEND` adds flags to the end of a command that starts with its key (click
   keeps the last value of a repeated flag, so ``--trials 1`` wins over ``--trials 16``).
@@ -116,7 +118,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return folder, env
 
 
-@pytest.mark.slow
+@pytest.mark.readme
 @pytest.mark.timeout(BLOCK_SECONDS)
 @pytest.mark.parametrize(
     "example",
