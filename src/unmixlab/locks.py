@@ -73,11 +73,14 @@ def output_lock(output: Path, target: str, wait: bool = False) -> Iterator[Path]
 
 def _acquire(path: Path, wait: bool) -> int:
     """Open and lock ``path``, record this process in it; returns the open descriptor."""
-    with reported_write_errors(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         with reported_write_errors(path):
-            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            # again on every try: a holder that made the folder removes it when it ends
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # removed between the two calls: try again
+                continue
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
