@@ -7,7 +7,7 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup:  ## install ffmpeg, create .venv and install the project with its test tools
-	bash scripts/setup.sh test,kubeflow,auth
+	bash scripts/setup.sh test,kubeflow,auth,dashboard
 
 demo: setup  ## the main job: synthetic data -> training flow (quickstart) -> museval -> champion
 	$(VENV)/unmixlab run training --preset quickstart
