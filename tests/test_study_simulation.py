@@ -16,8 +16,9 @@ from statsmodels.stats.multitest import multipletests
 
 from unmixlab.experiment import load_preset
 from unmixlab.study import rules
+from unmixlab.study.conduct import power_of
 from unmixlab.study.design import design_points
-from unmixlab.study.power import analyse_power, h3_terms
+from unmixlab.study.power import h3_terms
 from unmixlab.study.statistics import Coefficient, Fit, holm, noninferiority, ols
 
 STUDIES = 1000
@@ -35,17 +36,7 @@ def study():
     points = design_points(config)
     plan = config.study.analysis
     seeds = config.study.seeds
-    power = analyse_power(
-        points,
-        seeds,
-        alpha=plan.alpha,
-        power=plan.power,
-        seed_sd_db=plan.seed_sd_db,
-        cost_sd=plan.cost_sd,
-        sdr_slope_db=plan.sdr_slope_db,
-        sdr_margin_db=plan.sdr_margin_db,
-        cost_margin=plan.cost_margin,
-    )
+    power = power_of(config)  # the analysis the preset's report prints
     runs = {k: np.array([p[k] for p in points for _ in range(seeds)]) for k in points[0]}
     once = {k: np.array([p[k] for p in points]) for k in points[0]}
     return config, plan, power, runs, once
