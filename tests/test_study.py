@@ -313,7 +313,10 @@ def test_h3_wants_a_turning_point_inside_the_tested_sizes():
     size = float(re.search(r"turning point lies at hidden size ([\d.]+)", peak.sentence)[1])
     assert 28 < size < 36  # the simulated peak is at 32
     assert decide(curve=0.5)["H3"].outcome == "contradicted"  # a valley
-    assert decide(hidden=0.5)["H3"].outcome == "inconclusive"  # monotone, no curvature
+    monotone = decide(hidden=0.5)["H3"]
+    assert monotone.outcome == "inconclusive"  # no curvature
+    assert "vertex is undefined" in monotone.sentence
+    assert "turning point lies" not in monotone.sentence
 
 
 def context(**changes: object) -> StudyContext:

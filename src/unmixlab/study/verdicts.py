@@ -322,11 +322,19 @@ def turning_point_verdict(design: Sequence[ConfigurationSummary], alpha: float) 
     def size(x: float) -> str:
         return "∞" if not math.isfinite(x) else number(2 ** (x + centre), 3)
 
+    if c.low <= 0 <= c.high:  # a flat curve has no turning point: a vertex CI means nothing
+        where = (
+            "no turning point can be placed (the curvature's CI includes 0, so its vertex is "
+            f"undefined) within the tested {sizes[0]}–{sizes[-1]}"
+        )
+    else:
+        where = (
+            f"the fitted turning point lies at hidden size {size(turn.estimate)} (95 % CI "
+            f"[{size(turn.low)}, {size(turn.high)}]) against the tested {sizes[0]}–{sizes[-1]}"
+        )
     sentence = (
         f"{outcome.capitalize()}: test SDR curves by {c.estimate:+.2f} dB per squared doubling "
-        f"of hidden size (95 % CI {_ci(c.low, c.high)}, p = {c.p:.2g}, α = {alpha:g}); the "
-        f"fitted turning point lies at hidden size {size(turn.estimate)} (95 % CI "
-        f"[{size(turn.low)}, {size(turn.high)}]) against the tested {sizes[0]}–{sizes[-1]}."
+        f"of hidden size (95 % CI {_ci(c.low, c.high)}, p = {c.p:.2g}, α = {alpha:g}); {where}."
     )
     evidence = (
         "Model: test SDR ~ " + " + ".join(quadratic) + " (log2 hidden centred; vertex CI by "
