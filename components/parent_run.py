@@ -10,9 +10,8 @@ from prefect import task
 
 from components.runtime import retry_transient
 from unmixlab.experiment import ExperimentConfig
-from unmixlab.tracking.names import describe_experiment
+from unmixlab.steps.parent import start_parent_run as start_run
 from unmixlab.tracking.parent_run import ParentRun
-from unmixlab.tracking.schema import NOTE_TAG, PRESET_TAG
 
 RETRY = retry_transient()
 
@@ -24,12 +23,7 @@ def start_parent_run(config: ExperimentConfig, run_name: str, tags: dict[str, st
     Raises:
         UnmixlabError: the tracking store is unreachable (retried) or the experiment deleted.
     """
-    settings = config.model_dump(mode="json")
-    tags = {PRESET_TAG: config.name, NOTE_TAG: config.description, **tags}
-    parent = ParentRun.start(config.experiment, run_name, tags=tags, settings=settings)
-    describe_experiment(parent.client, parent.experiment_id, config.name, config.description)
-    parent.client.log_dict(parent.run_id, settings, "experiment.json")
-    return parent
+    return start_run(config, run_name, tags)
 
 
 @task(name="end_parent_run", **RETRY)

@@ -2,52 +2,53 @@
 
 (synthesise) → prepare once → plan (budget epochs from the training tracks) → timing pass
 (cost per training sample of every configuration) → the (configuration, seed) trainings in a
-seeded random, interleaved order, one at a time: train (a nested MLflow run, its wall and CPU
-clock and the machine's load around it) → tag it → score it with museval → (stream it, for
-unidirectional models) → paced streams, the bidirectional offline cost and the baselines →
-read every run back from MLflow → verdicts under the preset's analysis plan → HTML +
-markdown report on the parent run and as a Prefect artifact.
+seeded random, interleaved order: each a ``study_run`` (train in a nested MLflow run, score,
+stream unidirectional models, record its clocks and the machine's load) → paced streams, the
+bidirectional offline cost and the baselines → read every run back from MLflow → verdicts
+under the preset's analysis plan → HTML + markdown report on the parent run and as a Prefect
+artifact.
 
-Runs go one after another on purpose: trainings sharing the CPU would slow each other and
-their times would not compare; the random order keeps load from lining up with
-configurations.
+Where the trainings run is ``study.workers`` and ``study.deployment``:
+
+- ``workers: 1`` (the CPU presets): one after another in this process, so that trainings do
+  not slow each other; the random order keeps load from lining up with configurations.
+- ``workers: N``: N worker processes here, sharing the CPU cores; ``workers: 0`` gives one
+  process per visible GPU, each seeing its own.
+- ``deployment: study-training/<name>``: each training is a run of that deployment of the
+  ``study-training`` flow, picked up by any worker of its work pool (``prefect.yaml``), at
+  most ``workers`` at once (0: all). Workers need the study's data and output folder at the
+  same paths (one machine, or shared storage).
+
+A rerun of an interrupted study trains only what has no complete run in MLflow
+(:mod:`unmixlab.study_steps`); the seeds, and so the losses, do not depend on where a
+training ran.
 """
 
 import re
 import time
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.deployments import run_deployment
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
-from components.evaluate import evaluate
-from components.measure_realtime import measure_realtime
 from components.parent_run import end_parent_run, start_parent_run
 from components.prepare_data import prepare_data
-from components.record_study_run import record_study_run
 from components.report_study import report_study
+from components.study_run import study_run, worker_processes
 from components.synthesize import synthesize
-from components.train import train
-from unmixlab.experiment import ExperimentConfig, load_preset, run_name
-from unmixlab.hardware import describe_hardware
-from unmixlab.prepare import PreparedData
+from unmixlab.device import visible_gpu_count
+from unmixlab.errors import UnmixlabError
+from unmixlab.experiment import load_preset
 from unmixlab.progress import tqdm
-from unmixlab.realtime import RealtimeSettings
-from unmixlab.study import (
-    PlannedRun,
-    StudyContext,
-    conduct,
-    expand,
-    fixed_settings,
-    interleave,
-    plan,
-)
-from unmixlab.study.measurements import Measurements, PacedStream, RunClock
+from unmixlab.study import conduct, expand, plan
 from unmixlab.study.report import ReportFiles
-from unmixlab.study.timing import baseline_sdr, load_average, offline_rtf, paced_stream
 from unmixlab.study.verdicts import Verdict
+from unmixlab.study_steps import Training, missing_runs, ordered, study_key
 from unmixlab.tracking.links import run_url
 from unmixlab.tracking.parent_run import failure
 from unmixlab.tracking.schema import (
@@ -57,6 +58,7 @@ from unmixlab.tracking.schema import (
     STUDY_SECONDS,
     STUDY_TAG,
 )
+from unmixlab.tracking.study_runs import study_records
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class StudySummary:
     experiment_id: str
     parent_run_id: str
     parent_run_url: str
-    run_ids: dict[str, list[str]]  # configuration -> MLflow runs (one per seed)
+    trained: int  # trainings this run made (a rerun reuses the complete ones)
+    total: int  # the study's trainings
     verdicts: list[Verdict]
     report: ReportFiles
     seconds: float
@@ -92,24 +95,23 @@ def study(
     Raises:
         UnmixlabError: a bad preset or override, or bad data (at ``prepare_data``).
     """
-    start = time.perf_counter()
+    started = time.time()
     logger = get_run_logger()
     overrides = [*(overrides or []), *([f"study.seeds={seeds}"] if seeds else [])]
     config = load_preset(preset, overrides)
     name = flow_run.get_name() or "local"
     run_dir = Path(config.output) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    configurations = expand(config.study)
 
     if config.data.synth is not None:
         synthesize(config.data.root, config.data.synth)
     prepared = prepare_data(config.data_config())  # one decoded cache for every run
     planned = plan(config, run_dir / "models", len(prepared.train))
     analysis = config.study.analysis
-    power = conduct.power_of(config)  # before the runs: what the seed count can detect
+    key = study_key(config, prepared.fingerprint)
     logger.info(
         "study %s: %d configurations x %d seed(s) = %d trainings of %s, outputs in %s",
         config.name,
-        len(configurations),
+        len(expand(config.study)),
         config.study.seeds,
         len(planned),
         config.targets[0],
@@ -128,97 +130,48 @@ def study(
         },
     )
     try:
-        run_ids: dict[str, list[str]] = {}
-        clocks, models = [], {}
-        overall = tqdm(total=len(planned), desc=f"study {config.name}", unit="run")
-        with overall:  # "run 7 of 24" with the time left, above each training's own bars
-            for index, run in enumerate(interleave(planned, analysis.order_seed), 1):
-                logger.info(
-                    "run %d of %d: %s, seed %d",
-                    index,
-                    len(planned),
-                    run.configuration.name,
-                    run.seed,
-                )
-                overall.set_postfix_str(f"run {index} of {len(planned)}: {run.configuration.name}")
-                name = run_name(preset, overrides, run.config, first=run.configuration.name)
-                load, wall, cpu = load_average(), time.perf_counter(), time.process_time()
-                run_id, model_dir = _train_and_measure(
-                    config, run, parent.run_id, run_dir, prepared, name
-                )
-                clocks.append(
-                    RunClock(
-                        run.configuration.name,
-                        run.seed,
-                        index,
-                        time.perf_counter() - wall,
-                        time.process_time() - cpu,
-                        (load, load_average()),
-                    )
-                )
-                run_ids.setdefault(run.configuration.name, []).append(run_id)
-                models.setdefault(run.configuration.name, model_dir)
-                overall.update()
-        measurements = Measurements(
-            costs=costs,
-            clocks=tuple(clocks),
-            streams=_paced_streams(config, planned, models),
-            baselines=baseline_sdr(
-                config.data.root,
-                config.data.is_wav,
-                config.targets[0],
-                config.train.model.nfft,
-                config.train.model.nhop,
-            ),
-            parameters=conduct.parameters(planned),
-            budgets=conduct.budgets(planned, len(prepared.train)),
+        trainings = ordered(config, planned)
+        todo = missing_runs(trainings, study_records(parent.experiment_id, key))
+        logger.info(
+            "%d of %d trainings are complete from an earlier run of this study (key %s); "
+            "training %d",
+            len(trainings) - len(todo),
+            len(trainings),
+            key,
+            len(todo),
         )
-        context = StudyContext(
-            name=config.name,
-            description=config.description,
-            experiment=config.experiment,
-            study_run_id=parent.run_id,
-            study_run_url=run_url(parent.tracking_uri, parent.experiment_id, parent.run_id),
-            target=config.targets[0],
-            data_root=str(config.data.root),
-            fixed=fixed_settings(planned[0].config),
-            seeds=tuple(dict.fromkeys(run.seed for run in planned)),
-            analysis=analysis,
-            budget=config.study.budget,
-            stft=(config.train.model.nfft, config.train.model.nhop),
-            notes=config.study.notes,
-            command=_command(preset, overrides),
-            wall_seconds=time.perf_counter() - start,
-            created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            hardware=describe_hardware(planned[0].config.run.device),
-            data=conduct.describe_data(config, prepared),
-            baselines=config.study.baselines,
-            reference_tracks=config.study.reference_tracks,
-            measurements=measurements,
-            power=power,
-            protocols=tuple((c.name, c.protocol) for c in configurations),
+        run_trainings(
+            config.study.workers,
+            config.study.deployment,
+            todo,
+            len(trainings),
+            {
+                "preset": preset,
+                "overrides": overrides,
+                "parent_run_id": parent.run_id,
+                "run_dir": run_dir,
+                "key": key,
+            },
         )
-        files, found, summary_md = report_study(
-            config, parent.experiment_id, context, run_dir / "report"
-        )
+        report = report_study(config, preset, overrides, prepared, parent, costs, run_dir, started)
     except BaseException as error:
         status, message = failure(error)
         end_parent_run(parent, status, error=message, return_state=True)  # keeps the first error
         raise
-    seconds = time.perf_counter() - start
-    end_parent_run(parent, "FINISHED", {STUDY_SECONDS: seconds, RUNS: len(planned)})
+    seconds = time.time() - started
+    end_parent_run(parent, "FINISHED", {STUDY_SECONDS: seconds, RUNS: len(todo)})
 
     parent_url = run_url(parent.tracking_uri, parent.experiment_id, parent.run_id)
     create_markdown_artifact(
-        markdown=summary_md
-        + f"\n\nThe full report with its plots: `{files.html}`, and the artifacts `report/` of "
-        f"MLflow run [{parent.run_id}]({parent_url}).\n",
+        markdown=report.summary_markdown
+        + f"\n\nThe full report with its plots: `{report.files.html}`, and the artifacts "
+        f"`report/` of MLflow run [{parent.run_id}]({parent_url}).\n",
         key=re.sub(r"[^a-z0-9-]+", "-", f"study-{config.name}".lower()),
         description=f"Verdicts and results of the '{config.name}' study",
     )
-    for verdict in found:
+    for verdict in report.verdicts:
         logger.info("%s (%s): %s", verdict.key, verdict.outcome, verdict.sentence)
-    logger.info("report: %s", files.html)
+    logger.info("report: %s", report.files.html)
     return StudySummary(
         preset=config.name,
         flow_run_name=name,
@@ -226,68 +179,113 @@ def study(
         experiment_id=parent.experiment_id,
         parent_run_id=parent.run_id,
         parent_run_url=parent_url,
-        run_ids=run_ids,
-        verdicts=found,
-        report=files,
+        trained=len(todo),
+        total=len(trainings),
+        verdicts=report.verdicts,
+        report=report.files,
         seconds=seconds,
     )
 
 
-def _train_and_measure(
-    config: ExperimentConfig,
-    run: PlannedRun,
+@flow(name="study-training")
+def study_training(
+    preset: str,
+    overrides: list[str],
+    training: Training,
     parent_run_id: str,
     run_dir: Path,
-    prepared: PreparedData,
-    name: str,
-) -> tuple[str, Path]:
-    """Train one (configuration, seed) as run ``name``, record its times, score and stream it.
+    key: str,
+) -> str:
+    """One training of a study, as a deployment's flow run on any worker of its pool.
+
+    The study flow creates these runs when its preset sets ``study.deployment``.
 
     Returns:
-        Its MLflow run and model folder.
+        The training's MLflow run.
     """
-    trained = train(run.config, prepared, config.experiment, parent_run_id, config.name, name)
-    record_study_run(
-        trained.run_id,
-        config.name,
-        run.configuration.name,
-        run.seed,
-        run.config.optim.samples_per_track * len(prepared.train),
-    )
-    if config.evaluate.enabled:
-        evaluate(
-            config.evaluate,
-            config.data_config(),
-            [trained],
-            run_dir / "evaluation" / run.configuration.name / f"seed-{run.seed}",
+    record = study_run(preset, overrides, training, parent_run_id, run_dir, key)
+    return record.run_id
+
+
+def run_trainings(
+    workers: int, deployment: str | None, todo: list[Training], total: int, arguments: dict
+) -> None:
+    """Run ``todo`` here, on worker processes, or as deployment runs (module docstring).
+
+    Args:
+        workers: trainings at once (see ``study.workers``).
+        deployment: the ``study-training`` deployment to run them on, or None.
+        todo: the trainings, in study order.
+        total: the study's trainings (the progress bar counts the complete ones too).
+        arguments: :func:`study_run`'s other arguments.
+
+    Raises:
+        UnmixlabError: a deployment run did not complete (the study's rerun trains only the
+            missing ones).
+    """
+    done = total - len(todo)
+    with tqdm(total=total, initial=done, desc="study", unit="run") as overall:
+        if deployment is not None:
+            _on_deployment(deployment, workers or len(todo) or 1, todo, arguments, overall)
+            return
+        gpus = visible_gpu_count()
+        processes = workers or max(1, gpus)
+        if processes == 1:
+            for training in todo:
+                overall.set_postfix_str(f"{training.configuration} seed {training.seed}")
+                study_run(training=training, **arguments)
+                overall.update()
+            return
+        with worker_processes(processes, gpus) as runner:
+            futures = [
+                runner.submit(study_run, {"training": training, **arguments}) for training in todo
+            ]
+            for future in as_completed(futures):
+                future.result()  # raises the training's error
+                overall.update()
+
+
+def _on_deployment(
+    deployment: str, at_once: int, todo: list[Training], arguments: dict, overall: tqdm
+) -> None:
+    """Each training a run of ``deployment``, at most ``at_once`` in flight; all must complete."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    parameters = arguments | {"run_dir": str(arguments["run_dir"])}
+    with get_client(sync_client=True) as prefect:
+        try:
+            prefect.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            raise UnmixlabError(
+                f"study.deployment: no deployment {deployment} on the Prefect API "
+                f"{prefect.api_url}",
+                "Deploy it (prefect deploy --name any-study) and point PREFECT_API_URL at "
+                "that server; its workers then pick up the trainings",
+            ) from None
+
+    def one(training: Training) -> tuple[Training, object]:
+        run = run_deployment(
+            deployment,
+            parameters=parameters | {"training": asdict(training)},
+            flow_run_name=f"{training.configuration}-seed-{training.seed}",
+            timeout=None,  # wait for it
+            poll_interval=2,
+            as_subflow=False,  # from a thread: no parent context to nest under
         )
-    if config.study.realtime and run.config.model.unidirectional:
-        settings = RealtimeSettings(config.study.realtime_seconds, run.configuration.block_hops)
-        measure_realtime(settings, trained)
-    return trained.run_id, trained.model_dir
+        return training, run
 
-
-def _paced_streams(
-    config: ExperimentConfig, planned: list[PlannedRun], models: dict[str, Path]
-) -> dict[str, PacedStream]:
-    """Each unidirectional configuration streamed at a live pace (four targets), once.
-
-    The H2 pair's bidirectional model gets its offline cost on the same clip beside it.
-    """
-    if not config.study.realtime:
-        return {}
-    target, seconds = config.targets[0], config.study.realtime_seconds
-    pair = config.study.analysis.h2_pair
-    offline = offline_rtf(models[pair[0]], target, seconds) if pair and pair[0] in models else None
-    streams = {}
-    for run in conduct.first_of_each(planned):
-        name = run.configuration.name
-        if run.config.model.unidirectional and name in models:
-            stream = paced_stream(name, models[name], target, run.configuration.block_hops, seconds)
-            streams[name] = replace(stream, offline_rtf=offline)
-    return streams
-
-
-def _command(preset: str, overrides: list[str]) -> str:
-    """The command line that reruns this study."""
-    return " ".join(["unmixlab run study --preset", preset, *(f"--set '{o}'" for o in overrides)])
+    failed = []
+    with ThreadPoolExecutor(at_once) as pool:
+        for training, run in pool.map(one, todo):
+            overall.update()
+            if not run.state.is_completed():
+                failed.append(f"{training.configuration} seed {training.seed} ({run.name}: "
+                              f"{run.state.name})")  # fmt: skip
+    if failed:
+        raise UnmixlabError(
+            f"{len(failed)} deployment run(s) of {deployment} did not complete: "
+            + ", ".join(failed[:5]),
+            "Read those flow runs' logs in the Prefect UI, then run the study again: it "
+            "trains only the missing ones",
+        )

@@ -4,6 +4,7 @@ import os
 import sys
 from pathlib import Path
 
+import prefect_processes
 import pytest
 import tiny
 
@@ -54,3 +55,9 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def prefect_server(tmp_path: Path):
+    """``prefect server start`` on a loopback port, with its own database; yields its env."""
+    yield from prefect_processes.prefect_server(tmp_path)

@@ -145,3 +145,56 @@ def test_run_local_without_data_names_the_option_in_one_line(tmp_path: Path):
     (line,) = result.stderr.strip().splitlines()
     assert "preset 'umx' has no data.synth" in line and "--data-uri" in line
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_the_study_pipeline_fans_its_trainings_out_with_a_bounded_parallel_for(tmp_path):
+    path = pipeline.compile_pipeline(tmp_path / "study.yaml", IMAGE, None, "study", 3)
+    spec, platform = yaml.safe_load_all(path.read_text())
+    root = spec["root"]["dag"]["tasks"]
+    (loop,) = [task for name, task in root.items() if name.startswith("for-loop")]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 3
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert "missing-trainings" in items  # only what has no complete run is trained
+    assert set(loop_tasks(spec)) == {"train-study-run"}
+    assert "for-loop-1" in root["report-study"]["dependentTasks"]  # after every training
+    executors = spec["deploymentSpec"]["executors"]
+    calls = {
+        "exec-start-study": ["timing_pass(", "start_parent_run(", "study_key("],
+        "exec-missing-trainings": ["study_records(", "missing_runs("],
+        "exec-train-study-run": ["train_study_run as train_one", "train_one("],
+        "exec-report-study": ["report_step(", "parent.end("],
+    }
+    for name, needed in calls.items():
+        source = executors[name]["container"]["command"][3]
+        assert all(call in source for call in needed), name
+    mlflow = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert {f"exec-{n}" for n in ("start-study", "train-study-run", "report-study")} <= set(mlflow)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_run_local_runs_a_tiny_study_and_its_rerun_trains_nothing(synth_root: Path, tmp_path: Path):
+    from mlflow.tracking import MlflowClient
+    from tiny import reduced_preset
+
+    preset = reduced_preset(tmp_path, synth_root)
+    command = [*CLI, "kubeflow", "run-local", "--pipeline", "study", "--preset", str(preset),
+               "--data-uri", str(synth_root), "--outputs", str(tmp_path / "kfp")]  # fmt: skip
+    for attempt in range(2):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        made = "6 of 6 trainings to make" if attempt == 0 else "0 of 6 trainings to make"
+        assert made in result.stdout + result.stderr
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("study-test").experiment_id
+    trainings = client.search_runs([experiment], filter_string="tags.study_key != ''")
+    assert len(trainings) == 6  # the rerun reused them
+    assert {r.data.tags["configuration"] for r in trainings} == {
+        "small", "large", "centre", "wide", "centre-uni", "centre-uni-short"
+    }  # fmt: skip
+    parents = client.search_runs([experiment], filter_string="tags.orchestrator = 'kubeflow'")
+    studies = [r for r in parents if "mlflow.parentRunId" not in r.data.tags]
+    assert len(studies) == 2 and all(r.info.status == "FINISHED" for r in studies)
+    assert all(r.data.tags["verdict.H2"] in ("supported", "contradicted", "inconclusive")
+               for r in studies)  # fmt: skip

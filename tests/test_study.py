@@ -25,10 +25,10 @@ from unmixlab.study import (
 )
 from unmixlab.study.conduct import power_of
 from unmixlab.study.design import resolved
-from unmixlab.study.measurements import CostMeasurement, Measurements, PacedStream
+from unmixlab.study.measurements import CostMeasurement, Measurements, PacedStream, RunClock
 from unmixlab.study.report import write_report
 from unmixlab.study.verdicts import verdicts
-from unmixlab.tracking.study_runs import collect_results, record_study_run
+from unmixlab.tracking.study_runs import collect_results, record_study_run, study_records
 
 SEED_TABLE = {  # name: (batch size, hidden size, samples per track, epochs, loss, time)
     "open-unmix": (8, 256, 16, 1, 9.536, "7:50"),
@@ -395,10 +395,20 @@ def test_record_and_collect_read_back_a_tracked_training(tiny_config):
     parent = client.create_run(experiment_id).info.run_id
     tracked = train_tracked(tiny_config, experiment="s", parent_run_id=parent)
     chunks = tiny_config.optim.samples_per_track * 3  # 4 train tracks, one kept for validation
+    clock = RunClock("tiny", 0, 3, 12.5, 11.0, (0.5, 0.75))
     total = record_study_run(
-        tracked.run_id, study="s", configuration="tiny", seed=0, chunks_per_epoch=chunks
+        tracked.run_id,
+        study="s",
+        key="k1",
+        clock=clock,
+        chunks_per_epoch=chunks,
+        model_dir=tiny_config.run.output,
     )
-    (result,) = collect_results(experiment_id, parent, "vocals")
+    (result,) = collect_results(experiment_id, "k1", "vocals")
+    assert collect_results(experiment_id, "other-study", "vocals") == []
+    (record,) = study_records(experiment_id, "k1").values()
+    assert record.clock == clock and record.run_id == tracked.run_id
+    assert record.model_dir == tiny_config.run.output.resolve()
     assert (result.configuration, result.seed, result.run_id) == ("tiny", 0, tracked.run_id)
     assert result.variables["hidden_size"] == 16 and result.variables["unidirectional"] is False
     history = tracked.result.history

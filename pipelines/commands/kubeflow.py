@@ -4,6 +4,8 @@ Examples::
 
     unmixlab kubeflow compile unmixlab-training.yaml --image registry.example.com/unmixlab:0.1.0
     unmixlab kubeflow run-local --preset quickstart --set train.epochs=5
+    unmixlab kubeflow compile unmixlab-study.yaml --pipeline study --parallelism 8
+    unmixlab kubeflow run-local --pipeline study --preset seed-study-quick
 """
 
 from pathlib import Path
@@ -12,12 +14,21 @@ import click
 
 from pipelines.commands.options import preset_options
 from pipelines.commands.signals import stop_on_signals
-from pipelines.kubeflow.pipeline import DEFAULT_IMAGE
+from pipelines.kubeflow.pipeline import DEFAULT_IMAGE, PIPELINES
+
+PIPELINE = click.option(
+    "--pipeline",
+    type=click.Choice(PIPELINES),
+    default="training",
+    show_default=True,
+    help="training: data, prepare, train per target, evaluate, promote; study: timing "
+    "pass, the study's trainings in a ParallelFor, verdicts and report",
+)
 
 
 @click.group()
 def kubeflow() -> None:
-    """Kubeflow Pipelines: the training pipeline (data, prepare, train, evaluate, promote)."""
+    """Kubeflow Pipelines: the training pipeline and the study pipeline."""
 
 
 @kubeflow.command(name="compile")
@@ -29,11 +40,21 @@ def kubeflow() -> None:
     help="image the steps run in (infra/Dockerfile)",
 )
 @click.option("--data-uri", help="MUSDB18-HQ folder to import (s3://...) [the preset's synth]")
-def compile_command(output: Path, image: str, data_uri: str | None) -> None:
-    """Write the pipeline as a KFP v2 YAML package, to upload to a Kubeflow cluster."""
+@PIPELINE
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="study: trainings at once (0: as many as the cluster schedules)",
+)
+def compile_command(
+    output: Path, image: str, data_uri: str | None, pipeline: str, parallelism: int
+) -> None:
+    """Write a pipeline as a KFP v2 YAML package, to upload to a Kubeflow cluster."""
     from pipelines.kubeflow.pipeline import compile_pipeline
 
-    click.echo(compile_pipeline(output, image, data_uri))
+    click.echo(compile_pipeline(output, image, data_uri, pipeline, parallelism))
 
 
 @kubeflow.command(name="run-local")
@@ -50,7 +71,10 @@ def compile_command(output: Path, image: str, data_uri: str | None) -> None:
     type=click.Path(exists=True, file_okay=False),
     help="MUSDB18-HQ folder to import (copied under --outputs) [the preset's synth]",
 )
-def run_local(preset: str, overrides: tuple[str, ...], outputs: Path, data_uri: str | None) -> None:
+@PIPELINE
+def run_local(
+    preset: str, overrides: tuple[str, ...], outputs: Path, data_uri: str | None, pipeline: str
+) -> None:
     """Run the pipeline here with KFP's local runner, each step a subprocess (no Docker)."""
     from pipelines.kubeflow.pipeline import run_local as run_pipeline
     from unmixlab.errors import UnmixlabError
@@ -64,7 +88,7 @@ def run_local(preset: str, overrides: tuple[str, ...], outputs: Path, data_uri: 
             "Pass --data-uri with your MUSDB18-HQ folder",
         )
     with stop_on_signals():
-        run_pipeline(preset, list(overrides), outputs, data_uri)
+        run_pipeline(preset, list(overrides), outputs, data_uri, pipeline)
     click.echo(
         f"\npipeline finished: artifacts under {outputs}, MLflow runs in experiment "
         f"'{config.experiment}' of {resolve_tracking_uri()}"

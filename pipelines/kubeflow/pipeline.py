@@ -25,6 +25,48 @@ MLFLOW_SETTINGS = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL")
 MLFLOW_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
+STUDY_PIPELINE_NAME = "unmixlab-study"
+PIPELINES = ("training", "study")
+
+
+def _kfp():
+    """``kfp.dsl``, ``kfp.kubernetes`` and the steps module, or one clear error."""
+    try:
+        from kfp import dsl, kubernetes
+
+        from pipelines.kubeflow import steps
+    except ImportError as error:
+        raise UnmixlabError(
+            f"the Kubeflow pipeline needs kfp and kfp-kubernetes ({error})",
+            "install the extra: pip install 'unmixlab[kubeflow]'",
+        ) from error
+    return dsl, kubernetes, steps
+
+
+def use_mlflow(task):
+    """Point a task at the cluster's MLflow server through its pod environment; no caching."""
+    _, kubernetes, _ = _kfp()
+    kubernetes.use_config_map_as_env(
+        task, MLFLOW_CONFIG_MAP, {name: name for name in MLFLOW_SETTINGS}
+    )
+    kubernetes.use_secret_as_env(
+        task, MLFLOW_AUTH_SECRET, {name: name for name in MLFLOW_CREDENTIALS}, optional=True
+    )
+    task.set_caching_options(False)  # a rerun must train and log again, not reuse a result
+    return task
+
+
+def data_set(image: str, data_uri: str | None, preset, overrides):
+    """The pipeline's data set: ``data_uri`` imported, or the preset's synthesised."""
+    dsl, _, steps = _kfp()
+    if data_uri:
+        source = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset)
+        return source.set_display_name("import-data").output
+    synth_data = dsl.component(steps.synth_data, base_image=image, install_kfp_package=False)
+    source = synth_data(preset=preset, overrides=overrides)
+    return source.set_display_name("synth-data").outputs["data"]
+
+
 def build_pipeline(image: str = DEFAULT_IMAGE, data_uri: str | None = None):
     """The training pipeline, its steps running in ``image`` (``infra/Dockerfile``).
 
@@ -39,37 +81,16 @@ def build_pipeline(image: str = DEFAULT_IMAGE, data_uri: str | None = None):
     Raises:
         UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed.
     """
-    try:
-        from kfp import dsl, kubernetes
-
-        from pipelines.kubeflow import steps
-    except ImportError as error:
-        raise UnmixlabError(
-            f"the Kubeflow pipeline needs kfp and kfp-kubernetes ({error})",
-            "install the extra: pip install 'unmixlab[kubeflow]'",
-        ) from error
+    dsl, _, steps = _kfp()
 
     def component(function):
         # the image holds unmixlab and kfp (its `kubeflow` extra): nothing to pip install
         return dsl.component(function, base_image=image, install_kfp_package=False)
 
-    synth_data = component(steps.synth_data)
     prepare_data = component(steps.prepare_data)
     train_target = component(steps.train_target)
     evaluate_model = component(steps.evaluate_model)
     promote_model = component(steps.promote_model)
-
-    def use_mlflow(task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """Point a task at the cluster's MLflow server through its pod environment."""
-        kubernetes.use_config_map_as_env(
-            task, MLFLOW_CONFIG_MAP, {name: name for name in MLFLOW_SETTINGS}
-        )
-        kubernetes.use_secret_as_env(
-            task, MLFLOW_AUTH_SECRET, {name: name for name in MLFLOW_CREDENTIALS}, optional=True
-        )
-        # a rerun must train and log again, not reuse a cached result
-        task.set_caching_options(False)
-        return task
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -85,13 +106,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, data_uri: str | None = None):
             preset: a preset name (``quickstart``, ``umx``) or a YAML file in the image.
             overrides: ``key=value`` settings, e.g. ``train.epochs=5``, as ``--set`` takes.
         """
-        if data_uri:
-            source = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset)
-            data = source.set_display_name("import-data").output
-        else:
-            source = synth_data(preset=preset, overrides=overrides)
-            data = source.set_display_name("synth-data").outputs["data"]
-
+        data = data_set(image, data_uri, preset, overrides)
         prepare = prepare_data(preset=preset, overrides=overrides, data=data)
         prepare.set_display_name("prepare")
 
@@ -110,8 +125,89 @@ def build_pipeline(image: str = DEFAULT_IMAGE, data_uri: str | None = None):
     return training
 
 
-def compile_pipeline(output: Path, image: str = DEFAULT_IMAGE, data_uri: str | None = None) -> Path:
-    """Compile the pipeline to a KFP v2 YAML package at ``output`` (its folder is created).
+def build_study_pipeline(
+    image: str = DEFAULT_IMAGE, data_uri: str | None = None, parallelism: int = 0
+):
+    """The study pipeline: plan and time, the trainings in a ``ParallelFor``, the report.
+
+    The trainings write their model folders under ``output_dir`` and the report step
+    streams some of them, so on a cluster ``output_dir`` must be a volume every step mounts.
+
+    Args:
+        image: the project image, holding unmixlab and kfp.
+        data_uri: a MUSDB18-HQ folder to import; None synthesises the preset's data set.
+        parallelism: trainings at once (0: as many as the cluster schedules).
+
+    Raises:
+        UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed.
+    """
+    dsl, _, steps = _kfp()
+
+    def component(function):
+        return dsl.component(function, base_image=image, install_kfp_package=False)
+
+    start_study = component(steps.start_study)
+    missing_trainings = component(steps.missing_trainings)
+    train_study_run = component(steps.train_study_run)
+    report_study = component(steps.report_study)
+
+    @dsl.pipeline(
+        name=STUDY_PIPELINE_NAME,
+        description="A study of Open-Unmix configurations: timing pass, trainings in "
+        "parallel, verdicts and report (MLflow).",
+    )
+    def study(
+        preset: str = "seed-study-quick",
+        overrides: list = [],  # noqa: B006 (KFP reads the default as a constant)
+        output_dir: str = "runs/kubeflow-study",
+    ):
+        """Run every (configuration, seed) of a preset's study, then report on it.
+
+        Args:
+            preset: a study preset (``seed-study-quick``, ``seed-study``) or a YAML file.
+            overrides: ``key=value`` settings, as ``--set`` takes.
+            output_dir: where the model folders and the report go (a shared volume).
+        """
+        common = {"preset": preset, "overrides": overrides}
+        data = data_set(image, data_uri, preset, overrides)
+        start = start_study(**common, data=data, output_dir=output_dir)
+        use_mlflow(start.set_display_name("plan-and-time")).set_cpu_request("2")
+        run = {
+            "parent_run_id": start.outputs["parent_run_id"],
+            "run_dir": start.outputs["run_dir"],
+        }
+        todo = missing_trainings(**common, **run, data=data, key=start.outputs["key"])
+        use_mlflow(todo.set_display_name("missing-trainings"))
+        with dsl.ParallelFor(todo.output, parallelism=parallelism, name="per-training") as training:
+            # everything an iteration needs is in its item: kfp's local runner resolves
+            # other tasks' outputs inside a loop to the loop item
+            train = train_study_run(**common, training=training, data=data)
+            use_mlflow(train.set_display_name("train")).set_cpu_request("2")
+            train.set_memory_request("8G")
+        report = report_study(
+            **common, **run, data=data, costs=start.outputs["costs"],
+            started=start.outputs["started"],
+        ).after(train)  # fmt: skip
+        use_mlflow(report.set_display_name("report")).set_cpu_request("2")
+
+    return study
+
+
+def builder(pipeline: str):
+    """The build function of ``pipeline`` (``training`` or ``study``)."""
+    return {"training": build_pipeline, "study": build_study_pipeline}[pipeline]
+
+
+def compile_pipeline(
+    output: Path,
+    image: str = DEFAULT_IMAGE,
+    data_uri: str | None = None,
+    pipeline: str = "training",
+    parallelism: int = 0,
+) -> Path:
+    """Compile ``pipeline`` (training or study) to a KFP v2 YAML package at ``output``.
+
+    ``parallelism`` bounds the study's trainings at once (0: no bound); its folder is created.
 
     Raises:
         UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed, ``image`` is blank,
@@ -122,31 +218,38 @@ def compile_pipeline(output: Path, image: str = DEFAULT_IMAGE, data_uri: str | N
             "--image is empty: the steps would have no image to run in",
             f"Pass the image built from infra/Dockerfile, e.g. --image {DEFAULT_IMAGE}",
         )
-    pipeline = build_pipeline(image, data_uri)
+    options = {"parallelism": parallelism} if pipeline == "study" else {}
+    built = builder(pipeline)(image, data_uri, **options)
     from kfp import compiler
 
     output = Path(output)
     with atomic_path(output) as tmp:  # same name: kfp picks the format from the suffix
-        compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(tmp))
+        compiler.Compiler().compile(pipeline_func=built, package_path=str(tmp))
     return output
 
 
 def run_local(
-    preset: str, overrides: list[str], pipeline_root: Path, data_uri: str | None = None
+    preset: str,
+    overrides: list[str],
+    pipeline_root: Path,
+    data_uri: str | None = None,
+    pipeline: str = "training",
 ) -> None:
-    """Run the pipeline here with ``kfp.local.SubprocessRunner``, steps in this Python.
+    """Run ``pipeline`` here with ``kfp.local.SubprocessRunner``, steps in this Python.
 
     Artifacts (data set, models, score tables) land under ``pipeline_root`` (an imported
-    ``data_uri`` folder is copied there first); MLflow runs go where ``MLFLOW_TRACKING_URI``
-    points, as for ``unmixlab run training``.
+    ``data_uri`` folder is copied there first; the study's models and report under its
+    ``study/``); MLflow runs go where ``MLFLOW_TRACKING_URI`` points, as for
+    ``unmixlab run training``.
 
     Raises:
         UnmixlabError: ``kfp`` is not installed, or a step failed (its log is above).
     """
-    pipeline = build_pipeline(data_uri=data_uri)
+    built = builder(pipeline)(data_uri=data_uri)
     from kfp import local
 
     root = Path(pipeline_root).resolve()
+    arguments = {"output_dir": str(root / "study")} if pipeline == "study" else {}
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(root),
@@ -161,7 +264,7 @@ def run_local(
         log = StepLog()  # the steps' output, less their tracebacks
         try:
             with contextlib.redirect_stdout(log):
-                pipeline(preset=preset, overrides=list(overrides))
+                built(preset=preset, overrides=list(overrides), **arguments)
         except RuntimeError as error:  # kfp.local: "Pipeline 'x' finished with status FAILURE"
             plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # kfp colours its messages
             cause = log.last_unmixlab_error()

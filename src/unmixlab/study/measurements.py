@@ -5,6 +5,7 @@ the verdicts and the report beside the runs read back from MLflow.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,21 @@ class RunClock:
     wall_seconds: float
     cpu_seconds: float
     load: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One finished (configuration, seed) of a study: its run, model and clocks.
+
+    Attributes:
+        run_id: its MLflow run.
+        model_dir: its model folder, on the machine that trained it.
+        clock: how long it took, and the load around it.
+    """
+
+    run_id: str
+    model_dir: Path
+    clock: RunClock
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,17 @@ class StudySettings(_Settings):
     reference_tracks: int = Field(
         86, ge=1, description="training tracks of the seed's runs (MUSDB18's train split)"
     )
+    workers: int = Field(
+        1,
+        ge=0,
+        description="trainings at once: N worker processes here (0: one per visible GPU, "
+        "1 without one), or N deployment runs at once with `deployment`",
+    )
+    deployment: str | None = Field(
+        None,
+        description="a Prefect deployment of the study-training flow ('study-training/<name>'): "
+        "each training becomes one of its runs, picked up by any worker of its work pool",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "StudySettings":

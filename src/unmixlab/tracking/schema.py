@@ -55,6 +55,13 @@ SEED_TAG = "seed"
 TOTAL_TRAIN_SECONDS = "total_train_seconds"  # sum of a run's train_seconds
 SAMPLES_PER_EPOCH = "samples_per_epoch"
 STUDY_SECONDS = "study_seconds"  # the study's parent run: its wall clock
+STUDY_KEY_TAG = "study_key"  # the design and data a run was trained for: what a rerun reuses
+MODEL_DIR_TAG = "model_dir"  # the run's model folder, where it was trained
+RUN_POSITION = "study_run_position"  # its place in the study's randomised order (1-based)
+RUN_WALL_SECONDS = "study_run_wall_seconds"  # train, score and stream: wall clock
+RUN_CPU_SECONDS = "study_run_cpu_seconds"  # the same, CPU time of its process
+LOAD_BEFORE = "load_before"  # the machine's 1-minute load average around it
+LOAD_AFTER = "load_after"
 RUNS = "runs"  # the study's parent run: trainings made
 
 

@@ -9,19 +9,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.entities import Metric, Run, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from unmixlab.errors import UnmixlabError
+from unmixlab.study.measurements import RunClock, StudyRecord
 from unmixlab.study.results import RunResult
 from unmixlab.study.settings import INDEPENDENT
 from unmixlab.tracking.schema import (
     BLOCK_HOPS_TAG,
     CONFIGURATION_TAG,
     LATENCY_MS,
+    LOAD_AFTER,
+    LOAD_BEFORE,
+    MODEL_DIR_TAG,
+    RUN_CPU_SECONDS,
+    RUN_POSITION,
+    RUN_WALL_SECONDS,
     SAMPLES_PER_EPOCH,
     SEED_TAG,
     STREAM_RTF,
+    STUDY_KEY_TAG,
     STUDY_TAG,
     TOTAL_TRAIN_SECONDS,
     TRAIN_LOSS,
@@ -63,15 +71,18 @@ def record_study_run(
     run_id: str,
     *,
     study: str,
-    configuration: str,
-    seed: int,
+    key: str,
+    clock: RunClock,
     chunks_per_epoch: int,
+    model_dir: Path,
 ) -> float:
-    """Tag a finished training as part of a study and log its total training-pass time.
+    """Tag a finished, scored training as one (configuration, seed) of a study; log its times.
 
-    Tags ``study``, ``configuration``, ``seed`` and the run name ``<configuration> seed <seed>``;
-    logs ``total_train_seconds``, the sum of the trainer's per-epoch ``train_seconds``, and
-    ``samples_per_epoch``.
+    The last write of a study's training: a run with the study ``key`` is complete (trained,
+    scored, streamed), and a rerun of the study reuses it (:func:`study_records`). Tags
+    ``study``, ``study_key``, ``configuration``, ``seed``, ``model_dir`` and the run name
+    ``<configuration> seed <seed>``; logs ``total_train_seconds`` (the sum of the trainer's
+    per-epoch ``train_seconds``), ``samples_per_epoch`` and the clocks of ``clock``.
 
     Returns:
         The total training-pass seconds.
@@ -85,18 +96,58 @@ def record_study_run(
         )
     total = sum(passes.values())
     now = int(time.time() * 1000)
-    metrics = [
-        Metric(TOTAL_TRAIN_SECONDS, total, now, max(passes)),
-        Metric(SAMPLES_PER_EPOCH, chunks_per_epoch, now, 0),
-    ]
+    values = {
+        SAMPLES_PER_EPOCH: chunks_per_epoch,
+        RUN_POSITION: clock.position,
+        RUN_WALL_SECONDS: clock.wall_seconds,
+        RUN_CPU_SECONDS: clock.cpu_seconds,
+        LOAD_BEFORE: clock.load[0],
+        LOAD_AFTER: clock.load[1],
+    }
+    metrics = [Metric(TOTAL_TRAIN_SECONDS, total, now, max(passes))]
+    metrics += [Metric(name, value, now, 0) for name, value in values.items()]
     tags = {
+        MODEL_DIR_TAG: str(Path(model_dir).resolve()),
+        CONFIGURATION_TAG: clock.configuration,
+        SEED_TAG: str(clock.seed),
+        MLFLOW_RUN_NAME: f"{clock.configuration} seed {clock.seed}",
         STUDY_TAG: study,
-        CONFIGURATION_TAG: configuration,
-        SEED_TAG: str(seed),
-        MLFLOW_RUN_NAME: f"{configuration} seed {seed}",
+        STUDY_KEY_TAG: key,  # last in the batch, read as "complete"
     }
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
     return total
+
+
+def _finished_runs(experiment_id: str, key: str) -> list[Run]:
+    """The study's complete runs, oldest first (one per (configuration, seed) is kept)."""
+    return study_client().search_runs(
+        [experiment_id],
+        filter_string=f"tags.{STUDY_KEY_TAG} = '{key}' and attributes.status = 'FINISHED'",
+        max_results=10_000,
+        order_by=["attributes.start_time ASC"],
+    )
+
+
+def study_records(experiment_id: str, key: str) -> dict[tuple[str, int], StudyRecord]:
+    """Every complete training of the study ``key``: (configuration, seed) -> its record.
+
+    Should a (configuration, seed) have two complete runs (two studies raced), the first
+    counts, so reports and reruns agree on which.
+    """
+    found: dict[tuple[str, int], StudyRecord] = {}
+    for run in _finished_runs(experiment_id, key):
+        tags, metrics = run.data.tags, run.data.metrics
+        clock = RunClock(
+            tags[CONFIGURATION_TAG],
+            int(tags[SEED_TAG]),
+            round(metrics[RUN_POSITION]),
+            metrics[RUN_WALL_SECONDS],
+            metrics[RUN_CPU_SECONDS],
+            (metrics[LOAD_BEFORE], metrics[LOAD_AFTER]),
+        )
+        record = StudyRecord(run.info.run_id, Path(tags[MODEL_DIR_TAG]), clock)
+        found.setdefault((clock.configuration, clock.seed), record)
+    return found
 
 
 def _history(client: MlflowClient, run_id: str, key: str) -> tuple[float, ...]:  # noqa: F821
@@ -114,29 +165,19 @@ def _parse(value: str, kind: type) -> int | bool:
     return int(float(value))
 
 
-def collect_results(
-    experiment_id: str,
-    study_run_id: str,
-    target: str,
-) -> list[RunResult]:
-    """Read back every finished run of a study from MLflow.
+def collect_results(experiment_id: str, key: str, target: str) -> list[RunResult]:
+    """Read back every complete training of the study ``key`` from MLflow (one per seed).
 
-    A run belongs to the study when it is nested under ``study_run_id`` and tagged
-    ``configuration`` (see :func:`record_study_run`).
+    A run belongs to the study when :func:`record_study_run` tagged it with ``key``, whichever
+    study run it is nested under: a rerun reuses an interrupted study's finished trainings.
     """
     client = study_client()
     kinds = {k: bool if k == "unidirectional" else int for k in INDEPENDENT}
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{study_run_id}' and "
-        "attributes.status = 'FINISHED'",
-        max_results=10_000,
-    )
+    kept = {r.run_id for r in study_records(experiment_id, key).values()}
+    runs = [run for run in _finished_runs(experiment_id, key) if run.info.run_id in kept]
     results = []
     for run in runs:
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-        if CONFIGURATION_TAG not in tags:
-            continue
         run_id = run.info.run_id
         results.append(
             RunResult(

@@ -1,0 +1,154 @@
+"""A study's trainings spread over workers, and a rerun that trains only what is missing."""
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from prefect_processes import POOL, PREFECT, prefect_cli, start, stop
+from tiny import reduced_preset
+
+from unmixlab.experiment import load_preset
+from unmixlab.study import plan
+from unmixlab.study.measurements import CostMeasurement, RunClock, StudyRecord
+from unmixlab.study_steps import (
+    costs_from_json,
+    costs_to_json,
+    missing_runs,
+    ordered,
+    study_key,
+)
+
+NAMES = ("small", "large", "centre", "wide", "centre-uni", "centre-uni-short")
+
+
+def test_the_study_key_follows_what_trainings_learn_not_seeds_workers_or_output():
+    key = study_key(load_preset("seed-study-quick"), "data-1")
+    same = ["study.seeds=9", "study.workers=4", "output=elsewhere", "study.analysis.alpha=0.01"]
+    assert study_key(load_preset("seed-study-quick", same), "data-1") == key
+    assert study_key(load_preset("seed-study-quick", ["train.lr=0.01"]), "data-1") != key
+    assert study_key(load_preset("seed-study-quick", ["evaluate.residual=true"]), "data-1") != key
+    assert study_key(load_preset("seed-study-quick"), "data-2") != key  # other data
+
+
+def test_a_rerun_trains_only_the_trainings_without_a_record():
+    config = load_preset("seed-study-quick")
+    trainings = ordered(config, plan(config, Path("models")))
+    assert [t.position for t in trainings] == list(range(1, len(trainings) + 1))
+    assert ordered(config, plan(config, Path("other"))) == trainings  # the order is seeded
+    clock = RunClock("x", 0, 1, 1.0, 1.0, (0.0, 0.0))
+    records = {(t.configuration, t.seed): StudyRecord("r", Path("m"), clock) for t in trainings}
+    assert missing_runs(trainings, records) == []
+    del records[(trainings[3].configuration, trainings[3].seed)]
+    assert missing_runs(trainings, records) == [trainings[3]]
+
+
+def test_the_timing_pass_travels_as_json_between_kubeflow_steps():
+    cost = CostMeasurement("centre", 1.5, 1.2, 1.0, 2.0, 5, 2, 1000, 3.5e6, (0.5, 0.7))
+    costs = {"centre": cost, "wide": replace(cost, configuration="wide")}
+    assert costs_from_json(costs_to_json(costs)) == costs
+
+
+def run_study(env: dict[str, str], cwd: Path, preset: Path, *options: str) -> str:
+    """``unmixlab run study`` in its own process, as a user runs it; its output."""
+    command = [sys.executable, "-c", "from pipelines.cli import cli; cli()", "run", "study"]
+    result = subprocess.run(
+        [*command, "--preset", str(preset), *options],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+def trainings_of(experiment: str) -> dict[tuple[str, int], list]:
+    """The experiment's complete study trainings, by (configuration, seed)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    runs = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id],
+        filter_string="tags.study_key != ''",
+    )
+    found: dict[tuple[str, int], list] = {}
+    for run in runs:
+        found.setdefault((run.data.tags["configuration"], int(run.data.tags["seed"])), []).append(
+            run
+        )
+    return found
+
+
+def verdicts_of(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^  (H[0-9]+(?: time)?) \((\w+)\):", output, re.MULTILINE))
+
+
+def seconds_of(output: str) -> float:
+    return float(re.search(r"finished in (\d+) s", output)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_study_on_two_process_workers_of_a_work_pool_matches_one_process(
+    prefect_server: dict[str, str], synth_root: Path, tmp_path: Path, capsys
+):
+    env = prefect_server
+    preset = reduced_preset(tmp_path, synth_root)
+    alone = run_study(env, tmp_path, preset, "--set", "experiment=one-process")
+
+    prefect_cli(env, "work-pool", "create", POOL, "--type", "process")
+    prefect_cli(env, "deploy", "--name", "study-training/any-study")
+    worker_env = env | {"UNMIXLAB_PROJECT_DIR": str(tmp_path)}  # the pull step's folder
+    logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+    command = [*PREFECT, "worker", "start", "--pool", POOL, "--limit", "1"]  # one run each
+    workers = [start(command, worker_env, log) for log in logs]
+    try:
+        spread = run_study(
+            env, tmp_path, preset, "--set", "experiment=spread",
+            "--deployment", "study-training/any-study", "--workers", "2",
+        )  # fmt: skip
+    finally:
+        for worker in workers:
+            stop(worker)
+    with capsys.disabled():  # both wall times, for the note
+        print(f"\none process: {seconds_of(alone)} s; two workers: {seconds_of(spread)} s")
+
+    # every training ran once, and the two studies agree to float tolerance
+    one, two = trainings_of("one-process"), trainings_of("spread")
+    assert sorted(one) == sorted(two) == sorted((name, 0) for name in NAMES)
+    assert all(len(runs) == 1 for runs in [*one.values(), *two.values()])
+    for key, (run,) in one.items():
+        (other,) = two[key]
+        for metric in ("best_valid_loss", "test_sdr_vocals"):
+            assert other.data.metrics[metric] == pytest.approx(run.data.metrics[metric], rel=1e-3)
+    assert verdicts_of(spread) == verdicts_of(alone) and len(verdicts_of(alone)) == 4
+    worked = [log.read_text() for log in logs]
+    assert all("study-training" in text for text in worked), worked  # both workers took runs
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_an_interrupted_study_rerun_trains_only_the_missing_trainings(
+    synth_root: Path, tmp_path: Path, isolated_mlflow: str
+):
+    from mlflow.tracking import MlflowClient
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    preset = reduced_preset(tmp_path, synth_root)
+    first = run_study(env, tmp_path, preset, "--workers", "2")  # two processes here
+    assert "6 of its 6 trainings made" in first
+    runs = trainings_of("study-test")
+    lost = [runs[("wide", 0)][0], runs[("centre-uni", 0)][0]]
+    client = MlflowClient()
+    for run in lost:  # as if the study had been killed before these two
+        client.delete_run(run.info.run_id)
+
+    again = run_study(env, tmp_path, preset)
+    assert "2 of its 6 trainings made" in again
+    runs = trainings_of("study-test")
+    assert sorted(runs) == sorted((name, 0) for name in NAMES)
+    assert all(len(found) == 1 for found in runs.values())
+    kept = {r.info.run_id for found in runs.values() for r in found}
+    assert not kept & {run.info.run_id for run in lost}
+    assert verdicts_of(again) == verdicts_of(first)
