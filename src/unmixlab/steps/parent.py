@@ -15,7 +15,9 @@ if TYPE_CHECKING:  # the steps take a preset's sections; only this reads a whole
     from unmixlab.experiment import ExperimentConfig
 
 
-def start_parent_run(config: ExperimentConfig, run_name: str, tags: Mapping[str, str]) -> ParentRun:
+def start_parent_run(
+    config: "ExperimentConfig", run_name: str, tags: Mapping[str, str]
+) -> ParentRun:
     """Create the parent run in ``config.experiment`` with the settings as params.
 
     Raises:
