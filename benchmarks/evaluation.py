@@ -16,7 +16,6 @@ per-window and per-median differences.
 import argparse
 import multiprocessing
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -78,7 +77,7 @@ def score(scorer: str, paths: tuple[Path, Path], threads: int, device: str, out:
     metrics = run()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     np.save(out, np.stack(metrics))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     return {"cpu": cpu, "wall": wall, "added_mb": peak - loaded, "peak_mb": peak}
 
 
@@ -86,6 +85,17 @@ def _rss_mb() -> float:
     """Resident memory of this process now, MB."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB (``VmHWM``).
+
+    Not ``ru_maxrss``: a spawned process keeps the ``ru_maxrss`` of the parent it was forked
+    from (here, the one that made the tracks), while ``VmHWM`` starts anew at ``exec``.
+    """
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def in_fresh_process(*args) -> dict:
