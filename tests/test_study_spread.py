@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from prefect_processes import POOL, PREFECT, prefect_cli, start, stop
+from prefect_processes import POOL, PREFECT, ROOT, prefect_cli, start, stop
 from tiny import reduced_preset
 
 from unmixlab.experiment import load_preset
@@ -54,7 +54,7 @@ def test_the_timing_pass_travels_as_json_between_kubeflow_steps():
 
 def run_study(env: dict[str, str], cwd: Path, preset: Path, *options: str) -> str:
     """``unmixlab run study`` in its own process, as a user runs it; its output."""
-    command = [sys.executable, "-c", "from pipelines.cli import cli; cli()", "run", "study"]
+    command = [sys.executable, "-c", "from pipelines.cli import main; main()", "run", "study"]
     result = subprocess.run(
         [*command, "--preset", str(preset), *options],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=1200,
@@ -99,7 +99,7 @@ def test_a_study_on_two_process_workers_of_a_work_pool_matches_one_process(
 
     prefect_cli(env, "work-pool", "create", POOL, "--type", "process")
     prefect_cli(env, "deploy", "--name", "study-training/any-study")
-    worker_env = env | {"UNMIXLAB_PROJECT_DIR": str(tmp_path)}  # the pull step's folder
+    worker_env = env | {"UNMIXLAB_PROJECT_DIR": str(ROOT)}  # the pull step's folder
     logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
     command = [*PREFECT, "worker", "start", "--pool", POOL, "--limit", "1"]  # one run each
     workers = [start(command, worker_env, log) for log in logs]

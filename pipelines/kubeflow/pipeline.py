@@ -56,14 +56,22 @@ def use_mlflow(task):
     return task
 
 
+def component(function, image: str):
+    """A lightweight Python component of ``function`` running in ``image``.
+
+    The image holds unmixlab and kfp (its ``kubeflow`` extra): nothing to pip install.
+    """
+    dsl, _, _ = _kfp()
+    return dsl.component(function, base_image=image, install_kfp_package=False)
+
+
 def data_set(image: str, data_uri: str | None, preset, overrides):
     """The pipeline's data set: ``data_uri`` imported, or the preset's synthesised."""
     dsl, _, steps = _kfp()
     if data_uri:
         source = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset)
         return source.set_display_name("import-data").output
-    synth_data = dsl.component(steps.synth_data, base_image=image, install_kfp_package=False)
-    source = synth_data(preset=preset, overrides=overrides)
+    source = component(steps.synth_data, image)(preset=preset, overrides=overrides)
     return source.set_display_name("synth-data").outputs["data"]
 
 
@@ -82,15 +90,10 @@ def build_pipeline(image: str = DEFAULT_IMAGE, data_uri: str | None = None):
         UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed.
     """
     dsl, _, steps = _kfp()
-
-    def component(function):
-        # the image holds unmixlab and kfp (its `kubeflow` extra): nothing to pip install
-        return dsl.component(function, base_image=image, install_kfp_package=False)
-
-    prepare_data = component(steps.prepare_data)
-    train_target = component(steps.train_target)
-    evaluate_model = component(steps.evaluate_model)
-    promote_model = component(steps.promote_model)
+    prepare_data = component(steps.prepare_data, image)
+    train_target = component(steps.train_target, image)
+    evaluate_model = component(steps.evaluate_model, image)
+    promote_model = component(steps.promote_model, image)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -142,14 +145,10 @@ def build_study_pipeline(
         UnmixlabError: ``kfp`` or ``kfp-kubernetes`` is not installed.
     """
     dsl, _, steps = _kfp()
-
-    def component(function):
-        return dsl.component(function, base_image=image, install_kfp_package=False)
-
-    start_study = component(steps.start_study)
-    missing_trainings = component(steps.missing_trainings)
-    train_study_run = component(steps.train_study_run)
-    report_study = component(steps.report_study)
+    start_study = component(steps.start_study, image)
+    missing_trainings = component(steps.missing_trainings, image)
+    train_study_run = component(steps.train_study_run, image)
+    report_study = component(steps.report_study, image)
 
     @dsl.pipeline(
         name=STUDY_PIPELINE_NAME,
