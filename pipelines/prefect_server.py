@@ -33,7 +33,11 @@ from unmixlab.errors import UnmixlabError
 STARTUP_SECONDS = 120.0  # first start migrates the database: slow on a busy 2-core machine
 SHUTDOWN_SECONDS = 5.0  # after this the server exits even with requests in flight
 # what Prefect's own temporary server sets: API only, no UI, ephemeral services
-SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
+SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry (and no internet to send it)
+}
 
 
 def free_port() -> int:
@@ -102,11 +106,18 @@ def wait_until_healthy(url: str, server: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def use_api(url: str) -> Iterator[None]:
-    """Point Prefect at ``url`` here and in child processes; send pending logs on the way out."""
+    """Point Prefect at ``url`` here, in its threads and in child processes.
+
+    The environment reaches child processes; Prefect's process-global settings reach threads
+    that start without this context (the process pool's message forwarder would otherwise
+    start an ephemeral server of its own, left running). Pending logs are sent on the way out.
+    """
+    from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
+    refresh_global_settings_context()
     try:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             try:
@@ -118,6 +129,7 @@ def use_api(url: str) -> Iterator[None]:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
+        refresh_global_settings_context()
 
 
 def drain_prefect_workers() -> None:

@@ -152,3 +152,28 @@ def test_an_interrupted_study_rerun_trains_only_the_missing_trainings(
     kept = {r.info.run_id for found in runs.values() for r in found}
     assert not kept & {run.info.run_id for run in lost}
     assert verdicts_of(again) == verdicts_of(first)
+
+
+def test_prefect_threads_started_without_its_context_see_the_commands_api():
+    """The process pool forwards its workers' logs from a plain thread: it must see the API
+    (else Prefect starts an ephemeral server there, and leaves it running)."""
+    import threading
+
+    from prefect.settings import get_current_settings
+
+    from pipelines.prefect_server import use_api
+
+    url = "http://127.0.0.1:9/api"
+    seen: list[str | None] = []
+
+    def look() -> None:
+        seen.append(get_current_settings().api.url)
+
+    with use_api(url):
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join()
+    after = threading.Thread(target=look)
+    after.start()
+    after.join()
+    assert seen[0] == url and seen[1] != url
