@@ -1,6 +1,5 @@
 """A study's trainings spread over workers, and a rerun that trains only what is missing."""
 
-import os
 import re
 import subprocess
 import sys
@@ -90,13 +89,16 @@ def seconds_of(output: str) -> float:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_a_study_on_two_process_workers_of_a_work_pool_matches_one_process(
+def test_a_study_spread_over_workers_matches_one_process_and_a_rerun_trains_what_is_missing(
     prefect_server: dict[str, str], synth_root: Path, tmp_path: Path, capsys
 ):
+    from mlflow.tracking import MlflowClient
+
     env = prefect_server
     preset = reduced_preset(tmp_path, synth_root)
     alone = run_study(env, tmp_path, preset, "--set", "experiment=one-process")
 
+    # the same study on two process workers of a work pool, each training a deployment run
     prefect_cli(env, "work-pool", "create", POOL, "--type", "process")
     prefect_cli(env, "deploy", "--name", "study-training/any-study")
     worker_env = env | {"UNMIXLAB_PROJECT_DIR": str(ROOT)}  # the pull step's folder
@@ -126,32 +128,17 @@ def test_a_study_on_two_process_workers_of_a_work_pool_matches_one_process(
     worked = [log.read_text() for log in logs]
     assert all("study-training" in text for text in worked), worked  # both workers took runs
 
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_an_interrupted_study_rerun_trains_only_the_missing_trainings(
-    synth_root: Path, tmp_path: Path, isolated_mlflow: str
-):
-    from mlflow.tracking import MlflowClient
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    preset = reduced_preset(tmp_path, synth_root)
-    first = run_study(env, tmp_path, preset, "--workers", "2")  # two processes here
-    assert "6 of its 6 trainings made" in first
-    runs = trainings_of("study-test")
-    lost = [runs[("wide", 0)][0], runs[("centre-uni", 0)][0]]
-    client = MlflowClient()
-    for run in lost:  # as if the study had been killed before these two
-        client.delete_run(run.info.run_id)
-
-    again = run_study(env, tmp_path, preset)
+    # as if the one-process study had been killed before two of its trainings: its rerun
+    # (on two worker processes here) trains just those
+    lost = [one[("wide", 0)][0], one[("centre-uni", 0)][0]]
+    for run in lost:
+        MlflowClient().delete_run(run.info.run_id)
+    again = run_study(env, tmp_path, preset, "--set", "experiment=one-process", "--workers", "2")
     assert "2 of its 6 trainings made" in again
-    runs = trainings_of("study-test")
-    assert sorted(runs) == sorted((name, 0) for name in NAMES)
-    assert all(len(found) == 1 for found in runs.values())
-    kept = {r.info.run_id for found in runs.values() for r in found}
-    assert not kept & {run.info.run_id for run in lost}
-    assert verdicts_of(again) == verdicts_of(first)
+    runs = trainings_of("one-process")
+    assert sorted(runs) == sorted(one) and all(len(found) == 1 for found in runs.values())
+    assert not {r.info.run_id for (r,) in runs.values()} & {run.info.run_id for run in lost}
+    assert verdicts_of(again) == verdicts_of(alone)
 
 
 def test_prefect_threads_started_without_its_context_see_the_commands_api():
