@@ -26,7 +26,7 @@ COMMANDS = {
     "export": ("pipelines.commands.export:export", "Export trained models for other runtimes."),
     "kubeflow": (
         "pipelines.commands.kubeflow:kubeflow",
-        "Kubeflow Pipelines: the training pipeline (data, prepare, train, evaluate, promote).",
+        "Kubeflow Pipelines: the training pipeline and the study pipeline.",
     ),
     "prepare": (
         "pipelines.commands.prepare:prepare",
