@@ -224,7 +224,8 @@ def run_trainings(
             missing ones).
     """
     done = total - len(todo)
-    with tqdm(total=total, initial=done, desc="study", unit="run") as overall:
+    label = f"study {Path(arguments['preset']).stem}"  # a preset's name, or its YAML file's
+    with tqdm(total=total, initial=done, desc=label, unit="run") as overall:
         if deployment is not None:
             _on_deployment(deployment, workers or len(todo) or 1, todo, arguments, overall)
             return

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny synthetic data, a tiny training config, isolated MLflow and Prefect."""
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,10 +39,33 @@ def tiny_config(synth_root: Path, tmp_path: Path) -> TrainConfig:
     return tiny.tiny_config(synth_root, tmp_path / "model", tmp_path / "cache")
 
 
+@pytest.fixture(scope="session")
+def mlflow_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store at the current schema, made once for the session.
+
+    A new store runs MLflow's migrations (~1.5 s); each test gets a copy of this one instead.
+    Tests of store creation (``test_writers``, ``test_infra``) use folders of their own.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    store = SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "default-artifacts"))
+    store.engine.dispose()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture(autouse=True)
-def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test tracks into its own SQLite store and artifact folder."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def isolated_mlflow(
+    mlflow_database: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """Every test tracks into its own SQLite store (a copy of the empty one, beside its
+    ``tmp_path``, which stays the test's alone) and artifact folder."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    shutil.copyfile(mlflow_database, store)
+    uri = f"sqlite:///{store}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     monkeypatch.setenv("UNMIXLAB_ARTIFACTS", str(tmp_path / "mlartifacts"))
@@ -57,7 +82,39 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session")
+def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect server database at the current schema, made once for the session.
+
+    A new database runs Prefect's migrations (~8 s of a server's start); each test that starts
+    a server copies this one (:func:`prefect_home`), as a user's second run finds its own.
+    """
+    from pipelines.prefect_server import SERVER_ENV, free_port, wait_until_healthy
+
+    home = tmp_path_factory.mktemp("prefect-template")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.prefect_server", str(port)],
+        stdin=subprocess.PIPE, env={**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home)},
+    )  # fmt: skip
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/api", server)
+    finally:
+        server.stdin.close()  # it stops at EOF, as when its command is gone
+        server.wait(timeout=60)
+    return home / "prefect.db"
+
+
 @pytest.fixture
-def prefect_server(tmp_path: Path):
+def prefect_home(prefect_database: Path, tmp_path: Path) -> Path:
+    """A ``PREFECT_HOME`` of the test's own, its database a copy of :func:`prefect_database`."""
+    home = tmp_path / "prefect"
+    home.mkdir()
+    shutil.copyfile(prefect_database, home / "prefect.db")
+    return home
+
+
+@pytest.fixture
+def prefect_server(prefect_home: Path, tmp_path: Path):
     """``prefect server start`` on a loopback port, with its own database; yields its env."""
-    yield from prefect_processes.prefect_server(tmp_path)
+    yield from prefect_processes.prefect_server(prefect_home, tmp_path / "server.log")

@@ -40,17 +40,16 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def prefect_server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """``prefect server start`` on a loopback port, with its own database; yields its env."""
+def prefect_server(home: Path, log: Path) -> Iterator[dict[str, str]]:
+    """``prefect server start`` on a loopback port, its database in ``home``; yields its env."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {
-        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_HOME": str(home),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
-    log = tmp_path / "server.log"
     server = start([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                    env, log)  # fmt: skip
     try:

@@ -86,6 +86,7 @@ def leaky(stems: np.ndarray) -> np.ndarray:
     return estimates.astype(np.float32)
 
 
+@pytest.mark.slow
 def test_leaky_noisy_estimates_of_the_four_stems(stems: np.ndarray):
     expected, _ = assert_agrees(stems, leaky(stems))
     assert np.isfinite(expected[0]).mean() > 0.5  # a test of real numbers (some rests: NaN)
@@ -97,6 +98,7 @@ def test_leaky_noisy_estimates_of_the_four_stems_with_museval_defaults(stems: np
     assert np.isfinite(expected[0]).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_near_perfect_estimates(stems: np.ndarray):
     estimates = stems[:2] + noise_like(stems[:2], 1e-3, seed=1)  # about 60 dB SDR
     expected, _ = assert_agrees(stems[:2], estimates, taps=bsseval.FILTER_TAPS)

@@ -104,6 +104,7 @@ def write_stems_root(synth_root: Path, dest: Path, count: int) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_cache_gives_the_decoded_samples_of_stems_mp4(synth_root: Path, tmp_path: Path) -> None:
     root = write_stems_root(synth_root, tmp_path / "stems", 1)
     tracks = discover(root, False, "train")
@@ -186,6 +187,7 @@ BUILD_SLOWLY = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killed_build_leaves_nothing_usable(synth_root: Path, tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     child = subprocess.Popen(

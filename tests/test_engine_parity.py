@@ -164,11 +164,10 @@ class MetricsDropper:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path: Path):
+def mlflow_server(mlflow_database: Path, tmp_path: Path):
     from test_tracking_outage import MlflowServer
 
-    server = MlflowServer(tmp_path / "server")
-    server.folder.mkdir()
+    server = MlflowServer(tmp_path / "server", mlflow_database)
     server.start()
     try:
         yield server

@@ -121,6 +121,7 @@ def test_config_is_frozen_and_schema_exports():
     assert ExperimentConfig.model_validate(config.model_dump()) == config
 
 
+@pytest.mark.slow
 def test_loading_a_preset_imports_no_scipy_mlflow_or_optuna():
     import subprocess
     import sys

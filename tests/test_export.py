@@ -35,6 +35,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder, out
 
 
+@pytest.mark.slow
 def test_onnx_step_streams_as_the_torch_separator(exported: tuple[Path, Path]):
     folder, out = exported
     onnx_separator = load_onnx_separator(folder, out)
@@ -53,6 +54,7 @@ def test_onnx_step_streams_as_the_torch_separator(exported: tuple[Path, Path]):
     assert (streamed - torch_separator.offline(audio)).abs().max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_stream_command_runs_the_onnx_engine(exported: tuple[Path, Path]):
     folder, out = exported
     audio = noise(2, 3000)

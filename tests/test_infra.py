@@ -409,6 +409,9 @@ def test_launcher_starts_a_real_server(tmp_path):
     import time
     import urllib.request
 
+    folder = tmp_path / "server"  # a folder without a store: the launcher creates it
+    folder.mkdir()
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -416,7 +419,7 @@ def test_launcher_starts_a_real_server(tmp_path):
     env.update(MLFLOW_PORT=str(port), MLFLOW_WORKERS="1")
     server = subprocess.Popen(
         ["bash", str(START_SERVER)],
-        cwd=tmp_path,
+        cwd=folder,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -433,8 +436,8 @@ def test_launcher_starts_a_real_server(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, "the server did not answer /health in 60 s"
                 time.sleep(0.3)
-        assert (tmp_path / "mlflow.db").is_file()
-        assert (tmp_path / "mlartifacts").is_dir()
+        assert (folder / "mlflow.db").is_file()
+        assert (folder / "mlartifacts").is_dir()
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

@@ -103,6 +103,7 @@ def test_mlflow_settings_come_from_the_pod_environment(package):
         assert not task["cachingOptions"].get("enableCache", False)
 
 
+@pytest.mark.slow
 def test_compile_command_with_imported_data(tmp_path):
     out = tmp_path / "pipeline.yaml"
     result = subprocess.run(
@@ -127,6 +128,7 @@ def test_default_image_is_the_package_version():
     assert pipeline.DEFAULT_IMAGE == f"unmixlab:{version}"
 
 
+@pytest.mark.slow
 def test_importing_pipelines_does_not_need_kfp():
     code = (
         "import sys, pipelines.kubeflow.pipeline, pipelines.commands.kubeflow;"
@@ -136,6 +138,7 @@ def test_importing_pipelines_does_not_need_kfp():
     assert result.returncode == 0, result.stderr.decode()
 
 
+@pytest.mark.slow
 def test_run_local_without_data_names_the_option_in_one_line(tmp_path: Path):
     result = subprocess.run(
         [*CLI, "kubeflow", "run-local", "--preset", "umx", "--set", "data.root=/nowhere"],
@@ -169,28 +172,3 @@ def test_the_study_pipeline_fans_its_trainings_out_with_a_bounded_parallel_for(t
         assert all(call in source for call in needed), name
     mlflow = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert {f"exec-{n}" for n in ("start-study", "train-study-run", "report-study")} <= set(mlflow)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_run_local_runs_a_tiny_study(synth_root: Path, tmp_path: Path):
-    from mlflow.tracking import MlflowClient
-    from tiny import reduced_preset
-
-    preset = reduced_preset(tmp_path, synth_root)
-    command = [*CLI, "kubeflow", "run-local", "--pipeline", "study", "--preset", str(preset),
-               "--data-uri", str(synth_root), "--outputs", str(tmp_path / "kfp")]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "6 of 6 trainings to make" in result.stdout + result.stderr
-
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name("study-test").experiment_id
-    trainings = client.search_runs([experiment], filter_string="tags.study_key != ''")
-    assert sorted(r.data.tags["configuration"] for r in trainings) == sorted(
-        ["small", "large", "centre", "wide", "centre-uni", "centre-uni-short"]
-    )  # each once
-    (study,) = client.search_runs([experiment], filter_string="tags.orchestrator = 'kubeflow'")
-    assert study.info.status == "FINISHED"
-    assert study.data.tags["verdict.H2"] in ("supported", "contradicted", "inconclusive")
-    assert {t.data.tags["mlflow.parentRunId"] for t in trainings} == {study.info.run_id}

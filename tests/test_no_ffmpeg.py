@@ -45,6 +45,7 @@ def test_wav_trains_without_ffmpeg(synth_root: Path, tmp_path: Path, cache: str)
     assert done.stdout.strip().splitlines()[-1] == "[]"  # neither musdb nor stempeg imported
 
 
+@pytest.mark.slow
 def test_stems_without_ffmpeg_fail_with_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "root" / "train").mkdir(parents=True)
     (tmp_path / "root" / "train" / "song.stem.mp4").write_bytes(b"\0" * 64)

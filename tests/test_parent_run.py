@@ -5,6 +5,8 @@ from mlflow import MlflowClient
 
 from unmixlab.tracking.parent_run import PARAM_CHARS, ParentRun, end_run, failure
 
+pytestmark = pytest.mark.slow  # each test creates an MLflow store: its migrations take ~1.5 s
+
 
 def test_a_new_run_gets_the_settings_as_flat_params_in_batches():
     settings = {"train": {f"field{i}": i for i in range(150)}, "long": "x" * 7000, "tags": [1, 2]}

@@ -45,6 +45,7 @@ def test_overrides_make_distinct_names_and_come_first(preset: str) -> None:
     assert run_name(preset, epochs, train).startswith("epochs 8 · ")  # what differs, first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed-study", "seed-study-quick", "seed-study-16k"])
 def test_every_study_run_has_its_own_name(preset: str) -> None:
     config = load_preset(preset)

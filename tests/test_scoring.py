@@ -45,6 +45,7 @@ def test_a_track_is_scored_in_museval_groups_with_museval_numbers(track: musdb.M
             np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], atol=0.05)
 
 
+@pytest.mark.slow
 def test_scores_are_read_back_only_with_the_same_settings(track: musdb.MultiTrack, tmp_path):
     store = score_track(track, estimates_of(track, ["vocals", "accompaniment"]), "unmixlab")
     path = write_scores(tmp_path / "track.json", store, Stamp(bsseval.NAME, "1", "abc"))

@@ -21,10 +21,12 @@ from pipelines.prefect_server import SERVER_ENV, free_port, wait_until_healthy
 STOP_SECONDS = 15.0  # "a few seconds", on a 2-core machine shared with other jobs
 
 
-def start(flow: str, synth_root: Path, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+def start(
+    flow: str, synth_root: Path, tmp_path: Path, prefect_home: Path, *args: str
+) -> tuple[subprocess.Popen, Path]:
     """``unmixlab run FLOW`` on the shared tiny data, with far more epochs than it gets."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    env["PREFECT_HOME"] = str(prefect_home)
     overrides = [
         f"data.root={synth_root}", "data.synth=null", f"data.cache_dir={tmp_path / 'cache'}",
         f"output={tmp_path / 'runs'}", "experiment=stopping", "train.epochs=10000",
@@ -76,10 +78,10 @@ def flow_run_states(prefect_home: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_temporary_server_stops_when_its_command_is_gone(tmp_path: Path):
+def test_the_temporary_server_stops_when_its_command_is_gone(prefect_home: Path):
     """The server's stdin is a pipe from its command; EOF (the command died) stops it."""
     port = free_port()
-    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(prefect_home)}
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # as `unmixlab run` sets it
     server = subprocess.Popen(
         [sys.executable, "-m", "pipelines.prefect_server", str(port)],
@@ -101,9 +103,9 @@ def test_the_temporary_server_stops_when_its_command_is_gone(tmp_path: Path):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_a_signal_stops_the_run_and_leaves_no_process(
-    signum: int, synth_root: Path, tmp_path: Path
+    signum: int, synth_root: Path, tmp_path: Path, prefect_home: Path
 ):
-    process, log = start("training", synth_root, tmp_path)
+    process, log = start("training", synth_root, tmp_path, prefect_home)
     try:
         # training is under way: its second epoch has started
         wait_for(lambda: "epoch 2:" in log.read_text(), "second epoch", log)
@@ -122,11 +124,13 @@ def test_a_signal_stops_the_run_and_leaves_no_process(
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 2  # the flow's parent run and the vocals training
     assert {run.info.status for run in runs} == {"KILLED"}
-    assert flow_run_states(tmp_path / "prefect") == ["CRASHED"]
+    assert flow_run_states(prefect_home) == ["CRASHED"]
 
 
 @pytest.mark.slow
-def test_sigterm_stops_tuning_and_its_worker_processes(synth_root: Path, tmp_path: Path):
+def test_sigterm_stops_tuning_and_its_worker_processes(
+    synth_root: Path, tmp_path: Path, prefect_home: Path
+):
     space = [
         "tune.space.hidden_size=[16]", "tune.space.batch_size=[4]",
         "tune.space.samples_per_track=[4]", "tune.enqueue=[]", "tune.pruner=none",
@@ -135,7 +139,7 @@ def test_sigterm_stops_tuning_and_its_worker_processes(synth_root: Path, tmp_pat
     args = ["--trials", "2", "--workers", "2", "--epochs", "10000"]
     for setting in space:
         args += ["--set", setting]
-    process, log = start("tuning", synth_root, tmp_path, *args)
+    process, log = start("tuning", synth_root, tmp_path, prefect_home, *args)
     client = MlflowClient()
 
     def trials_training() -> bool:
@@ -161,4 +165,4 @@ def test_sigterm_stops_tuning_and_its_worker_processes(synth_root: Path, tmp_pat
     runs = client.search_runs([client.get_experiment_by_name("stopping").experiment_id])
     assert len(runs) == 3  # the study's parent run and two trials
     assert {run.info.status for run in runs} == {"KILLED"}
-    assert flow_run_states(tmp_path / "prefect") == ["CRASHED"]
+    assert flow_run_states(prefect_home) == ["CRASHED"]

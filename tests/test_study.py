@@ -343,6 +343,7 @@ def context(**changes: object) -> StudyContext:
     return StudyContext(**(values | changes))
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_honest_and_complete(tmp_path: Path):
     summaries, measurements = simulated(batch=0.5, hidden=0.5, curve=-0.5)
     summaries = [

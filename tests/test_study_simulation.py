@@ -180,6 +180,7 @@ def test_the_vectorised_fit_is_statsmodels_ols(study):
         assert fast.residual_sd == pytest.approx(slow.residual_sd)
 
 
+@pytest.mark.slow
 def test_holm_is_statsmodels_multipletests():
     rng = np.random.default_rng(0)
     for size in (1, 2, 3, 7):

@@ -150,6 +150,7 @@ def test_vocals_sing_in_the_voice_band_with_rests(dataset):
         assert 150 < peak < 4000
 
 
+@pytest.mark.slow
 def test_musdb_reads_it(dataset):
     db = musdb.DB(root=str(dataset), is_wav=True, subsets="train")
     assert sorted(track.name for track in db) == [p.name for p in tracks_of(dataset)]

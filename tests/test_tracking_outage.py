@@ -1,6 +1,7 @@
 """A real ``mlflow server`` killed mid-training: the training goes on and no metric is lost."""
 
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -20,8 +21,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 class MlflowServer:
     """``mlflow server`` on SQLite with local proxied artifacts; restarts on the same port."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, database: Path):
+        """``folder``'s store starts as a copy of ``database`` (an empty migrated store)."""
         self.folder = folder
+        folder.mkdir()
+        shutil.copyfile(database, folder / "mlflow.db")
         self.uri = f"http://127.0.0.1:{free_port()}"
         self.process = None
 
@@ -44,9 +48,8 @@ class MlflowServer:
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    server = MlflowServer(tmp_path / "server")
-    server.folder.mkdir()
+def server(mlflow_database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    server = MlflowServer(tmp_path / "server", mlflow_database)
     server.start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
     try:

@@ -77,6 +77,7 @@ def test_loss_falls(config: TrainConfig) -> None:
     assert history.best_epoch == history.valid_loss.index(result.best_loss) + 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_other_seed_other_run(config: TrainConfig, tmp_path: Path) -> None:
     first = train(config)
     again = train(config.updated(output=tmp_path / "again"))
@@ -89,6 +90,7 @@ def test_same_seed_same_run_other_seed_other_run(config: TrainConfig, tmp_path: 
     assert curves(workers) == curves(first)
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_an_uninterrupted_one(
     straight: TrainResult, synth_root: Path, shared_cache: Path, tmp_path: Path
 ) -> None:

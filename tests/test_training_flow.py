@@ -1,18 +1,16 @@
 """The ``training`` flow end to end on tiny synthetic data, in a real Prefect test server."""
 
-import os
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
 import pytest
-import requests
 from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -207,38 +205,16 @@ class FlakyProxy:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path: Path):
-    """A real MLflow tracking server on loopback (SQLite, proxied local artifacts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+def mlflow_server(mlflow_database: Path, tmp_path: Path) -> Iterator[int]:
+    """A real MLflow tracking server on loopback (SQLite, proxied local artifacts); its port."""
+    from test_tracking_outage import MlflowServer
+
+    server = MlflowServer(tmp_path / "server", mlflow_database)
+    server.start()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # still starting (slow CPU)
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.5)
-        yield port
+        yield int(server.uri.rsplit(":", 1)[1])
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn worker
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # still draining kept-alive client connections
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
-        log.close()
+        server.kill()
 
 
 @pytest.mark.slow

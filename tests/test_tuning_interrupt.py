@@ -1,8 +1,8 @@
 """Ctrl-C in a tuning that extends a finished study: the record stays right, a rerun completes.
 
-The sequence a user runs: ``--trials 5`` to the end; ``--trials 7 --workers 2`` interrupted
+The sequence a user runs: ``--trials 3`` to the end; ``--trials 5 --workers 2`` interrupted
 (SIGINT to the terminal's process group, as Ctrl-C sends it) while its trials train; then
-``--trials 7`` again. Real processes, Prefect (temporary server), Optuna and MLflow stores.
+``--trials 5`` again. Real processes, Prefect (temporary server), Optuna and MLflow stores.
 """
 
 import os
@@ -70,24 +70,24 @@ def parent_status(client: MlflowClient) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # three tuning commands; about 4 minutes on a quiet 2-core machine
 def test_interrupted_tuning_keeps_the_record_and_a_rerun_finishes_it(
-    synth_root: Path, tmp_path: Path
+    synth_root: Path, tmp_path: Path, prefect_home: Path
 ) -> None:
     preset = tmp_path / f"{STUDY}.yaml"
     data = {"root": str(synth_root), "is_wav": True, "cache_dir": str(tmp_path / "cache")}
     preset.write_text(yaml.safe_dump(PRESET | {"data": data}))
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    env["PREFECT_HOME"] = str(prefect_home)
     client = MlflowClient()
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
 
-    first = subprocess.run(command(preset, "--trials", "5"), env=env, capture_output=True)
+    first = subprocess.run(command(preset, "--trials", "3"), env=env, capture_output=True)
     assert first.returncode == 0, first.stderr.decode()[-3000:]
-    assert len(trials(finished)) == 5 and parent_status(client) == "FINISHED"
+    assert len(trials(finished)) == 3 and parent_status(client) == "FINISHED"
 
     log = tmp_path / "interrupted.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            command(preset, "--trials", "7", "--workers", "2"),
+            command(preset, "--trials", "5", "--workers", "2"),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -104,7 +104,7 @@ def test_interrupted_tuning_keeps_the_record_and_a_rerun_finishes_it(
     assert output.splitlines().count("aborted") == 1, output[-3000:]  # the one line
     assert parent_status(client) == "FINISHED"  # the finished study's run stays so
     interrupted = [t for t in trials((TrialState.FAIL,)) if t.user_attrs.get("interrupted")]
-    assert interrupted and len(trials(finished)) < 7
+    assert interrupted and len(trials(finished)) < 5
     for trial in interrupted:  # those interrupted before their training started have no run
         if "mlflow_run_id" not in trial.user_attrs:
             continue
@@ -113,9 +113,9 @@ def test_interrupted_tuning_keeps_the_record_and_a_rerun_finishes_it(
     queued = {str(t.system_attrs["fixed_params"]) for t in trials((TrialState.WAITING,))}
     assert {str(t.params) for t in interrupted if t.params} <= queued  # their params run again
 
-    again = subprocess.run(command(preset, "--trials", "7"), env=env, capture_output=True)
+    again = subprocess.run(command(preset, "--trials", "5"), env=env, capture_output=True)
     assert again.returncode == 0, again.stderr.decode()[-3000:]
-    assert len(trials(finished)) == 7 and parent_status(client) == "FINISHED"
+    assert len(trials(finished)) == 5 and parent_status(client) == "FINISHED"
     for trial in trials(finished):
         run = client.get_run(trial.user_attrs["mlflow_run_id"])
         assert run.info.status == "FINISHED", (trial.number, trial.state)  # pruned too
