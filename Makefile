@@ -12,8 +12,8 @@ setup:  ## install ffmpeg, create .venv and install the project with its test to
 demo: setup  ## the main job: synthetic data -> training flow (quickstart) -> museval -> champion
 	$(VENV)/unmixlab run training --preset quickstart
 
-test: setup  ## run the whole test suite, README examples aside (see test-readme)
-	$(VENV)/python -m pytest -m "not readme"
+test: setup  ## run the whole test suite, README examples aside (see test-readme), on two workers
+	$(VENV)/python -m pytest -m "not readme" -n 2 --dist loadfile
 
 test-readme: setup  ## run README.md's command-line examples as written, in a temporary folder
 	$(VENV)/python -m pytest -m readme tests/test_readme.py

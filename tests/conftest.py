@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import prefect_processes
@@ -15,9 +16,13 @@ from unmixlab.synth import synthesize
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Put this interpreter's scripts (mlflow, unmixlab, uvicorn) first on PATH for subprocesses."""
+    """Put this interpreter's scripts (mlflow, unmixlab, uvicorn) first on PATH for subprocesses,
+    and give the session (each xdist worker its own) a ``PREFECT_HOME`` apart from the user's."""
     scripts = str(Path(sys.executable).parent)
     os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+    home = tempfile.mkdtemp(prefix="unmixlab-tests-prefect-")
+    os.environ["PREFECT_HOME"] = home
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")

@@ -358,3 +358,26 @@ def test_dashboard_and_mlflow_show_readable_names_links_and_small_plots(
     history = tmp_path / "report" / "plots" / "optimization_history.html"
     assert history.stat().st_size < 100_000  # plotly.js from its CDN, not 4.7 MB inside
     assert "cdn.plot.ly" in history.read_text()
+
+
+@pytest.mark.parametrize("enqueued", [False, True], ids=["sampled", "enqueued"])
+def test_a_trial_interrupted_before_its_objective_is_failed_not_left_running(
+    tmp_path: Path, enqueued: bool
+):
+    """Ctrl-C between Optuna's ask and the objective: no RUNNING trial without a heartbeat."""
+    from unmixlab.tuning.search import _no_trial_left_running
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(storage=storage)
+    if enqueued:
+        study.enqueue_trial({"x": 1.0})
+    with pytest.raises(KeyboardInterrupt), _no_trial_left_running(study, storage):
+        study.ask()  # the trial is RUNNING from here; the objective never starts
+        raise KeyboardInterrupt
+    (asked, *queued) = study.get_trials(deepcopy=False)
+    assert asked.state == TrialState.FAIL and asked.user_attrs["interrupted"] is True
+    assert [t.system_attrs.get("fixed_params") for t in queued] == (
+        [{"x": 1.0}] if enqueued else []
+    )
+    assert all(t.state == TrialState.WAITING for t in queued)
+    assert "ask" not in vars(study)  # Optuna's own again

@@ -68,7 +68,7 @@ def parent_status(client: MlflowClient) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # three tuning commands; about 4 minutes on a quiet 2-core machine
+@pytest.mark.timeout(1800)  # three tuning commands; about 1.5 minutes on a quiet 2-core machine
 def test_interrupted_tuning_keeps_the_record_and_a_rerun_finishes_it(
     synth_root: Path, tmp_path: Path, prefect_home: Path
 ) -> None:

@@ -24,10 +24,13 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 import torch
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from unmixlab.config import TrainConfig
@@ -36,7 +39,7 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
 from unmixlab.tracking.parent_run import ParentRun
 from unmixlab.tracking.trials import fail_stale_run, run_status
-from unmixlab.tuning.objective import Objective
+from unmixlab.tuning.objective import INTERRUPTED_ATTR, Objective
 from unmixlab.tuning.settings import METRIC_NAMES, FloatRange, TuneConfig
 from unmixlab.tuning.storage import (
     SPEC_ATTR,
@@ -281,9 +284,10 @@ def run_worker(
     cap = cap or tune.trials
     if threads is not None:
         torch.set_num_threads(threads)
+    storage = storage_for(storage_url, tune, fail_stale_run)
     study = optuna.load_study(
         study_name=study_name,
-        storage=storage_for(storage_url, tune, fail_stale_run),
+        storage=storage,
         sampler=make_sampler(None if worker_index is None else tune.seed + worker_index),
         pruner=make_pruner(tune, base),
     )
@@ -315,7 +319,7 @@ def run_worker(
         bar.set_postfix_str(f"trial {trial.number} {trial.state.name.lower()}{value}")
         bar.update()
 
-    with bar:
+    with bar, _no_trial_left_running(study, storage):
         study.optimize(
             objective,
             n_trials=todo,
@@ -324,6 +328,40 @@ def run_worker(
             gc_after_trial=True,
         )
     return len(ran)
+
+
+@contextmanager
+def _no_trial_left_running(study: optuna.Study, storage: BaseStorage) -> Iterator[None]:
+    """On an interrupt, fail as interrupted the trials this process asked for but never began.
+
+    Ctrl-C between Optuna's ``ask`` and the objective leaves a RUNNING trial without a
+    heartbeat: no worker would ever fail it, and every later report would wait for it. An
+    enqueued trial's parameters are queued again, as the objective does for its own.
+    """
+    asked: list[int] = []
+    ask = study.ask
+
+    def ask_and_note(*args, **kwargs) -> optuna.Trial:
+        trial = ask(*args, **kwargs)
+        asked.append(trial._trial_id)
+        return trial
+
+    study.ask = ask_and_note  # Optuna's optimize loop asks through the study object
+    try:
+        yield
+    except KeyboardInterrupt:
+        for trial_id in asked:
+            trial = storage.get_trial(trial_id)
+            if trial.state == TrialState.RUNNING:
+                storage.set_trial_user_attr(trial_id, INTERRUPTED_ATTR, True)
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
+                if "fixed_params" in trial.system_attrs:
+                    study.enqueue_trial(
+                        trial.system_attrs["fixed_params"], user_attrs={"retry_of": trial.number}
+                    )
+        raise
+    finally:
+        del study.ask
 
 
 def run_workers(storage_url: str, study_name: str, workers: int, cap: int | None = None) -> None:
