@@ -86,9 +86,9 @@ def views(work: Path, out: Path) -> None:
     )  # fmt: skip
     try:
         ui, run_page = "http://127.0.0.1:5055/#", f"runs/{training.info.run_id}"
-        shoot(f"{ui}/experiments/{tuning}", out / "mlflow-runs.png")
+        shoot(f"{ui}/experiments/{tuning}/runs", out / "mlflow-runs.png")
         shoot(f"{ui}/experiments/{quickstart}/{run_page}", out / "mlflow-run.png")
-        listen = "artifacts/evaluation/listen/index.html"
+        listen = "artifactPath/evaluation/listen/index.html"
         shoot(f"{ui}/experiments/{quickstart}/{run_page}/{listen}", out / "mlflow-listening.png")
         shoot(f"{ui}/models/{model}/versions/{version}", out / "mlflow-registry.png")
         shoot("http://127.0.0.1:8085/dashboard/studies/1", out / "optuna-dashboard.png")
