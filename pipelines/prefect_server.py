@@ -64,12 +64,7 @@ def prefect_api() -> Iterator[str]:
         return
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.prefect_server", str(port)],
-        stdin=subprocess.PIPE,
-        env={**os.environ, **SERVER_ENV},
-        start_new_session=True,  # the terminal's Ctrl-C is for the command, not the server
-    )
+    server = start_server(port)
     try:
         click.echo(f"temporary Prefect server on {url} (PREFECT_API_URL: use yours)", err=True)
         wait_until_healthy(url, server)
@@ -77,6 +72,19 @@ def prefect_api() -> Iterator[str]:
             yield url
     finally:
         stop(server)
+
+
+def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The temporary server (:func:`serve`) on loopback ``port``, its environment ``env``.
+
+    It stops when its standard input closes (:func:`stop`); ``env`` defaults to this process's.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.prefect_server", str(port)],
+        stdin=subprocess.PIPE,
+        env={**(os.environ if env is None else env), **SERVER_ENV},
+        start_new_session=True,  # the terminal's Ctrl-C is for the command, not the server
+    )
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen) -> None:

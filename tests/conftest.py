@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -94,19 +93,15 @@ def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     A new database runs Prefect's migrations (~8 s of a server's start); each test that starts
     a server copies this one (:func:`prefect_home`), as a user's second run finds its own.
     """
-    from pipelines.prefect_server import SERVER_ENV, free_port, wait_until_healthy
+    from pipelines.prefect_server import free_port, start_server, stop, wait_until_healthy
 
     home = tmp_path_factory.mktemp("prefect-template")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.prefect_server", str(port)],
-        stdin=subprocess.PIPE, env={**os.environ, **SERVER_ENV, "PREFECT_HOME": str(home)},
-    )  # fmt: skip
+    server = start_server(port, {**os.environ, "PREFECT_HOME": str(home)})
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}/api", server)
     finally:
-        server.stdin.close()  # it stops at EOF, as when its command is gone
-        server.wait(timeout=60)
+        stop(server)
     return home / "prefect.db"
 
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipelines.prefect_server import SERVER_ENV, free_port, wait_until_healthy
+from pipelines.prefect_server import free_port, start_server, wait_until_healthy
 
 STOP_SECONDS = 15.0  # "a few seconds", on a 2-core machine shared with other jobs
 
@@ -81,12 +81,7 @@ def flow_run_states(prefect_home: Path) -> list[str]:
 def test_the_temporary_server_stops_when_its_command_is_gone(prefect_home: Path):
     """The server's stdin is a pipe from its command; EOF (the command died) stops it."""
     port = free_port()
-    env = {**os.environ, **SERVER_ENV, "PREFECT_HOME": str(prefect_home)}
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # as `unmixlab run` sets it
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.prefect_server", str(port)],
-        stdin=subprocess.PIPE, env=env, start_new_session=True,
-    )  # fmt: skip
+    server = start_server(port, {**os.environ, "PREFECT_HOME": str(prefect_home)})
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}/api", server)
         server.send_signal(signal.SIGINT)  # a Ctrl-C meant for the command does not stop it

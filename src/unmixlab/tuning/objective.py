@@ -34,6 +34,11 @@ RUN_URL_ATTR = "mlflow_run"  # trial user attribute: the child run's page in the
 INTERRUPTED_ATTR = "interrupted"  # trial user attribute: stopped by Ctrl-C/SIGTERM, not failed
 
 
+def requeue(study: optuna.Study, params: dict, number: int) -> None:
+    """Queue an interrupted trial's parameters again, noting which trial it retries."""
+    study.enqueue_trial(params, user_attrs={"retry_of": number})
+
+
 class PruningCallback(TrainingCallback):
     """Reports each epoch's validation loss to the trial; stops training when told to prune."""
 
@@ -208,7 +213,7 @@ class Objective:
         trial.set_user_attr(INTERRUPTED_ATTR, True)
         self._mark(config, "INTERRUPTED")
         if trial.params:
-            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            requeue(trial.study, trial.params, trial.number)
 
     @staticmethod
     def _mark(

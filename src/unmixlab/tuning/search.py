@@ -39,7 +39,7 @@ from unmixlab.errors import UnmixlabError
 from unmixlab.progress import tqdm
 from unmixlab.tracking.parent_run import ParentRun
 from unmixlab.tracking.trials import fail_stale_run, run_status
-from unmixlab.tuning.objective import INTERRUPTED_ATTR, Objective
+from unmixlab.tuning.objective import INTERRUPTED_ATTR, Objective, requeue
 from unmixlab.tuning.settings import METRIC_NAMES, FloatRange, TuneConfig
 from unmixlab.tuning.storage import (
     SPEC_ATTR,
@@ -356,9 +356,7 @@ def _no_trial_left_running(study: optuna.Study, storage: BaseStorage) -> Iterato
                 storage.set_trial_user_attr(trial_id, INTERRUPTED_ATTR, True)
                 storage.set_trial_state_values(trial_id, TrialState.FAIL)
                 if "fixed_params" in trial.system_attrs:
-                    study.enqueue_trial(
-                        trial.system_attrs["fixed_params"], user_attrs={"retry_of": trial.number}
-                    )
+                    requeue(study, trial.system_attrs["fixed_params"], trial.number)
         raise
     finally:
         del study.ask
